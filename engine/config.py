@@ -1,0 +1,410 @@
+"""Every hyperparameter, in one typed, frozen dataclass tree.
+
+The tree has one node per group the GUI shows (Model, Objective, Optimiser,
+Data, Schedule, Output). Each field carries metadata: a label, help text and
+either a numeric range or (through its ``Literal`` type) a set of choices.
+The GUI builds its form from this metadata, the CLI builds ``--set key=value``
+from it, and ``asdict(cfg)`` is what goes into every run folder and checkpoint.
+
+Field names follow the reference implementation (``crop_size``, ``ngf``,
+``n_blocks``, ``lambda_cyc`` …) and are unique across groups, so a flat
+``key=value`` override always names exactly one field.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import typing
+from dataclasses import dataclass, field, fields
+from typing import Any, Literal, Mapping
+
+__all__ = [
+    "ConfigError",
+    "FieldSpec",
+    "ModelConfig",
+    "ObjectiveConfig",
+    "OptimConfig",
+    "DataConfig",
+    "ScheduleConfig",
+    "OutputConfig",
+    "Config",
+    "GROUPS",
+    "PRESETS",
+    "preset",
+    "field_specs",
+    "parse_value",
+    "WASSERSTEIN_MODES",
+]
+
+WASSERSTEIN_MODES = ("wgan-clip", "wgan-gp")
+
+
+class ConfigError(ValueError):
+    """A configuration value is invalid. The message names field, value and what is allowed."""
+
+
+def _f(default: Any, label: str, help: str, *, lo: float | None = None, hi: float | None = None,
+       widget: str | None = None, advanced: bool = False, unit: str = "") -> Any:
+    """A dataclass field with the metadata the form, the CLI and validation read."""
+    return field(default=default, metadata={
+        "label": label, "help": help, "min": lo, "max": hi, "widget": widget,
+        "advanced": advanced, "unit": unit,
+    })
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    netG: Literal["resnet"] = _f("resnet", "Generator", "Generator architecture: a ResNet with residual blocks (the paper's).")
+    ngf: int = _f(64, "Generator width (ngf)", "Filters in the generator's first conv layer.", lo=4, hi=256)
+    n_blocks: int = _f(9, "Residual blocks", "Residual blocks in the generator: 9 for 256 px, 6 for 128 px and below.", lo=1, hi=24)
+    upsample: Literal["transpose", "resize"] = _f(
+        "transpose", "Upsampling", "transpose: the paper's transposed conv. resize: nearest upsample + conv, free of checkerboard artifacts.")
+    ndf: int = _f(64, "Discriminator width (ndf)", "Filters in the discriminator's first conv layer.", lo=4, hi=256)
+    n_layers_D: int = _f(3, "Discriminator layers", "Strided layers of the PatchGAN; 3 gives the 70×70 receptive field.", lo=1, hi=6)
+    norm: Literal["instance", "none"] = _f("instance", "Generator norm", "Normalisation in the generator (instance norm without affine, as the paper).")
+    norm_D: Literal["instance", "layer", "none"] = _f(
+        "instance", "Discriminator norm", "Normalisation in the discriminator/critic. Never batch norm: it breaks the per-image gradient penalty.")
+    spectral_norm: bool = _f(False, "Spectral norm (D)", "Spectrally normalise the discriminator's conv weights.")
+    ema_decay: float = _f(0.0, "Generator EMA", "Exponential moving average of the generator weights, used for previews and translation. 0 turns it off.", lo=0.0, hi=0.9999)
+
+
+@dataclass(frozen=True)
+class ObjectiveConfig:
+    gan_mode: Literal["vanilla", "lsgan", "wgan-clip", "wgan-gp"] = _f(
+        "lsgan", "GAN objective",
+        "vanilla: the log loss. lsgan: least squares (the paper's practice). "
+        "wgan-clip / wgan-gp: a Wasserstein critic, with weight clipping or a gradient penalty; these plot a live W estimate.")
+    lambda_cyc: float = _f(10.0, "λ cycle", "Weight of the cycle-consistency L1 loss.", lo=0.0, hi=1000.0)
+    lambda_id: float = _f(0.5, "λ identity", "Identity loss weight, relative to λ cycle. 0 skips the identity passes.", lo=0.0, hi=10.0)
+    pool_size: int = _f(50, "Fake pool size", "History of generated images the discriminator sees. 0 disables the pool.", lo=0, hi=1000)
+    clip_value: float = _f(0.01, "Clip value c", "wgan-clip: critic weights are clipped to [−c, c] after every critic step.", lo=1e-5, hi=1.0)
+    lambda_gp: float = _f(10.0, "λ GP", "wgan-gp: weight of the gradient penalty λ·E[(‖∇f(x̂)‖ − 1)²].", lo=0.0, hi=1000.0)
+    n_critic: int = _f(5, "Critic steps", "Wasserstein: critic updates per generator update.", lo=1, hi=20)
+
+
+@dataclass(frozen=True)
+class OptimConfig:
+    lr: float = _f(2e-4, "Learning rate", "Adam learning rate of the generators (and of the discriminators unless lr_D is set).", lo=1e-7, hi=1e-1)
+    lr_D: float = _f(0.0, "Learning rate (D)", "Discriminator/critic learning rate; 0 uses lr (or the Wasserstein default).", lo=0.0, hi=1e-1, advanced=True)
+    beta1: float = _f(0.5, "Adam β1", "Adam's first-moment decay.", lo=0.0, hi=0.9999)
+    beta2: float = _f(0.999, "Adam β2", "Adam's second-moment decay.", lo=0.0, hi=0.99999)
+    wgan_defaults: bool = _f(
+        True, "Wasserstein optimiser defaults",
+        "With a Wasserstein objective, use the papers' optimisers: RMSProp 5e-5 (clip) or Adam 1e-4, β (0.5, 0.9) (gp).")
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    load_size: int = _f(286, "Load size", "Images are resized to this square size before the random crop.", lo=8, hi=2048, unit="px")
+    crop_size: int = _f(256, "Crop size", "Size of the random square crop the networks train on (a multiple of 4).", lo=8, hi=2048, unit="px")
+    flip: bool = _f(True, "Random flip", "Random horizontal flip.")
+    batch_size: int = _f(1, "Batch size", "Images per domain per step.", lo=1, hi=256)
+    cache_mb: int = _f(2048, "Cache budget", "Decoded images are kept in memory up to this size.", lo=0, hi=1 << 20, unit="MB", advanced=True)
+    max_pixels: int = _f(
+        80_000_000, "Pixel limit", "Images with more pixels are refused without being decoded (decompression-bomb guard).",
+        lo=1, hi=1 << 31, advanced=True)
+    val_fraction: float = _f(0.05, "Held-out fraction", "Fraction of each domain held out for validation, never trained on.", lo=0.0, hi=0.5)
+    val_min: int = _f(4, "Held-out minimum", "Minimum held-out images per domain (when the domain has enough).", lo=0, hi=10000)
+
+
+@dataclass(frozen=True)
+class ScheduleConfig:
+    n_epochs: int = _f(100, "Epochs at full LR", "Epochs at the initial learning rate.", lo=0, hi=100000)
+    n_epochs_decay: int = _f(100, "Decay epochs", "Epochs over which the learning rate decays linearly to zero.", lo=0, hi=100000)
+    max_steps: int = _f(0, "Step limit", "Stop after this many steps; the LR schedule is stretched to fit. 0: by epochs.", lo=0, hi=1 << 40)
+    time_limit: float = _f(0.0, "Time limit", "Stop cleanly, with a checkpoint, after this many minutes. 0: none.", lo=0.0, hi=1e7, unit="min")
+    seed: int = _f(0, "Seed", "Random seed. Training is deterministic for a given seed on CPU.", lo=0, hi=2**31 - 1)
+    log_every: int = _f(10, "Report every", "Steps between progress reports (losses, it/s).", lo=1, hi=100000, unit="steps")
+    preview_every: int = _f(100, "Preview every", "Steps between preview images.", lo=1, hi=1000000, unit="steps")
+    eval_every: int = _f(200, "Evaluate every", "Steps between held-out W estimates.", lo=1, hi=1000000, unit="steps")
+    save_every: int = _f(500, "Checkpoint every", "Steps between checkpoints.", lo=1, hi=1000000, unit="steps")
+    keep_checkpoints: int = _f(3, "Checkpoints kept", "Numbered checkpoints kept besides latest.", lo=1, hi=1000)
+
+
+@dataclass(frozen=True)
+class OutputConfig:
+    device: Literal["auto", "cpu", "cuda", "mps"] = _f("auto", "Device", "auto picks cuda, then mps, then cpu.")
+    amp: bool = _f(True, "bf16 autocast", "Use bf16 autocast on CUDA (ignored on CPU).")
+    channels_last: bool = _f(True, "channels_last", "Channels-last memory format on CUDA (ignored on CPU).", advanced=True)
+    compile: bool = _f(False, "torch.compile", "Compile the generator and critic forward passes (CUDA).", advanced=True)
+    tensorboard: bool = _f(False, "TensorBoard", "Also write scalars and previews to RUN_DIR/tb.")
+    threads: int = _f(0, "CPU threads", "torch intra-op threads; 0 uses all cores.", lo=0, hi=512, advanced=True)
+
+
+GROUPS: dict[str, type] = {
+    "model": ModelConfig,
+    "objective": ObjectiveConfig,
+    "optim": OptimConfig,
+    "data": DataConfig,
+    "schedule": ScheduleConfig,
+    "output": OutputConfig,
+}
+GROUP_LABELS = {
+    "model": "Model", "objective": "Objective", "optim": "Optimiser",
+    "data": "Data", "schedule": "Schedule", "output": "Output",
+}
+
+
+@dataclass(frozen=True)
+class FieldSpec:
+    """What the form and the CLI need to know about one field."""
+
+    group: str
+    name: str
+    type: type
+    default: Any
+    label: str
+    help: str
+    min: float | None
+    max: float | None
+    choices: tuple[Any, ...] | None
+    advanced: bool
+    unit: str
+
+    def describe_allowed(self) -> str:
+        if self.choices is not None:
+            return "one of " + ", ".join(repr(c) for c in self.choices)
+        if self.type is bool:
+            return "true or false"
+        kind = "an integer" if self.type is int else "a number"
+        if self.min is not None and self.max is not None:
+            return f"{kind} between {_fmt(self.min)} and {_fmt(self.max)}"
+        return kind
+
+
+def _fmt(x: float) -> str:
+    return str(int(x)) if float(x).is_integer() and abs(x) < 1e15 else repr(x)
+
+
+def _resolve_type(cls: type, name: str) -> tuple[type, tuple[Any, ...] | None]:
+    hints = typing.get_type_hints(cls)
+    hint = hints[name]
+    if typing.get_origin(hint) is Literal:
+        choices = typing.get_args(hint)
+        return type(choices[0]), choices
+    return hint, None
+
+
+def _specs_of(group: str, cls: type) -> list[FieldSpec]:
+    out = []
+    for f in fields(cls):
+        typ, choices = _resolve_type(cls, f.name)
+        m = f.metadata
+        out.append(FieldSpec(group, f.name, typ, f.default, m["label"], m["help"], m["min"], m["max"],
+                             choices, m["advanced"], m["unit"]))
+    return out
+
+
+_SPECS: dict[str, FieldSpec] = {s.name: s for g, c in GROUPS.items() for s in _specs_of(g, c)}
+assert len(_SPECS) == sum(len(fields(c)) for c in GROUPS.values()), "field names must be unique across groups"
+
+
+def field_specs() -> list[FieldSpec]:
+    """All fields in group order, as the form shows them."""
+    return list(_SPECS.values())
+
+
+def _check_value(spec: FieldSpec, value: Any) -> Any:
+    """Type-check and range-check one value; return it normalised (int → float where a float is expected)."""
+    where = f"{spec.name}={value!r}"
+    if spec.type is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"{where} is not allowed: {spec.name} must be true or false")
+        return value
+    if spec.choices is not None:
+        if value not in spec.choices:
+            raise ConfigError(f"{where} is not allowed: {spec.name} must be {spec.describe_allowed()}")
+        return value
+    if spec.type is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{where} is not allowed: {spec.name} must be {spec.describe_allowed()}")
+    elif spec.type is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"{where} is not allowed: {spec.name} must be {spec.describe_allowed()}")
+        value = float(value)
+        if not math.isfinite(value):
+            raise ConfigError(f"{where} is not allowed: {spec.name} must be a finite number")
+    elif spec.type is str:
+        if not isinstance(value, str):
+            raise ConfigError(f"{where} is not allowed: {spec.name} must be a string")
+    if spec.min is not None and value < spec.min or spec.max is not None and value > spec.max:
+        raise ConfigError(f"{where} is out of range: {spec.name} must be {spec.describe_allowed()}")
+    return value
+
+
+def parse_value(name: str, text: str) -> Any:
+    """Parse the text of ``--set name=text`` (or a form field) into the field's type, validated."""
+    spec = _SPECS.get(name)
+    if spec is None:
+        raise ConfigError(f"unknown setting {name!r}; valid settings: {', '.join(sorted(_SPECS))}")
+    t = text.strip()
+    if spec.type is bool:
+        low = t.lower()
+        if low in ("1", "true", "yes", "on"):
+            return True
+        if low in ("0", "false", "no", "off"):
+            return False
+        raise ConfigError(f"{name}={text!r} is not allowed: {name} must be true or false")
+    if spec.choices is not None:
+        return _check_value(spec, t)
+    try:
+        if spec.type is int:
+            value: Any = int(t, 10)
+        elif spec.type is float:
+            value = float(t)
+        else:
+            value = t
+    except ValueError:
+        raise ConfigError(f"{name}={text!r} is not allowed: {name} must be {spec.describe_allowed()}") from None
+    return _check_value(spec, value)
+
+
+@dataclass(frozen=True)
+class Config:
+    """The whole hyperparameter tree. Build with ``preset(...)``, change with ``with_values``."""
+
+    model: ModelConfig = field(default_factory=ModelConfig)
+    objective: ObjectiveConfig = field(default_factory=ObjectiveConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
+    output: OutputConfig = field(default_factory=OutputConfig)
+
+    def __post_init__(self) -> None:
+        for g in GROUPS:
+            node = getattr(self, g)
+            for f in fields(node):
+                value = _check_value(_SPECS[f.name], getattr(node, f.name))
+                object.__setattr__(node, f.name, value)
+        d, m = self.data, self.model
+        if d.crop_size % 4:
+            raise ConfigError(f"crop_size={d.crop_size} is not allowed: crop_size must be a multiple of 4 "
+                              "(the generator downsamples twice)")
+        if d.crop_size > d.load_size:
+            raise ConfigError(f"crop_size={d.crop_size} is not allowed: crop_size must not exceed load_size={d.load_size}")
+        # The PatchGAN halves the size n_layers_D times, then applies two 4×4 convs with padding 1.
+        if d.crop_size // (2 ** m.n_layers_D) < 2:
+            raise ConfigError(f"n_layers_D={m.n_layers_D} is too deep for crop_size={d.crop_size}: "
+                              f"n_layers_D must be at most {max(1, int(math.log2(d.crop_size / 2)))}")
+
+    # --- flat access -------------------------------------------------------------------------
+    def get(self, name: str) -> Any:
+        spec = _SPECS.get(name)
+        if spec is None:
+            raise ConfigError(f"unknown setting {name!r}; valid settings: {', '.join(sorted(_SPECS))}")
+        return getattr(getattr(self, spec.group), name)
+
+    def flat(self) -> dict[str, Any]:
+        return {name: self.get(name) for name in _SPECS}
+
+    def with_values(self, values: Mapping[str, Any] | None = None, **kw: Any) -> "Config":
+        """A copy with some fields changed, named flat (``crop_size=64``). Validates everything."""
+        changes = dict(values or {}, **kw)
+        per_group: dict[str, dict[str, Any]] = {}
+        for name, value in changes.items():
+            spec = _SPECS.get(name)
+            if spec is None:
+                raise ConfigError(f"unknown setting {name!r}; valid settings: {', '.join(sorted(_SPECS))}")
+            per_group.setdefault(spec.group, {})[name] = _check_value(spec, value)
+        nodes = {g: dataclasses.replace(getattr(self, g), **per_group.get(g, {})) for g in GROUPS}
+        return Config(**nodes)
+
+    def with_overrides(self, assignments: list[str]) -> "Config":
+        """Apply CLI-style ``key=value`` strings."""
+        values = {}
+        for a in assignments:
+            if "=" not in a:
+                raise ConfigError(f"--set expects key=value, got {a!r}")
+            k, v = a.split("=", 1)
+            values[k.strip()] = parse_value(k.strip(), v)
+        return self.with_values(values)
+
+    # --- derived -------------------------------------------------------------------------
+    @property
+    def is_wasserstein(self) -> bool:
+        return self.objective.gan_mode in WASSERSTEIN_MODES
+
+    def d_optimizer_settings(self) -> tuple[str, float, tuple[float, float]]:
+        """(kind, lr, betas) of the discriminator/critic optimiser."""
+        o, mode = self.optim, self.objective.gan_mode
+        if mode == "wgan-clip" and o.wgan_defaults:
+            return "rmsprop", o.lr_D or 5e-5, (0.0, 0.0)
+        if mode == "wgan-gp" and o.wgan_defaults:
+            return "adam", o.lr_D or 1e-4, (0.5, 0.9)
+        return "adam", o.lr_D or o.lr, (o.beta1, o.beta2)
+
+    def g_optimizer_settings(self) -> tuple[str, float, tuple[float, float]]:
+        """(kind, lr, betas) of the generators' optimiser."""
+        o, mode = self.optim, self.objective.gan_mode
+        if mode == "wgan-clip" and o.wgan_defaults:
+            return "rmsprop", 5e-5, (0.0, 0.0)
+        if mode == "wgan-gp" and o.wgan_defaults:
+            return "adam", 1e-4, (0.5, 0.9)
+        return "adam", o.lr, (o.beta1, o.beta2)
+
+    # --- JSON ----------------------------------------------------------------------------
+    def to_dict(self) -> dict[str, dict[str, Any]]:
+        return dataclasses.asdict(self)
+
+    def to_json(self, indent: int | None = 2) -> str:
+        return json.dumps(self.to_dict(), indent=indent, sort_keys=False)
+
+    @classmethod
+    def from_dict(cls, d: Any, *, base: "Config | None" = None) -> "Config":
+        """Strict: unknown groups or keys, wrong types and out-of-range values raise ConfigError.
+
+        Accepts the nested form that ``to_dict`` writes, or a flat ``{name: value}`` dict.
+        Missing keys take their value from ``base`` (the defaults when None).
+        """
+        if not isinstance(d, dict):
+            raise ConfigError(f"a config must be a JSON object, got {type(d).__name__}")
+        flat: dict[str, Any] = {}
+        for k, v in d.items():
+            if k in GROUPS:
+                if not isinstance(v, dict):
+                    raise ConfigError(f"config group {k!r} must be an object, got {type(v).__name__}")
+                for name, value in v.items():
+                    spec = _SPECS.get(name)
+                    if spec is None or spec.group != k:
+                        raise ConfigError(f"unknown setting {k}.{name}; valid settings in {k}: "
+                                          + ", ".join(f.name for f in fields(GROUPS[k])))
+                    flat[name] = value
+            elif k in _SPECS:
+                flat[k] = v
+            else:
+                raise ConfigError(f"unknown setting {k!r}; valid settings: {', '.join(sorted(_SPECS))}")
+        return (base or cls()).with_values(flat)
+
+    @classmethod
+    def from_json(cls, text: str, *, base: "Config | None" = None) -> "Config":
+        try:
+            d = json.loads(text)
+        except json.JSONDecodeError as e:
+            raise ConfigError(f"config is not valid JSON: {e}") from None
+        return cls.from_dict(d, base=base)
+
+
+def field_group(name: str) -> str:
+    return _SPECS[name].group
+
+
+# --- presets -------------------------------------------------------------------------------
+# The published recipe (Zhu et al. 2017, and the reference implementation's defaults).
+_PAPER: dict[str, Any] = {}
+
+# Small enough to learn visibly within minutes on 2 CPU cores.
+_CPU_QUICK: dict[str, Any] = {
+    "load_size": 72, "crop_size": 64, "ngf": 32, "n_blocks": 6, "ndf": 32,
+    "n_epochs": 5, "n_epochs_decay": 5, "preview_every": 50, "log_every": 10, "eval_every": 100,
+    "save_every": 200,
+}
+
+PRESETS: dict[str, dict[str, Any]] = {"paper": _PAPER, "cpu-quick": _CPU_QUICK}
+
+
+def preset(name: str) -> Config:
+    if name not in PRESETS:
+        raise ConfigError(f"unknown preset {name!r}; valid presets: {', '.join(PRESETS)}")
+    return Config().with_values(PRESETS[name])
