@@ -1,0 +1,286 @@
+"""The command line: ``python -m engine <command> ...``.
+
+Every bad argument or input gets one line on stderr (``error: ...``) and exit code 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import logging
+import math
+import sys
+from pathlib import Path
+
+from .checkpoint import CheckpointError
+from .config import Config, ConfigError, PRESETS, preset
+
+log = logging.getLogger("engine")
+
+
+class UsageError(Exception):
+    """A bad argument; printed as one line, exit 2."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str):  # one line, not usage + message
+        raise UsageError(f"{self.prog}: {message}")
+
+
+def _fmt_time(seconds: float) -> str:
+    if not math.isfinite(seconds):
+        return "--:--"
+    seconds = int(seconds)
+    h, rem = divmod(seconds, 3600)
+    m, s = divmod(rem, 60)
+    return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"
+
+
+def load_config(args) -> Config:
+    """--preset, then --config FILE.json over it, then --set key=value over that."""
+    cfg = preset(getattr(args, "preset", None) or "cpu-quick")
+    if getattr(args, "config", None):
+        p = Path(args.config)
+        try:
+            text = p.read_text(encoding="utf-8")
+        except OSError as e:
+            raise UsageError(f"cannot read config {p}: {e.strerror or e}") from None
+        cfg = Config.from_json(text, base=cfg)
+    if getattr(args, "set", None):
+        cfg = cfg.with_overrides(args.set)
+    if getattr(args, "steps", None) is not None:
+        cfg = cfg.with_values(max_steps=args.steps)
+    if getattr(args, "time_limit", None) is not None:
+        cfg = cfg.with_values(time_limit=args.time_limit)
+    if getattr(args, "device", None):
+        cfg = cfg.with_values(device=args.device)
+    return cfg
+
+
+def _positive_int(text: str) -> int:
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if v <= 0:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {v}")
+    return v
+
+
+def _nonneg_float(text: str) -> float:
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not math.isfinite(v) or v < 0:
+        raise argparse.ArgumentTypeError(f"expected a non-negative number, got {text!r}")
+    return v
+
+
+def add_config_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--preset", choices=sorted(PRESETS), default="cpu-quick", help="starting point (default cpu-quick)")
+    p.add_argument("--config", metavar="FILE.json", help="a config file (as written to RUN_DIR/config.json)")
+    p.add_argument("--set", action="append", metavar="KEY=VALUE", default=[],
+                   help="override one setting, e.g. --set crop_size=64 (repeatable)")
+    p.add_argument("--device", choices=["auto", "cpu", "cuda", "mps"])
+
+
+# --- train / resume --------------------------------------------------------------------------
+def _drive(trainer, stop_at=None, quiet: bool = False) -> int:
+    """Run a trainer to the end, printing progress. Ctrl-C stops cleanly with a checkpoint."""
+    from .reports import CheckpointReport, FinishedReport, ProgressReport, WarningReport
+
+    tty = sys.stdout.isatty()
+    gen = trainer.run(stop_at=stop_at)
+    rc = 0
+    try:
+        for rep in gen:
+            if isinstance(rep, ProgressReport) and not quiet:
+                m = rep.metrics
+                losses = "  ".join(f"{k} {m[k]:.3f}" for k in ("G_A", "G_B", "D_A", "D_B", "cycle_A", "cycle_B") if k in m)
+                if "w_A" in m:
+                    losses += f"  w_A {m['w_A']:.3f}  w_B {m['w_B']:.3f}"
+                line = (f"step {rep.step}/{rep.total_steps} ({100 * rep.step / rep.total_steps:.0f}%)  "
+                        f"epoch {rep.epoch}  {rep.its_per_s:.2f} it/s  ETA {_fmt_time(rep.eta_s)}  {losses}")
+                print(("\r" + line) if tty else line, end="" if tty else "\n", flush=True)
+            elif isinstance(rep, WarningReport):
+                print(("\n" if tty else "") + f"{rep.severity}: {rep.message}" + (f" ({rep.hint})" if rep.hint else ""),
+                      file=sys.stderr, flush=True)
+                if rep.severity == "error":
+                    trainer.stop()  # nobody at a CLI can press resume: stop with what is saved
+                    rc = 1
+            elif isinstance(rep, CheckpointReport) and not quiet and not tty:
+                print(f"checkpoint: {rep.path}", flush=True)
+            elif isinstance(rep, FinishedReport):
+                if tty:
+                    print()
+                where = f"; checkpoint {rep.checkpoint}" if rep.checkpoint else ""
+                print(f"{rep.reason} at step {rep.step}{': ' + rep.message if rep.message else ''}{where}", flush=True)
+                if rep.reason == "error":
+                    rc = 1
+    except KeyboardInterrupt:
+        trainer.stop()
+        for rep in gen:  # drain: the trainer saves a checkpoint on the way out
+            if isinstance(rep, FinishedReport):
+                print(f"\nstopped at step {rep.step}; checkpoint {rep.checkpoint}", flush=True)
+        rc = 130
+    return rc
+
+
+def cmd_train(args) -> int:
+    from .trainer import Trainer
+
+    cfg = load_config(args)
+    out = Path(args.out)
+    if (out / "checkpoints" / "latest.pt").exists():
+        raise UsageError(f"{out} already holds a run; use 'python -m engine resume {out}' or choose another --out")
+    trainer = Trainer.from_folders(cfg, args.dir_a, args.dir_b, run_dir=out)
+    for ds in (trainer.train_a, trainer.train_b):
+        for s in ds.skipped:
+            print(f"skipped {s.path}: {s.reason}", file=sys.stderr)
+        for w in ds.warnings:
+            print(f"warning: {w}", file=sys.stderr)
+    print(f"training on {trainer.device}: {len(trainer.train_a)}+{len(trainer.val_a)} A, "
+          f"{len(trainer.train_b)}+{len(trainer.val_b)} B images (train+held-out), {trainer.total_steps} steps → {out}",
+          flush=True)
+    return _drive(trainer, quiet=args.quiet)
+
+
+def cmd_resume(args) -> int:
+    from .checkpoint import load_checkpoint, config_from_checkpoint
+    from .trainer import Trainer
+
+    run_dir = Path(args.run_dir)
+    ck = load_checkpoint(run_dir)
+    cfg = config_from_checkpoint(ck, str(run_dir))
+    step = int(ck.get("step", 0))
+    total_hint = cfg.schedule.max_steps
+    max_steps = None
+    if args.steps is not None and total_hint and step + args.steps > total_hint:
+        max_steps = step + args.steps  # extend a step-limited run
+    paths = (args.data_a, args.data_b) if args.data_a and args.data_b else None
+    trainer = Trainer.resume_run(run_dir, device=args.device, max_steps=max_steps, data_paths=paths)
+    stop_at = trainer.step + args.steps if args.steps is not None else None
+    print(f"resuming {run_dir} at step {trainer.step} of {trainer.total_steps} on {trainer.device}", flush=True)
+    return _drive(trainer, stop_at=stop_at, quiet=args.quiet)
+
+
+# --- translate / score ------------------------------------------------------------------------
+def cmd_translate(args) -> int:
+    from .translate import TranslationModel, translate_files
+
+    model = TranslationModel.load(args.model)
+    written, skipped = translate_files(model, args.inputs, args.out, args.direction)
+    for path, reason in skipped:
+        print(f"skipped {path}: {reason}", file=sys.stderr)
+    print(f"translated {len(written)} image(s) {args.direction} into {args.out}")
+    return 0 if written or not skipped else 1
+
+
+def cmd_score(args) -> int:
+    from .quality import GroundTruth
+    from .translate import TranslationModel
+
+    demo = Path(args.demo_dir)
+    if not (demo / "testA").is_dir() or not (demo / "testA_to_B").is_dir():
+        raise UsageError(f"{demo} has no testA/ and testA_to_B/ (make one with 'python -m engine demo-data DIR')")
+    model = TranslationModel.load(args.run_dir)
+    if model.G is None or model.F is None:
+        raise UsageError("score needs a model with both directions")
+    size = model.config.data.load_size if model.config else 128
+    gt = GroundTruth.from_dirs(demo / "testA", demo / "testA_to_B", size=size, limit=args.limit)
+    scores = gt.score(model.G, model.F)
+    if args.json:
+        print(json.dumps(scores))
+    else:
+        print(f"images scored:                  {gt.x.shape[0]} at {size} px")
+        print(f"PSNR G(testA) vs testA_to_B:    {scores['psnr_AtoB']:.2f} dB")
+        print(f"PSNR testA vs testA_to_B:       {scores['psnr_identity']:.2f} dB  (identity baseline)")
+        print(f"PSNR F(G(testA)) vs testA:      {scores['psnr_cycle']:.2f} dB")
+        print(f"PSNR F(testA_to_B) vs testA:    {scores['psnr_BtoA']:.2f} dB")
+    return 0
+
+
+# --- parser -----------------------------------------------------------------------------------
+# Commands that live in their own modules register themselves through add_cli(subparsers).
+_PLUGIN_MODULES = ("demo", "distances", "bench", "quality", "interop")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="python -m engine", description="CycleGAN Studio engine: train, translate, score.")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    sub.required = True
+
+    p = sub.add_parser("train", help="train CycleGAN on two folders of images")
+    p.add_argument("dir_a", metavar="DIR_A")
+    p.add_argument("dir_b", metavar="DIR_B")
+    p.add_argument("--out", required=True, metavar="RUN_DIR")
+    add_config_args(p)
+    p.add_argument("--steps", type=_positive_int, help="stop after N steps (the LR schedule is stretched to fit)")
+    p.add_argument("--time-limit", type=_nonneg_float, metavar="MIN", help="stop cleanly after MIN minutes")
+    p.add_argument("--quiet", action="store_true")
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("resume", help="continue a run from its latest checkpoint")
+    p.add_argument("run_dir", metavar="RUN_DIR")
+    p.add_argument("--steps", type=_positive_int, help="train N more steps")
+    p.add_argument("--device", choices=["auto", "cpu", "cuda", "mps"])
+    p.add_argument("--data", nargs=2, metavar=("DIR_A", "DIR_B"), help="data folders, if they moved")
+    p.add_argument("--quiet", action="store_true")
+    p.set_defaults(func=cmd_resume)
+
+    p = sub.add_parser("translate", help="translate images with a trained model")
+    p.add_argument("model", metavar="CHECKPOINT_OR_RUN_DIR")
+    p.add_argument("inputs", nargs="+", metavar="INPUT")
+    p.add_argument("--out", required=True, metavar="DIR")
+    p.add_argument("--direction", choices=["AtoB", "BtoA"], default="AtoB")
+    p.set_defaults(func=cmd_translate)
+
+    p = sub.add_parser("score", help="PSNR of a run's translations against the demo data's ground truth")
+    p.add_argument("run_dir", metavar="RUN_DIR")
+    p.add_argument("demo_dir", metavar="DEMO_DIR")
+    p.add_argument("--limit", type=_positive_int, default=64, help="score at most N test images")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_score)
+
+    for name in _PLUGIN_MODULES:
+        try:
+            mod = importlib.import_module(f"engine.{name}")
+        except ModuleNotFoundError as e:
+            if e.name != f"engine.{name}":
+                raise
+            continue
+        if hasattr(mod, "add_cli"):
+            mod.add_cli(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+        if getattr(args, "data", None):
+            args.data_a, args.data_b = args.data
+        else:
+            args.data_a = args.data_b = None
+        logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING,
+                            format="%(levelname)s %(name)s: %(message)s")
+        return int(args.func(args) or 0)
+    except SystemExit as e:  # --help
+        return int(e.code or 0)
+    except (UsageError, ConfigError, CheckpointError, ValueError, FileNotFoundError, PermissionError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except Exception as e:  # noqa: BLE001 - a data error from engine.data, or anything else user-facing
+        from .data import DataError
+
+        if isinstance(e, DataError):
+            print(f"error: {e}", file=sys.stderr)
+            return 2
+        raise
+
+
+if __name__ == "__main__":
+    sys.exit(main())

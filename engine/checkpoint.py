@@ -1,0 +1,216 @@
+"""Checkpoints: atomic saves, weights-only loads, clear messages for foreign files.
+
+A checkpoint is one ``.pt`` file written with ``torch.save`` and read back with
+``torch.load(weights_only=True)``, which only rebuilds tensors and plain containers:
+a file whose pickle would create objects or run code is refused, never executed.
+
+Saves are atomic: the bytes go to a temporary file in the same folder, which is flushed
+and fsynced, then ``os.replace``d over the target. A crash, a kill -9 or a full disk at
+any moment leaves either the old file or the new one, never half of one.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import os
+import pickle
+import re
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from .config import Config, ConfigError
+
+log = logging.getLogger(__name__)
+
+__all__ = [
+    "FORMAT",
+    "FORMAT_VERSION",
+    "CheckpointError",
+    "atomic_write_bytes",
+    "atomic_write_text",
+    "save_checkpoint",
+    "load_checkpoint",
+    "resolve_checkpoint",
+    "config_from_checkpoint",
+    "check_architecture",
+    "CheckpointManager",
+]
+
+FORMAT = "cyclegan-studio"
+FORMAT_VERSION = 1
+_STEP_RE = re.compile(r"^step_(\d{7,})\.pt$")
+
+
+class CheckpointError(Exception):
+    """A checkpoint cannot be written or read. The message says which file and why."""
+
+
+def _fsync_dir(path: Path) -> None:
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
+    """Write ``data`` to ``path`` so that readers see the old file or the new one, never a partial one."""
+    path = Path(path)
+    tmp_name = None
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp_name = tempfile.mkstemp(prefix="." + path.name + ".", suffix=".tmp", dir=path.parent)
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp_name, path)
+        tmp_name = None
+        _fsync_dir(path.parent)
+    except OSError as e:
+        reason = e.strerror or str(e)
+        raise CheckpointError(f"could not write {path}: {reason}") from e
+    finally:
+        if tmp_name is not None:
+            try:
+                os.unlink(tmp_name)
+            except OSError:
+                pass
+    return path
+
+
+def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
+    return atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def save_checkpoint(path: str | os.PathLike, payload: dict[str, Any]) -> Path:
+    """Serialise ``payload`` (tensors, numbers, strings, lists, dicts) and write it atomically."""
+    payload = {"format": FORMAT, "format_version": FORMAT_VERSION, **payload}
+    buf = io.BytesIO()
+    torch.save(payload, buf)
+    return atomic_write_bytes(path, buf.getvalue())
+
+
+def resolve_checkpoint(path: str | os.PathLike) -> Path:
+    """A checkpoint file, or a run folder (→ its latest checkpoint)."""
+    p = Path(path)
+    if p.is_dir():
+        for candidate in (p / "checkpoints" / "latest.pt", p / "latest.pt"):
+            if candidate.is_file():
+                return candidate
+        raise CheckpointError(f"{p} is a folder without a checkpoint (expected checkpoints/latest.pt)")
+    if not p.exists():
+        raise CheckpointError(f"{p} does not exist")
+    return p
+
+
+def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    """Load a checkpoint safely. Anything that is not a weights-only CycleGAN Studio checkpoint is refused."""
+    p = resolve_checkpoint(path)
+    try:
+        obj = torch.load(p, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else ""
+        raise CheckpointError(
+            f"{p} was refused: it contains Python objects or code, not just weights, and is never "
+            f"unpickled ({first[:160]})") from None
+    except (RuntimeError, EOFError, OSError, ValueError, AttributeError, KeyError, IndexError) as e:
+        raise CheckpointError(f"{p} is not a readable checkpoint: {str(e).splitlines()[0][:200] if str(e) else type(e).__name__}") from None
+    if not isinstance(obj, dict):
+        raise CheckpointError(f"{p} is not a CycleGAN Studio checkpoint (it holds a {type(obj).__name__})")
+    if obj.get("format") != FORMAT:
+        raise CheckpointError(f"{p} is not a CycleGAN Studio checkpoint (no format marker); "
+                              "for a reference-implementation generator use import-reference")
+    version = obj.get("format_version")
+    if not isinstance(version, int) or version > FORMAT_VERSION:
+        raise CheckpointError(f"{p} has checkpoint format version {version!r}; this version reads up to {FORMAT_VERSION}")
+    return obj
+
+
+def config_from_checkpoint(ck: dict[str, Any], source: str = "checkpoint") -> Config:
+    text = ck.get("config")
+    if not isinstance(text, str):
+        raise CheckpointError(f"{source} carries no config")
+    try:
+        return Config.from_json(text)
+    except ConfigError as e:
+        raise CheckpointError(f"{source} has an invalid config: {e}") from None
+
+
+def check_architecture(cfg: Config, state: dict[str, torch.Tensor], what: str) -> None:
+    """Compare a generator state_dict with the architecture ``cfg`` asks for; name the first mismatch."""
+    from .networks import generator_arch_from_state_dict
+
+    try:
+        found = generator_arch_from_state_dict(state)
+    except ValueError as e:
+        raise CheckpointError(f"{what}: {e}") from None
+    m = cfg.model
+    expected = {"n_blocks": m.n_blocks, "ngf": m.ngf, "upsample": m.upsample}
+    names = {"n_blocks": "residual blocks", "ngf": "generator width ngf", "upsample": "upsampling"}
+    for k, v in expected.items():
+        if found[k] != v:
+            raise CheckpointError(f"{what}: architecture mismatch: expected {v} {names[k]}, found {found[k]}")
+
+
+class CheckpointManager:
+    """``RUN/checkpoints/step_XXXXXXX.pt`` plus ``latest.pt``; keeps the last ``keep`` numbered files."""
+
+    def __init__(self, run_dir: str | os.PathLike, keep: int = 3):
+        self.dir = Path(run_dir) / "checkpoints"
+        self.keep = keep
+
+    @property
+    def latest(self) -> Path:
+        return self.dir / "latest.pt"
+
+    def numbered(self) -> list[tuple[int, Path]]:
+        if not self.dir.is_dir():
+            return []
+        out = []
+        for p in self.dir.iterdir():
+            m = _STEP_RE.match(p.name)
+            if m:
+                out.append((int(m.group(1)), p))
+        return sorted(out)
+
+    def save(self, step: int, payload: dict[str, Any]) -> Path:
+        path = self.dir / f"step_{step:07d}.pt"
+        save_checkpoint(path, payload)
+        # latest.pt: a hard link to the same bytes, swapped in atomically (no second write).
+        tmp = self.dir / f".latest.{os.getpid()}.tmp"
+        try:
+            if tmp.exists():
+                tmp.unlink()
+            try:
+                os.link(path, tmp)
+            except OSError:
+                tmp.write_bytes(path.read_bytes())
+            os.replace(tmp, self.latest)
+            _fsync_dir(self.dir)
+        except OSError as e:
+            try:
+                tmp.unlink()
+            except OSError:
+                pass
+            raise CheckpointError(f"could not update {self.latest}: {e.strerror or e}") from e
+        for _, old in self.numbered()[: -self.keep]:
+            try:
+                old.unlink()
+            except OSError as e:  # pruning is best effort: an extra old file loses nothing
+                log.warning("could not remove old checkpoint %s: %s", old, e)
+        return path
+
+
+def write_json(path: str | os.PathLike, obj: Any) -> Path:
+    return atomic_write_text(path, json.dumps(obj, indent=2) + "\n")

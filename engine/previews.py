@@ -1,0 +1,50 @@
+"""Labelled preview grids: real A | G(A) | F(G(A)) and real B | F(B) | G(F(B))."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Mapping
+
+import numpy as np
+from PIL import Image, ImageDraw
+
+from .checkpoint import atomic_write_bytes
+
+ROWS = (
+    (("real_A", "real A"), ("fake_B", "G(A)"), ("rec_A", "F(G(A))")),
+    (("real_B", "real B"), ("fake_A", "F(B)"), ("rec_B", "G(F(B))")),
+)
+_LABEL_H = 14
+
+
+def preview_grid(images: Mapping[str, np.ndarray], step: int | None = None, scale: int = 0) -> Image.Image:
+    """One row per sample and direction; each cell labelled. ``images[k]`` is (N, H, W, 3) uint8."""
+    n, h, w, _ = images["real_A"].shape
+    if scale <= 0:
+        scale = max(1, 128 // max(h, 1))  # small crops are enlarged with nearest neighbour: crisp pixels
+    ch, cw = h * scale, w * scale
+    pad = 4
+    title_h = _LABEL_H + 4 if step is not None else 0
+    rows = [(row, i) for i in range(n) for row in ROWS]
+    grid = Image.new("RGB", (3 * cw + 4 * pad, title_h + len(rows) * (ch + _LABEL_H + pad) + pad), (32, 34, 38))
+    draw = ImageDraw.Draw(grid)
+    if step is not None:
+        draw.text((pad, 2), f"step {step}", fill=(235, 235, 235))
+    y = title_h + pad
+    for row, i in rows:
+        x = pad
+        for key, label in row:
+            draw.text((x + 2, y), label, fill=(200, 205, 215))
+            cell = Image.fromarray(images[key][i]).resize((cw, ch), Image.Resampling.NEAREST)
+            grid.paste(cell, (x, y + _LABEL_H))
+            x += cw + pad
+        y += ch + _LABEL_H + pad
+    return grid
+
+
+def save_png(image: Image.Image, path: str | Path) -> Path:
+    import io
+
+    buf = io.BytesIO()
+    image.save(buf, format="PNG")
+    return atomic_write_bytes(path, buf.getvalue())

@@ -1,0 +1,82 @@
+"""What the trainer yields. Frozen, and made only of plain floats, strings and numpy copies.
+
+Reports cross threads (trainer → GUI worker → panels), so they never hold live tensors
+or buffers the trainer keeps writing to.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal, Mapping
+
+import numpy as np
+
+__all__ = [
+    "Report",
+    "ProgressReport",
+    "EvalReport",
+    "PreviewReport",
+    "CheckpointReport",
+    "WarningReport",
+    "FinishedReport",
+    "LOSS_KEYS",
+]
+
+# G_A: adversarial loss of G (A→B) against D_B;  G_B: of F (B→A) against D_A.
+# D_A: loss of D_A (real A vs F(B));  D_B: loss of D_B (real B vs G(A)).
+# cycle_A = λ·‖F(G(a)) − a‖₁, cycle_B = λ·‖G(F(b)) − b‖₁; idt_A = λ·λ_id·‖G(b) − b‖₁, idt_B = λ·λ_id·‖F(a) − a‖₁.
+# w_A: D_A's estimate of W(real A, F(B)) (direction B→A); w_B: D_B's of W(real B, G(A)) (A→B).
+LOSS_KEYS = ("G_A", "G_B", "D_A", "D_B", "cycle_A", "cycle_B", "idt_A", "idt_B")
+
+
+@dataclass(frozen=True)
+class Report:
+    step: int
+
+
+@dataclass(frozen=True)
+class ProgressReport(Report):
+    total_steps: int
+    epoch: int
+    lr: float
+    its_per_s: float
+    images_per_s: float
+    elapsed_s: float
+    eta_s: float
+    metrics: Mapping[str, float] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class EvalReport(Report):
+    """Held-out figures: w_A_val, w_B_val, gp_grad_norm_A/B, cycle_A_val/B_val, and psnr_* with ground truth."""
+
+    elapsed_s: float
+    metrics: Mapping[str, float] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class PreviewReport(Report):
+    """Each image is a (N, H, W, 3) uint8 copy: real_A, fake_B, rec_A, real_B, fake_A, rec_B."""
+
+    images: Mapping[str, np.ndarray]
+    path: str | None = None
+
+
+@dataclass(frozen=True)
+class CheckpointReport(Report):
+    path: str
+
+
+@dataclass(frozen=True)
+class WarningReport(Report):
+    code: str
+    message: str
+    hint: str = ""
+    severity: Literal["warning", "error"] = "warning"
+
+
+@dataclass(frozen=True)
+class FinishedReport(Report):
+    reason: Literal["completed", "stopped", "time-limit", "error"]
+    message: str = ""
+    checkpoint: str | None = None
