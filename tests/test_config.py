@@ -1,0 +1,79 @@
+import json
+
+import pytest
+
+from engine.config import PRESETS, Config, ConfigError, field_specs, parse_value, preset
+
+
+def test_paper_preset_is_the_published_recipe():
+    c = preset("paper")
+    assert (c.data.load_size, c.data.crop_size, c.data.batch_size) == (286, 256, 1)
+    assert (c.model.ngf, c.model.n_blocks, c.model.ndf, c.model.n_layers_D) == (64, 9, 64, 3)
+    assert (c.model.norm, c.objective.gan_mode, c.model.upsample) == ("instance", "lsgan", "transpose")
+    assert (c.objective.lambda_cyc, c.objective.lambda_id, c.objective.pool_size) == (10.0, 0.5, 50)
+    assert (c.optim.lr, c.optim.beta1, c.optim.beta2) == (2e-4, 0.5, 0.999)
+    assert (c.schedule.n_epochs, c.schedule.n_epochs_decay) == (100, 100)
+
+
+def test_every_field_has_label_help_and_range_or_choices():
+    for s in field_specs():
+        assert s.label and s.help, s.name
+        if s.type in (int, float) and s.choices is None:
+            assert s.min is not None and s.max is not None, s.name
+    assert {s.group for s in field_specs()} == {"model", "objective", "optim", "data", "schedule", "output"}
+
+
+def test_reference_names_exist():
+    names = {s.name for s in field_specs()}
+    for n in ("load_size", "crop_size", "ngf", "ndf", "n_blocks", "n_layers_D", "norm", "gan_mode", "lambda_cyc",
+              "lambda_id", "pool_size", "lr", "beta1", "beta2", "batch_size", "n_epochs", "n_epochs_decay"):
+        assert n in names
+
+
+@pytest.mark.parametrize("name", sorted(PRESETS))
+def test_json_round_trip(name):
+    c = preset(name).with_values(gan_mode="wgan-gp", lr=1e-4)
+    assert Config.from_json(c.to_json()) == c
+    assert Config.from_dict(json.loads(c.to_json())) == c
+
+
+def test_set_overrides_like_the_reference():
+    c = Config().with_overrides(["crop_size=64", "ngf=32", "ndf=32", "n_blocks=6", "batch_size=1", "flip=false"])
+    assert (c.data.crop_size, c.model.ngf, c.model.ndf, c.model.n_blocks, c.data.flip) == (64, 32, 32, 6, False)
+    assert parse_value("lr", "1e-3") == 1e-3
+
+
+@pytest.mark.parametrize("values,fragment", [
+    ({"crop_size": 0}, "crop_size=0 is out of range: crop_size must be an integer between 8 and 2048"),
+    ({"gan_mode": "hinge"}, "gan_mode='hinge' is not allowed: gan_mode must be one of 'vanilla', 'lsgan'"),
+    ({"lr": "fast"}, "lr='fast' is not allowed"),
+    ({"ngf": 3.5}, "ngf=3.5 is not allowed: ngf must be an integer"),
+    ({"flip": 1}, "flip=1 is not allowed: flip must be true or false"),
+    ({"crop_size": 66, "load_size": 72}, "crop_size must be a multiple of 4"),
+    ({"crop_size": 128, "load_size": 64}, "crop_size must not exceed load_size=64"),
+    ({"lambda_cyc": float("nan")}, "must be a finite number"),
+    ({"colour": 1}, "unknown setting 'colour'"),
+])
+def test_validation_names_field_value_and_allowed(values, fragment):
+    with pytest.raises(ConfigError, match=None) as e:
+        Config().with_values(values)
+    assert fragment in str(e.value)
+
+
+def test_from_dict_is_strict():
+    with pytest.raises(ConfigError, match="unknown setting model.colour"):
+        Config.from_dict({"model": {"colour": 3}})
+    with pytest.raises(ConfigError, match="n_blocks='9' is not allowed"):
+        Config.from_dict({"model": {"n_blocks": "9"}})
+    with pytest.raises(ConfigError, match="not valid JSON"):
+        Config.from_json("{")
+    with pytest.raises(ConfigError, match="must be a JSON object"):
+        Config.from_json("[1]")
+
+
+def test_wasserstein_optimiser_defaults():
+    c = Config().with_values(gan_mode="wgan-clip")
+    assert c.d_optimizer_settings() == ("rmsprop", 5e-5, (0.0, 0.0))
+    c = Config().with_values(gan_mode="wgan-gp")
+    assert c.d_optimizer_settings() == ("adam", 1e-4, (0.5, 0.9))
+    assert c.objective.n_critic == 5 and c.objective.lambda_gp == 10.0 and c.objective.clip_value == 0.01
