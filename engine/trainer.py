@@ -666,6 +666,7 @@ class Trainer:
         self._consecutive_faults = 0
         new_scale = self.lr_scale * 0.5
         restored = False
+        faults = self.fault_count  # the tally of faults survives the rollback
         if self._ckpt is not None and self._ckpt.latest.exists():
             try:
                 self.load_state(load_checkpoint(self._ckpt.latest, self.device), str(self._ckpt.latest))
@@ -673,6 +674,7 @@ class Trainer:
             except CheckpointError as e:
                 log.warning("rollback failed: %s", e)
         self.lr_scale = new_scale
+        self.fault_count = faults
         where = f"rolled back to step {self.step}" if restored else "no checkpoint to roll back to"
         yield WarningReport(self.step, "rollback",
                             f"{MAX_CONSECUTIVE_FAULTS} numerical faults in a row: {where}; learning rate halved "

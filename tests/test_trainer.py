@@ -1,0 +1,229 @@
+"""The training loop: objectives end to end, run folder, exact resume, controls, faults."""
+
+import json
+import math
+import threading
+
+import pytest
+import torch
+
+from engine.checkpoint import load_checkpoint
+from engine.config import WASSERSTEIN_MODES
+from engine.data import open_domains
+from engine.reports import (CheckpointReport, EvalReport, FinishedReport, PreviewReport, ProgressReport,
+                            WarningReport)
+from engine.trainer import Trainer, lr_multiplier
+from tests.helpers import make_domains, tiny_config
+
+
+def trainer_for(tmp_path, cfg, run="run"):
+    a, b = make_domains(tmp_path)
+    ds_a, ds_b = open_domains(a, b, cfg)
+    t = Trainer(cfg, ds_a, ds_b, device="cpu", run_dir=tmp_path / run)
+    t.data_paths = (str(a), str(b))
+    return t
+
+
+def all_reports(trainer, **kw):
+    return list(trainer.run(**kw))
+
+
+@pytest.mark.parametrize("mode", ["vanilla", "lsgan", "wgan-clip", "wgan-gp"])
+def test_each_objective_trains_and_reports(tmp_path, mode):
+    cfg = tiny_config(gan_mode=mode, max_steps=3, n_critic=2)
+    reps = all_reports(trainer_for(tmp_path, cfg))
+    prog = [r for r in reps if isinstance(r, ProgressReport)]
+    assert [r.step for r in prog] == [1, 2, 3]
+    keys = {"G_A", "G_B", "D_A", "D_B", "cycle_A", "cycle_B", "idt_A", "idt_B"}
+    if mode in WASSERSTEIN_MODES:
+        keys |= {"w_A", "w_B"}
+    assert keys <= set(prog[-1].metrics)
+    assert all(math.isfinite(v) for r in prog for v in r.metrics.values())
+    fin = reps[-1]
+    assert isinstance(fin, FinishedReport) and fin.reason == "completed" and fin.step == 3
+
+
+def test_run_folder_contents(tmp_path):
+    cfg = tiny_config(max_steps=4, val_fraction=0.2, val_min=1, gan_mode="wgan-gp", n_critic=1)
+    t = trainer_for(tmp_path, cfg)
+    reps = all_reports(t)
+    run = tmp_path / "run"
+    assert json.loads((run / "config.json").read_text())["data"]["crop_size"] == 32
+    rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    progress = [r for r in rows if r["type"] == "progress"]
+    assert [r["step"] for r in progress] == [1, 2, 3, 4] and "cycle_A" in progress[0]
+    evals = [r for r in rows if r["type"] == "eval"]
+    assert evals and {"w_A_val", "w_B_val", "gp_grad_norm_A_val", "gp_grad_norm_B_val"} <= set(evals[0])
+    assert sorted(p.name for p in (run / "previews").iterdir()) == ["step_0000002.png", "step_0000004.png"]
+    assert (run / "checkpoints" / "latest.pt").exists()
+    ck = load_checkpoint(run)
+    assert ck["step"] == 4
+    assert set(ck["models"]) == {"G", "F", "D_A", "D_B"}
+    assert {"optim", "pool", "rng", "scheduler", "config"} <= set(ck)
+    previews = [r for r in reps if isinstance(r, PreviewReport)]
+    img = previews[-1].images
+    assert set(img) == {"real_A", "fake_B", "rec_A", "real_B", "fake_A", "rec_B"}
+    assert img["fake_B"].dtype.name == "uint8" and img["fake_B"].shape[1:] == (32, 32, 3)
+    assert any(isinstance(r, EvalReport) for r in reps)
+
+
+@pytest.mark.parametrize("mode", ["lsgan", "wgan-gp"])
+def test_resume_continues_exactly(tmp_path, mode):
+    """2N steps in one go == N steps, checkpoint, fresh process state, N more steps."""
+    cfg = tiny_config(gan_mode=mode, n_critic=2, save_every=100, pool_size=2, ema_decay=0.9)
+    n = 4
+    one = trainer_for(tmp_path / "one", cfg)
+    all_reports(one, stop_at=2 * n)
+
+    first = trainer_for(tmp_path / "two", cfg)
+    all_reports(first, stop_at=n)
+    torch.manual_seed(12345)  # disturb the global RNG: resume must not depend on it
+    second = Trainer.resume_run(tmp_path / "two" / "run", device="cpu")
+    assert second.step == n
+    all_reports(second, stop_at=2 * n)
+    for name in ("G", "F", "D_A", "D_B", "G_ema"):
+        a, b = getattr(one, name).state_dict(), getattr(second, name).state_dict()
+        for k in a:
+            assert torch.equal(a[k], b[k]), f"{name}.{k} differs after resume"
+
+
+def test_lr_schedule_matches_reference():
+    # 2 + 2 epochs of 10 steps: lr ×1 for epochs 0–1, then 1 − (e + 1 − 2)/3 for e = 2, 3.
+    got = [lr_multiplier(s, 40, 2, 2) for s in (0, 19, 20, 30, 39)]
+    assert got == pytest.approx([1.0, 1.0, 2 / 3, 1 / 3, 1 / 3])
+    assert lr_multiplier(5, 10, 0, 0) == 1.0
+
+
+def test_stop_from_another_thread_saves_a_checkpoint(tmp_path):
+    cfg = tiny_config(max_steps=10_000, save_every=10_000)
+    t = trainer_for(tmp_path, cfg)
+    seen = []
+    for rep in t.run():
+        seen.append(rep)
+        if isinstance(rep, ProgressReport) and rep.step == 3:
+            threading.Thread(target=t.stop).start()
+    fin = seen[-1]
+    assert isinstance(fin, FinishedReport) and fin.reason == "stopped"
+    assert 3 <= fin.step <= 5
+    assert load_checkpoint(fin.checkpoint)["step"] == fin.step
+
+
+def test_pause_blocks_at_a_step_boundary_then_resumes(tmp_path):
+    cfg = tiny_config(max_steps=6)
+    t = trainer_for(tmp_path, cfg)
+    gen = t.run()
+    rep = next(r for r in gen if isinstance(r, ProgressReport))
+    assert rep.step == 1
+    t.pause()
+    done = threading.Event()
+    result = []
+
+    def consume():
+        result.append(next(gen))
+        done.set()
+
+    th = threading.Thread(target=consume)
+    th.start()
+    assert not done.wait(0.5)  # paused: no next report
+    assert t.step == 1
+    t.resume()
+    assert done.wait(30)
+    th.join()
+    assert result[0].step == 2
+    list(gen)
+    assert t.step == 6
+
+
+def test_identity_passes_are_skipped_when_lambda_id_is_zero(tmp_path):
+    sizes = []
+    for lam in (0.5, 0.0):
+        cfg = tiny_config(max_steps=1, lambda_id=lam)
+        t = trainer_for(tmp_path / str(lam), cfg)
+        batch = []
+        h = t.G.register_forward_hook(lambda m, i, o: batch.append(i[0].shape[0]))
+        all_reports(t)
+        h.remove()
+        sizes.append(batch[0])
+    assert sizes == [3, 2]  # G([a; F(b); b]) with identity, G([a; F(b)]) without
+
+
+def test_time_limit_stops_cleanly_with_a_checkpoint(tmp_path, monkeypatch):
+    import engine.trainer as tr
+
+    # A fake clock that advances 1 s per reading: the 3-second limit passes after a few steps,
+    # however loaded the machine is.
+    clock = iter(range(10**9))
+    monkeypatch.setattr(tr.time, "perf_counter", lambda: float(next(clock)))
+    cfg = tiny_config(max_steps=100_000, time_limit=0.05)  # 3 s
+    reps = all_reports(trainer_for(tmp_path, cfg))
+    fin = reps[-1]
+    assert fin.reason == "time-limit" and fin.checkpoint and "time limit of 0.05 min" in fin.message
+    assert 0 < fin.step < 10
+    assert load_checkpoint(fin.checkpoint)["step"] == fin.step
+
+
+def test_nan_skips_updates_then_rolls_back_and_halves_lr(tmp_path, monkeypatch):
+    cfg = tiny_config(max_steps=12, save_every=2)
+    t = trainer_for(tmp_path, cfg)
+    real_step = Trainer.train_step
+    calls = {"n": 0}
+
+    def poisoned(self, a, b):
+        calls["n"] += 1
+        if 3 <= calls["n"] <= 7:  # five poisoned steps in a row
+            a = a * float("nan")
+        return real_step(self, a, b)
+
+    monkeypatch.setattr(Trainer, "train_step", poisoned)
+    reps = all_reports(t)
+    warnings = [r for r in reps if isinstance(r, WarningReport)]
+    assert [w.code for w in warnings].count("nan") == 5
+    rb = [w for w in warnings if w.code == "rollback"]
+    assert len(rb) == 1 and "rolled back to step 2" in rb[0].message
+    assert t.lr_scale == 0.5 and t.fault_count == 5
+    assert all(torch.isfinite(p).all() for p in t.G.parameters())
+    assert reps[-1].reason == "completed"
+
+
+def test_out_of_memory_stops_with_advice_and_checkpoint(tmp_path, monkeypatch):
+    cfg = tiny_config(max_steps=10, save_every=100)
+    t = trainer_for(tmp_path, cfg)
+    real_step = Trainer.train_step
+
+    def oom(self, a, b):
+        if self.step == 2:
+            raise torch.OutOfMemoryError("CUDA out of memory (simulated)")
+        return real_step(self, a, b)
+
+    monkeypatch.setattr(Trainer, "train_step", oom)
+    reps = all_reports(t)
+    fin = reps[-1]
+    assert fin.reason == "error" and "smaller crop size or batch size" in fin.message
+    assert load_checkpoint(fin.checkpoint)["step"] == 2
+
+
+def test_save_failure_pauses_and_reports(tmp_path, monkeypatch):
+    from engine import checkpoint as ckmod
+
+    cfg = tiny_config(max_steps=6, save_every=2)
+    t = trainer_for(tmp_path, cfg)
+
+    def full(path, payload):
+        raise ckmod.CheckpointError(f"could not write {path}: No space left on device")
+
+    monkeypatch.setattr(ckmod, "save_checkpoint", full)
+    gen = t.run()
+    rep = next(r for r in gen if isinstance(r, WarningReport))
+    assert rep.code == "save-failed" and "No space left on device" in rep.message and rep.severity == "error"
+    assert t.paused
+    assert not list((tmp_path / "run" / "checkpoints").glob("*.pt"))
+    t.stop()
+    list(gen)
+
+
+def test_checkpoint_report_and_keep_k(tmp_path):
+    cfg = tiny_config(max_steps=8, save_every=2, keep_checkpoints=2)
+    reps = all_reports(trainer_for(tmp_path, cfg))
+    assert [r.step for r in reps if isinstance(r, CheckpointReport)] == [2, 4, 6, 8]
+    names = sorted(p.name for p in (tmp_path / "run" / "checkpoints").iterdir())
+    assert names == ["latest.pt", "step_0000006.pt", "step_0000008.pt"]
