@@ -1,0 +1,380 @@
+"""The hyperparameter form, generated from ``engine.config.field_specs()``, never field by field.
+
+One collapsible section per group (``GROUP_LABELS``), advanced fields folded into an
+"Advanced" part of their group. Every edit is parsed with ``engine.config.parse_value`` and
+the whole tree is validated with ``Config.with_values``; a bad value gets a red border and
+a message under the field, and ``is_valid`` turns False (which blocks Train).
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtGui import QStandardItemModel
+from PySide6.QtWidgets import (QCheckBox, QComboBox, QFileDialog, QFormLayout, QHBoxLayout, QLabel, QLineEdit,
+                               QPushButton, QSizePolicy, QToolButton, QVBoxLayout, QWidget)
+
+from engine.config import (GROUP_LABELS, PRESETS, WASSERSTEIN_MODES, Config, ConfigError, FieldSpec, field_specs,
+                           parse_value, preset)
+from engine.trainer import available_devices
+
+__all__ = ["ConfigForm", "RunFolderPicker", "Section"]
+
+# Fields that only mean something for some objectives: shown only when gan_mode is one of these.
+# (The engine's metadata has no "visible when" yet; this is the GUI's reading of the help texts.)
+SHOWN_FOR_MODES: dict[str, tuple[str, ...]] = {
+    "clip_value": ("wgan-clip",),
+    "lambda_gp": ("wgan-gp",),
+    "n_critic": WASSERSTEIN_MODES,
+    "wgan_defaults": WASSERSTEIN_MODES,
+}
+CUSTOM = "custom"
+
+
+def format_value(value: Any) -> str:
+    """The text a field shows; parse_value(format_value(v)) == v (repr is float's shortest round-trip)."""
+    if isinstance(value, float):
+        return repr(value)
+    return str(value)
+
+
+def _repolish(w: QWidget) -> None:
+    w.style().unpolish(w)
+    w.style().polish(w)
+
+
+class Section(QWidget):
+    """A header button that folds its content away."""
+
+    def __init__(self, title: str, expanded: bool = True, parent: QWidget | None = None, *, sub: bool = False):
+        super().__init__(parent)
+        self.header = QToolButton(self)
+        self.header.setObjectName("subSectionHeader" if sub else "sectionHeader")
+        self.header.setText(title)
+        self.header.setCheckable(True)
+        self.header.setChecked(expanded)
+        self.header.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
+        self.header.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
+        self.body = QWidget(self)
+        self.body.setObjectName("sectionBody")
+        lay = QVBoxLayout(self)
+        lay.setContentsMargins(0, 0, 0, 0)
+        lay.setSpacing(2)
+        lay.addWidget(self.header)
+        lay.addWidget(self.body)
+        self.header.toggled.connect(self._on_header_toggled)
+        self._on_header_toggled(expanded)
+
+    def _on_header_toggled(self, on: bool) -> None:
+        self.header.setArrowType(Qt.ArrowType.DownArrow if on else Qt.ArrowType.RightArrow)
+        self.body.setVisible(on)
+
+
+class _Field:
+    """One editor with its error line. ``text()`` is what parse_value reads."""
+
+    def __init__(self, spec: FieldSpec, parent: QWidget):
+        self.spec = spec
+        self.container = QWidget(parent)
+        lay = QVBoxLayout(self.container)
+        lay.setContentsMargins(0, 0, 0, 0)
+        lay.setSpacing(1)
+        if spec.choices is not None:
+            self.editor: QWidget = QComboBox()
+            for c in spec.choices:
+                self.editor.addItem(str(c), c)
+        elif spec.type is bool:
+            self.editor = QCheckBox()
+        else:
+            self.editor = QLineEdit()
+            self.editor.setPlaceholderText(format_value(spec.default))
+        self.editor.setObjectName(f"field_{spec.name}")
+        lay.addWidget(self.editor)
+        self.error = QLabel(self.container)
+        self.error.setObjectName("fieldError")
+        self.error.setWordWrap(True)
+        self.error.hide()
+        lay.addWidget(self.error)
+        unit = f" ({spec.unit})" if spec.unit else ""
+        self.label = QLabel(spec.label + unit)
+        tip = (f"<b>{spec.label}</b> &nbsp;<code>{spec.name}</code><br>{spec.help}"
+               f"<br><i>Allowed: {spec.describe_allowed()}{unit}. Default: {format_value(spec.default)}.</i>")
+        for w in (self.label, self.editor):
+            w.setToolTip(tip)
+
+    def connect(self, slot) -> None:
+        e = self.editor
+        if isinstance(e, QComboBox):
+            e.currentIndexChanged.connect(slot)
+        elif isinstance(e, QCheckBox):
+            e.toggled.connect(slot)
+        else:
+            e.textChanged.connect(slot)
+
+    def text(self) -> str:
+        e = self.editor
+        if isinstance(e, QComboBox):
+            return str(e.currentData())
+        if isinstance(e, QCheckBox):
+            return "true" if e.isChecked() else "false"
+        return e.text()
+
+    def set_value(self, value: Any) -> None:
+        e = self.editor
+        if isinstance(e, QComboBox):
+            e.setCurrentIndex(e.findData(value))
+        elif isinstance(e, QCheckBox):
+            e.setChecked(bool(value))
+        else:
+            e.setText(format_value(value))
+
+    def set_error(self, message: str) -> None:
+        self.error.setText(message)
+        self.error.setVisible(bool(message))
+        if self.editor.property("invalid") != bool(message):
+            self.editor.setProperty("invalid", bool(message))
+            _repolish(self.editor)
+
+
+class ConfigForm(QWidget):
+    """Edits a ``Config``. ``config()`` returns the validated tree or raises ``ConfigError``."""
+
+    changed = Signal()
+    validity_changed = Signal(bool)
+
+    def __init__(self, config: Config, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.setObjectName("configForm")
+        self._fields: dict[str, _Field] = {}
+        self._forms: dict[str, QFormLayout] = {}
+        self._form_of: dict[str, QFormLayout] = {}
+        self._sections: dict[str, Section] = {}
+        self._config: Config | None = config
+        self._valid = True
+        self._loading = False
+
+        outer = QVBoxLayout(self)
+        outer.setContentsMargins(0, 0, 0, 0)
+        outer.setSpacing(6)
+        top = QHBoxLayout()
+        top.addWidget(QLabel("Preset"))
+        self.preset_box = QComboBox()
+        self.preset_box.setObjectName("presetBox")
+        self.preset_box.setToolTip("cpu-quick: small networks that learn visibly within minutes on a CPU.\n"
+                                   "paper: the published recipe (Zhu et al. 2017).")
+        for name in PRESETS:
+            self.preset_box.addItem(name, name)
+        self.preset_box.addItem(CUSTOM, CUSTOM)
+        self._disable_item(self.preset_box, self.preset_box.count() - 1)
+        top.addWidget(self.preset_box, 1)
+        outer.addLayout(top)
+        self.form_error = QLabel()
+        self.form_error.setObjectName("fieldError")
+        self.form_error.setWordWrap(True)
+        self.form_error.hide()
+        outer.addWidget(self.form_error)
+
+        by_group: dict[str, list[FieldSpec]] = {}
+        for spec in field_specs():
+            by_group.setdefault(spec.group, []).append(spec)
+        for group, label in GROUP_LABELS.items():
+            section = Section(label, expanded=group in ("objective", "data", "schedule", "output"))
+            self._sections[group] = section
+            body = QVBoxLayout(section.body)
+            body.setContentsMargins(8, 4, 2, 6)
+            body.setSpacing(4)
+            basic = self._make_form()
+            body.addLayout(basic)
+            self._forms[group] = basic
+            advanced_specs = [s for s in by_group.get(group, []) if s.advanced]
+            adv_form = None
+            if advanced_specs:
+                adv = Section("Advanced", expanded=False, sub=True)
+                adv_form = self._make_form()
+                adv.body.setLayout(adv_form)
+                adv_form.setContentsMargins(8, 2, 0, 2)
+                body.addWidget(adv)
+            for spec in by_group.get(group, []):
+                f = _Field(spec, self)
+                form = adv_form if spec.advanced else basic
+                form.addRow(f.label, f.container)
+                self._fields[spec.name] = f
+                self._form_of[spec.name] = form
+                f.connect(self._on_field_edited)
+            outer.addWidget(section)
+        outer.addStretch(1)
+
+        self._decorate_device_box(self._fields["device"].editor)
+        self.preset_box.activated.connect(self._on_preset_box_activated)
+        self.set_config(config)
+
+    # --- public API ------------------------------------------------------------------------
+    @property
+    def is_valid(self) -> bool:
+        return self._valid
+
+    def config(self) -> Config:
+        if self._config is None:
+            raise ConfigError(self.first_error() or "the configuration is invalid")
+        return self._config
+
+    def set_config(self, config: Config) -> None:
+        self._loading = True
+        try:
+            for name, value in config.flat().items():
+                self._fields[name].set_value(value)
+        finally:
+            self._loading = False
+        self._validate()
+
+    def set_values(self, **values: Any) -> None:
+        """Set some fields as a user would (by their text) and revalidate."""
+        self._loading = True
+        try:
+            for name, value in values.items():
+                self._fields[name].set_value(value)
+        finally:
+            self._loading = False
+        self._validate()
+
+    def editor(self, name: str) -> QWidget:
+        return self._fields[name].editor
+
+    def is_field_shown(self, name: str) -> bool:
+        return self._form_of[name].isRowVisible(self._fields[name].container)
+
+    def errors(self) -> dict[str, str]:
+        return {n: f.error.text() for n, f in self._fields.items() if f.error.text()}
+
+    def first_error(self) -> str:
+        errs = self.errors()
+        if errs:
+            return next(iter(errs.values()))
+        return self.form_error.text()
+
+    def add_row(self, group: str, label: str, widget: QWidget) -> None:
+        """A row that is not a config field (e.g. the run folder), placed in a group's section."""
+        self._forms[group].addRow(label, widget)
+
+    # --- internals -------------------------------------------------------------------------
+    @staticmethod
+    def _make_form() -> QFormLayout:
+        form = QFormLayout()
+        form.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.AllNonFixedFieldsGrow)
+        form.setLabelAlignment(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter)
+        form.setHorizontalSpacing(10)
+        form.setVerticalSpacing(5)
+        return form
+
+    @staticmethod
+    def _disable_item(box: QComboBox, index: int, text: str | None = None) -> None:
+        model = box.model()
+        if isinstance(model, QStandardItemModel):
+            item = model.item(index)
+            item.setEnabled(False)
+            if text:
+                item.setText(text)
+
+    def _decorate_device_box(self, box: QComboBox) -> None:
+        have = set(available_devices())
+        for i in range(box.count()):
+            dev = box.itemData(i)
+            if dev != "auto" and dev not in have:
+                self._disable_item(box, i, f"{dev} (not available)")
+        box.setItemText(box.findData("auto"), f"auto ({'cuda' if 'cuda' in have else 'mps' if 'mps' in have else 'cpu'})")
+
+    def _on_field_edited(self, *_: Any) -> None:
+        if not self._loading:
+            self._validate()
+
+    def _on_preset_box_activated(self, index: int) -> None:
+        name = self.preset_box.itemData(index)
+        if name in PRESETS:
+            self.set_config(preset(name))
+
+    def _validate(self) -> None:
+        values: dict[str, Any] = {}
+        errors: dict[str, str] = {}
+        for name, f in self._fields.items():
+            try:
+                values[name] = parse_value(name, f.text())
+            except ConfigError as e:
+                errors[name] = _plain(str(e))
+        config, form_error = None, ""
+        if not errors:
+            try:
+                config = Config().with_values(values)
+            except ConfigError as e:
+                m = re.match(r"(\w+)=", str(e))
+                if m and m.group(1) in self._fields:
+                    errors[m.group(1)] = _plain(str(e))
+                else:
+                    form_error = str(e)
+        for name, f in self._fields.items():
+            f.set_error(errors.get(name, ""))
+        self.form_error.setText(form_error)
+        self.form_error.setVisible(bool(form_error))
+        self._config = config
+        self._update_visibility(values.get("gan_mode", self._fields["gan_mode"].text()))
+        self._update_preset_box(values if config is not None else None)
+        if (config is not None) != self._valid:
+            self._valid = config is not None
+            self.validity_changed.emit(self._valid)
+        self.changed.emit()
+
+    def _update_visibility(self, gan_mode: str) -> None:
+        for name, modes in SHOWN_FOR_MODES.items():
+            self._form_of[name].setRowVisible(self._fields[name].container, gan_mode in modes)
+
+    def _update_preset_box(self, values: dict[str, Any] | None) -> None:
+        match = CUSTOM
+        if values is not None:
+            for name in PRESETS:
+                if preset(name).flat() == values:
+                    match = name
+                    break
+        self.preset_box.setCurrentIndex(self.preset_box.findData(match))
+
+
+def _plain(message: str) -> str:
+    """'lr='abc' is not allowed: lr must be a number' → 'lr must be a number' (the field is already named)."""
+    _, sep, rest = message.partition(": ")
+    return rest if sep else message
+
+
+class RunFolderPicker(QWidget):
+    """The run folder: empty means a fresh ``<data dir>/runs/<timestamp>`` at each Train."""
+
+    changed = Signal()
+
+    def __init__(self, default_root: Path, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.default_root = default_root
+        lay = QHBoxLayout(self)
+        lay.setContentsMargins(0, 0, 0, 0)
+        lay.setSpacing(4)
+        self.edit = QLineEdit()
+        self.edit.setObjectName("runFolderEdit")
+        self.edit.setPlaceholderText("automatic: runs/<date-time>")
+        self.edit.setToolTip(f"Where checkpoints, previews and metrics go.\nEmpty: a new folder under "
+                             f"{default_root / 'runs'} for each run.")
+        self.browse = QPushButton("Browse…")
+        lay.addWidget(self.edit, 1)
+        lay.addWidget(self.browse)
+        self.browse.clicked.connect(self._on_browse_clicked)
+        self.edit.textChanged.connect(self.changed)
+
+    def path(self) -> str:
+        return self.edit.text().strip()
+
+    def set_path(self, path: str) -> None:
+        self.edit.setText(path)
+
+    def _on_browse_clicked(self) -> None:
+        start = self.path() or str(self.default_root / "runs")
+        folder = QFileDialog.getExistingDirectory(self, "Run folder", start)
+        if folder:
+            self.edit.setText(folder)

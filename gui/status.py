@@ -1,0 +1,195 @@
+"""The status bar (step, epoch, it/s, ETA, device, progress) and the failure-watch warnings list."""
+
+from __future__ import annotations
+
+import math
+import time
+
+from PySide6.QtCore import QTimer
+from PySide6.QtGui import QColor
+from PySide6.QtWidgets import (QFrame, QHBoxLayout, QLabel, QListWidget, QListWidgetItem, QProgressBar, QPushButton,
+                               QSizePolicy, QStatusBar, QVBoxLayout, QWidget)
+
+from engine.reports import FinishedReport, ProgressReport, WarningReport
+
+from .util import Throttle
+from .worker import RunStarted, TrainingController
+
+__all__ = ["StatusPanel", "WarningsPanel", "format_duration"]
+
+
+def format_duration(seconds: float) -> str:
+    if not math.isfinite(seconds) or seconds < 0:
+        return "—"
+    s = int(round(seconds))
+    if s < 60:
+        return f"{s}s"
+    if s < 3600:
+        return f"{s // 60}m {s % 60:02d}s"
+    return f"{s // 3600}h {(s % 3600) // 60:02d}m"
+
+
+class StatusPanel(QWidget):
+    """Lives in the window's QStatusBar; refreshes at most 10× a second."""
+
+    def __init__(self, controller: TrainingController, status_bar: QStatusBar, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.controller = controller
+        self.bar = status_bar
+        self._latest: ProgressReport | None = None
+        self._total = 0
+        self._throttle = Throttle(self._refresh, 10.0, self)
+
+        def label(name: str, tip: str) -> QLabel:
+            lab = QLabel()
+            lab.setObjectName(name)
+            lab.setToolTip(tip)
+            return lab
+
+        self.state_label = label("stateLabel", "Training state")
+        self.step_label = label("stepLabel", "Step / total steps")
+        self.epoch_label = label("epochLabel", "Epoch")
+        self.speed_label = label("speedLabel", "Training speed")
+        self.eta_label = label("etaLabel", "Estimated time to the end of the schedule")
+        self.device_label = label("deviceLabel", "Device the networks run on")
+        self.progress = QProgressBar()
+        self.progress.setObjectName("runProgress")
+        self.progress.setFixedWidth(180)
+        self.progress.setTextVisible(True)
+        self.progress.setRange(0, 1)
+        self.progress.setValue(0)
+        self.warning_label = label("warningLabel", "")
+        self.warning_label.hide()
+        self.message_label = label("messageLabel", "")
+        self.message_label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+        self._message_timer = QTimer(self)
+        self._message_timer.setSingleShot(True)
+        self._message_timer.timeout.connect(self.message_label.clear)
+
+        lay = QHBoxLayout(self)
+        lay.setContentsMargins(6, 0, 6, 0)
+        lay.setSpacing(14)
+        for w in (self.state_label, self.step_label, self.epoch_label, self.speed_label, self.eta_label,
+                  self.device_label):
+            lay.addWidget(w)
+        lay.addWidget(self.warning_label)
+        lay.addWidget(self.message_label, 1)
+        status_bar.addWidget(self, 1)
+        status_bar.addPermanentWidget(self.progress)
+
+        controller.state_changed.connect(self._on_controller_state_changed)
+        controller.started.connect(self._on_controller_started)
+        controller.progressed.connect(self._on_controller_progressed)
+        controller.warned.connect(self._on_controller_warned)
+        controller.finished.connect(self._on_controller_finished)
+        controller.failed.connect(self._on_controller_failed)
+        self._on_controller_state_changed(controller.state)
+
+    def show_message(self, text: str, ms: int = 8000) -> None:
+        """A transient note beside the figures (QStatusBar.showMessage would hide them); 0: until replaced."""
+        self.message_label.setText(text)
+        self.message_label.setToolTip(text)
+        if ms > 0:
+            self._message_timer.start(ms)
+        else:
+            self._message_timer.stop()
+
+    def _on_controller_state_changed(self, state: str) -> None:
+        names = {"idle": "Ready", "starting": "Starting…", "running": "Training", "paused": "Paused",
+                 "stopping": "Stopping…"}
+        self.state_label.setText(names.get(state, state))
+        self.state_label.setProperty("state", state)
+        self.state_label.style().unpolish(self.state_label)
+        self.state_label.style().polish(self.state_label)
+
+    def _on_controller_started(self, info: RunStarted) -> None:
+        self._latest = None
+        self._total = info.total_steps
+        self.warning_label.hide()
+        self.device_label.setText(f"device {info.device}")
+        self.step_label.setText(f"step {info.step:,} / {info.total_steps:,}")
+        self.epoch_label.setText("")
+        self.speed_label.setText("")
+        self.eta_label.setText("")
+        self.progress.setRange(0, max(1, info.total_steps))
+        self.progress.setValue(info.step)
+
+    def _on_controller_progressed(self, report: ProgressReport) -> None:
+        self._latest = report
+        self._throttle.mark()
+
+    def _refresh(self) -> None:
+        r = self._latest
+        if r is None:
+            return
+        self.step_label.setText(f"step {r.step:,} / {r.total_steps:,}")
+        self.epoch_label.setText(f"epoch {r.epoch}")
+        self.speed_label.setText(f"{r.its_per_s:.2f} it/s")
+        self.eta_label.setText(f"ETA {format_duration(r.eta_s)}")
+        self.progress.setRange(0, max(1, r.total_steps))
+        self.progress.setValue(r.step)
+
+    def _on_controller_warned(self, report: WarningReport) -> None:
+        self.warning_label.setText(f"⚠ {report.message}")
+        self.warning_label.setToolTip(f"step {report.step}: {report.message}\n{report.hint}")
+        self.warning_label.setProperty("level", report.severity)
+        self.warning_label.style().unpolish(self.warning_label)
+        self.warning_label.style().polish(self.warning_label)
+        self.warning_label.show()
+
+    def _on_controller_finished(self, report: FinishedReport) -> None:
+        self._throttle.flush()
+        words = {"completed": "Finished", "stopped": "Stopped", "time-limit": "Time limit reached",
+                 "error": "Failed"}
+        where = f" · checkpoint {report.checkpoint}" if report.checkpoint else ""
+        self.show_message(f"{words.get(report.reason, report.reason)} at step {report.step:,}{where}", 15000)
+
+    def _on_controller_failed(self, message: str, _details: str) -> None:
+        self.show_message(f"Training failed: {message}", 15000)
+
+
+class WarningsPanel(QFrame):
+    """What the failure watch said, newest first, each with its hint. Hidden while empty."""
+
+    def __init__(self, controller: TrainingController, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.setObjectName("warningsPanel")
+        self.list = QListWidget()
+        self.list.setObjectName("warningsList")
+        self.list.setWordWrap(True)
+        self.list.setMaximumHeight(84)
+        title = QLabel("Warnings")
+        title.setObjectName("warningsTitle")
+        dismiss = QPushButton("Dismiss")
+        dismiss.setObjectName("flatButton")
+        head = QHBoxLayout()
+        head.setContentsMargins(0, 0, 0, 0)
+        head.addWidget(title)
+        head.addStretch(1)
+        head.addWidget(dismiss)
+        lay = QVBoxLayout(self)
+        lay.setContentsMargins(10, 6, 10, 6)
+        lay.setSpacing(4)
+        lay.addLayout(head)
+        lay.addWidget(self.list)
+        dismiss.clicked.connect(self.clear)
+        controller.warned.connect(self.add)
+        self.hide()
+
+    def add(self, report: WarningReport) -> None:
+        when = time.strftime("%H:%M:%S")
+        text = f"step {report.step:,} · {report.message}"
+        if report.hint:
+            text += f"\n    → {report.hint}"
+        item = QListWidgetItem(text)
+        item.setToolTip(f"{when} · {report.code}")
+        item.setForeground(QColor("#ff7b72" if report.severity == "error" else "#e3b341"))
+        self.list.insertItem(0, item)
+        self.show()
+
+    def count(self) -> int:
+        return self.list.count()
+
+    def clear(self) -> None:
+        self.list.clear()
+        self.hide()

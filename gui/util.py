@@ -1,0 +1,147 @@
+"""Small Qt helpers shared by the panels: paths, settings, image conversion, background tasks."""
+
+from __future__ import annotations
+
+import os
+import traceback
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+from PySide6.QtCore import QObject, QRunnable, QSettings, QStandardPaths, Qt, QThreadPool, QTimer, Signal
+from PySide6.QtGui import QImage, QPixmap
+from PySide6.QtWidgets import QMessageBox, QWidget
+
+ORGANISATION = "CycleGAN Studio"
+APPLICATION = "CycleGAN Studio"
+RESOURCES = Path(__file__).resolve().parent.parent / "resources"
+# Overrides the data directory (demo data, runs): used by tests and throwaway sessions.
+DATA_DIR_ENV = "CYCLEGAN_STUDIO_DATA"
+
+
+def resource(name: str) -> Path:
+    return RESOURCES / name
+
+
+def app_data_dir() -> Path:
+    """Where demo data and runs go: $CYCLEGAN_STUDIO_DATA, else QStandardPaths' AppDataLocation."""
+    override = os.environ.get(DATA_DIR_ENV)
+    if override:
+        return Path(override)
+    loc = QStandardPaths.writableLocation(QStandardPaths.StandardLocation.AppDataLocation)
+    return Path(loc) if loc else Path.home() / ".cyclegan-studio"
+
+
+def settings() -> QSettings:
+    """The app's settings, always an INI file (tests redirect it with ``QSettings.setPath``)."""
+    return QSettings(QSettings.Format.IniFormat, QSettings.Scope.UserScope, ORGANISATION, APPLICATION)
+
+
+def to_qimage(arr: np.ndarray) -> QImage:
+    """(H, W, 3) uint8 → a QImage that owns its pixels (a copy: the array may go away)."""
+    arr = np.ascontiguousarray(arr, dtype=np.uint8)
+    h, w = arr.shape[:2]
+    return QImage(arr.data, w, h, 3 * w, QImage.Format.Format_RGB888).copy()
+
+
+def scaled_pixmap(arr: np.ndarray, scale: int) -> QPixmap:
+    """Nearest-neighbour enlargement by an integer factor: crisp pixels, no blur."""
+    img = to_qimage(arr)
+    if scale > 1:
+        img = img.scaled(img.width() * scale, img.height() * scale)  # default mode is FastTransformation
+    return QPixmap.fromImage(img)
+
+
+def integer_scale(w: int, h: int, avail_w: int, avail_h: int, cap: int = 16) -> int:
+    """The largest integer factor that fits (w, h) into the available space (at least 1)."""
+    if w <= 0 or h <= 0:
+        return 1
+    return max(1, min(cap, avail_w // w, avail_h // h))
+
+
+class TaskSignals(QObject):
+    succeeded = Signal(object)
+    failed = Signal(str, str)  # message, traceback
+    done = Signal()            # after succeeded or failed
+
+
+class Task(QRunnable):
+    """Runs ``fn(*args)`` on a QThreadPool; the result (or the error) comes back as a signal.
+
+    The signals object lives in the thread that created the task (the GUI thread), so its
+    receivers run there. Only the return value crosses over: make it a copy.
+    """
+
+    def __init__(self, fn: Callable[..., Any], *args: Any):
+        super().__init__()
+        self.fn, self.args = fn, args
+        self.signals = TaskSignals()
+
+    def run(self) -> None:
+        try:
+            result = self.fn(*self.args)
+        except Exception as e:  # reported to the GUI, which shows it
+            self.signals.failed.emit(str(e) or type(e).__name__, traceback.format_exc())
+        else:
+            self.signals.succeeded.emit(result)
+        self.signals.done.emit()
+
+
+class TaskRunner(QObject):
+    """A thread pool that keeps its tasks (and so their signals) alive until they have reported."""
+
+    def __init__(self, max_threads: int, parent: QObject | None = None):
+        super().__init__(parent)
+        self.pool = QThreadPool(self)
+        self.pool.setMaxThreadCount(max_threads)
+        self._active: set[Task] = set()
+
+    def start(self, fn: Callable[..., Any], *args: Any) -> TaskSignals:
+        """Run ``fn(*args)`` on the pool; connect to the returned signals (they fire in this thread)."""
+        task = Task(fn, *args)
+        self._active.add(task)
+        task.signals.done.connect(lambda: self._active.discard(task))
+        self.pool.start(task)
+        return task.signals
+
+    @property
+    def busy(self) -> bool:
+        return bool(self._active)
+
+    def wait(self) -> None:
+        self.pool.waitForDone()
+
+
+class Throttle(QObject):
+    """Calls ``callback`` at most ``hz`` times a second, and only after ``mark()`` said something changed."""
+
+    def __init__(self, callback: Callable[[], None], hz: float = 10.0, parent: QObject | None = None):
+        super().__init__(parent)
+        self._callback = callback
+        self._timer = QTimer(self)
+        self._timer.setSingleShot(True)
+        self._timer.setInterval(int(1000 / hz))
+        self._timer.timeout.connect(self._on_timer_timeout)
+
+    def mark(self) -> None:
+        if not self._timer.isActive():
+            self._timer.start()
+
+    def flush(self) -> None:
+        """Run the pending callback now (tests, screenshots)."""
+        if self._timer.isActive():
+            self._timer.stop()
+            self._callback()
+
+    def _on_timer_timeout(self) -> None:
+        self._callback()
+
+
+def show_error(parent: QWidget | None, title: str, message: str, details: str = "") -> QMessageBox:
+    """A window-modal error box with an optional "Show Details…" traceback; does not block the caller."""
+    box = QMessageBox(QMessageBox.Icon.Critical, title, message, QMessageBox.StandardButton.Ok, parent)
+    if details:
+        box.setDetailedText(details)
+    box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+    box.open()
+    return box
