@@ -255,7 +255,7 @@ def _scan(root: str) -> tuple[list[str], list[Skipped]]:
         except OSError as e:
             skipped.append(Skipped(d, f"folder not readable ({e.strerror or e})"))
             continue
-        key = (st.st_dev, st.st_ino)
+        key = (st.st_dev, st.st_ino) if st.st_ino else (st.st_dev, os.path.realpath(d))
         if key in visited:
             log.debug("%s: already scanned (symlink loop or duplicate link), not followed", d)
             continue
@@ -297,7 +297,8 @@ def _summary(skipped: Iterable[Skipped], limit: int = 3) -> str:
 
 
 def _workers() -> int:
-    return max(1, min(8, os.cpu_count() or 1))
+    # PIL releases the GIL while decoding. Few threads: each may hold a full-size decoded photo.
+    return max(1, min(4, os.cpu_count() or 1))
 
 
 class _Store:
@@ -712,4 +713,5 @@ def to_uint8_image(t: torch.Tensor) -> np.ndarray:
     x = torch.nan_to_num(t.detach().float(), nan=0.0)
     x = ((x + 1.0) * 127.5).round_().clamp_(0, 255).to(torch.uint8)
     x = x.permute(1, 2, 0) if x.dim() == 3 else x.permute(0, 2, 3, 1)
-    return np.ascontiguousarray(x.cpu().numpy()).copy()
+    # x is a fresh tensor, so its contiguous numpy view is already a copy nobody else holds.
+    return x.cpu().contiguous().numpy()

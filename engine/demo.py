@@ -199,8 +199,11 @@ def demo_transform(img: np.ndarray) -> np.ndarray:
     a = np.asarray(img)
     if a.dtype != np.uint8 or a.ndim != 3 or a.shape[2] != 3:
         raise ValueError(f"expected a uint8 (H, W, 3) image, got {a.dtype} {a.shape}")
-    x = a.astype(np.float32) / 255.0
-    y = _tone(x @ _T_MATRIX.T + _T_OFFSET)
+    x = a.astype(np.float64) / 255.0
+    # Written out per channel rather than as a matmul, whose BLAS kernel (and rounding) can
+    # depend on the array's shape: T must give the same bytes for a pixel wherever it is.
+    m, b = _T_MATRIX.astype(np.float64), _T_OFFSET.astype(np.float64)
+    y = _tone(x[..., 0:1] * m[:, 0] + x[..., 1:2] * m[:, 1] + x[..., 2:3] * m[:, 2] + b)
     return np.clip(np.rint(y * 255.0), 0, 255).astype(np.uint8)
 
 
@@ -232,7 +235,7 @@ def _prepare(out: Path) -> None:
     """Make ``out`` ready to write into. Old demo images are removed; anything else is never touched."""
     if out.exists() and not out.is_dir():
         raise ValueError(f"{out} exists and is not a folder")
-    ours = (out / MARKER).is_file() and is_demo_marker(out / MARKER)
+    ours = _is_marker(out / MARKER)
     for s in SUBFOLDERS:
         d = out / s
         if d.is_dir() and any(d.iterdir()):
@@ -245,7 +248,7 @@ def _prepare(out: Path) -> None:
         (out / s).mkdir(parents=True, exist_ok=True)
 
 
-def is_demo_marker(path: Path) -> bool:
+def _is_marker(path: Path) -> bool:
     try:
         return json.loads(path.read_text()).get("kind") == _KIND
     except (OSError, ValueError, AttributeError):
@@ -318,7 +321,8 @@ def run_cli(args) -> int:
     t0 = time.perf_counter()
     counts = make_demo_dataset(args.dir, n_train=args.n_train, n_test=args.n_test, size=args.size, seed=args.seed)
     total = sum(f.stat().st_size for s in SUBFOLDERS for f in (Path(args.dir) / s).glob("*.png"))
+    amount = f"{total / 1e6:.1f} MB" if total >= 1e5 else f"{total / 1e3:.0f} kB"
     print(f"demo data in {os.path.abspath(args.dir)}: "
           + ", ".join(f"{k} {v}" for k, v in counts.items())
-          + f" ({args.size} px, {total / 1e6:.1f} MB, {time.perf_counter() - t0:.1f} s)")
+          + f" ({args.size} px, {amount}, {time.perf_counter() - t0:.1f} s)")
     return 0
