@@ -14,18 +14,10 @@ import sys
 from pathlib import Path
 
 from .checkpoint import CheckpointError
-from .config import Config, ConfigError, PRESETS, preset
+from .cliutil import Parser as _Parser, UsageError, add_config_args, load_config, nonneg_float as _nonneg_float, positive_int as _positive_int
+from .config import ConfigError
 
 log = logging.getLogger("engine")
-
-
-class UsageError(Exception):
-    """A bad argument; printed as one line, exit 2."""
-
-
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str):  # one line, not usage + message
-        raise UsageError(f"{self.prog}: {message}")
 
 
 def _fmt_time(seconds: float) -> str:
@@ -35,55 +27,6 @@ def _fmt_time(seconds: float) -> str:
     h, rem = divmod(seconds, 3600)
     m, s = divmod(rem, 60)
     return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"
-
-
-def load_config(args) -> Config:
-    """--preset, then --config FILE.json over it, then --set key=value over that."""
-    cfg = preset(getattr(args, "preset", None) or "cpu-quick")
-    if getattr(args, "config", None):
-        p = Path(args.config)
-        try:
-            text = p.read_text(encoding="utf-8")
-        except OSError as e:
-            raise UsageError(f"cannot read config {p}: {e.strerror or e}") from None
-        cfg = Config.from_json(text, base=cfg)
-    if getattr(args, "set", None):
-        cfg = cfg.with_overrides(args.set)
-    if getattr(args, "steps", None) is not None:
-        cfg = cfg.with_values(max_steps=args.steps)
-    if getattr(args, "time_limit", None) is not None:
-        cfg = cfg.with_values(time_limit=args.time_limit)
-    if getattr(args, "device", None):
-        cfg = cfg.with_values(device=args.device)
-    return cfg
-
-
-def _positive_int(text: str) -> int:
-    try:
-        v = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if v <= 0:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {v}")
-    return v
-
-
-def _nonneg_float(text: str) -> float:
-    try:
-        v = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if not math.isfinite(v) or v < 0:
-        raise argparse.ArgumentTypeError(f"expected a non-negative number, got {text!r}")
-    return v
-
-
-def add_config_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--preset", choices=sorted(PRESETS), default="cpu-quick", help="starting point (default cpu-quick)")
-    p.add_argument("--config", metavar="FILE.json", help="a config file (as written to RUN_DIR/config.json)")
-    p.add_argument("--set", action="append", metavar="KEY=VALUE", default=[],
-                   help="override one setting, e.g. --set crop_size=64 (repeatable)")
-    p.add_argument("--device", choices=["auto", "cpu", "cuda", "mps"])
 
 
 # --- train / resume --------------------------------------------------------------------------

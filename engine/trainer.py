@@ -169,6 +169,7 @@ class Trainer:
         self.elapsed_before = 0.0  # seconds trained in earlier sessions of this run
         self.fault_count = 0
         self._consecutive_faults = 0
+        self.data_wait_s = 0.0  # time run() spent waiting for batches (the benchmark reads it)
 
         self._fixed = self.batches_fixed()
         self._ckpt = CheckpointManager(self.run_dir, config.schedule.keep_checkpoints) if self.run_dir else None
@@ -562,7 +563,9 @@ class Trainer:
                     yield from self._checkpoint_reports()
 
                 try:
+                    t_wait = time.perf_counter()
                     real_a, real_b = next(batches)
+                    self.data_wait_s += time.perf_counter() - t_wait
                 except DataGoneError as e:
                     reason, message = "error", str(e)
                     break
