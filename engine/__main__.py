@@ -72,22 +72,29 @@ def _drive(trainer, stop_at=None, quiet: bool = False) -> int:
 
 
 def cmd_train(args) -> int:
+    from .distributed import init_from_env, shutdown
     from .trainer import Trainer
 
     cfg = load_config(args)
     out = Path(args.out)
     if (out / "checkpoints" / "latest.pt").exists():
         raise UsageError(f"{out} already holds a run; use 'python -m engine resume {out}' or choose another --out")
-    trainer = Trainer.from_folders(cfg, args.dir_a, args.dir_b, run_dir=out)
-    for ds in (trainer.train_a, trainer.train_b):
-        for s in ds.skipped:
-            print(f"skipped {s.path}: {s.reason}", file=sys.stderr)
-        for w in ds.warnings:
-            print(f"warning: {w}", file=sys.stderr)
-    print(f"training on {trainer.device}: {len(trainer.train_a)}+{len(trainer.val_a)} A, "
-          f"{len(trainer.train_b)}+{len(trainer.val_b)} B images (train+held-out), {trainer.total_steps} steps → {out}",
-          flush=True)
-    return _drive(trainer, quiet=args.quiet)
+    info = init_from_env(cfg.output.device)  # torchrun: join the process group; otherwise one process
+    try:
+        trainer = Trainer.from_folders(cfg, args.dir_a, args.dir_b, run_dir=out, dist_info=info)
+        if info.is_main:
+            for ds in (trainer.train_a, trainer.train_b):
+                for s in ds.skipped:
+                    print(f"skipped {s.path}: {s.reason}", file=sys.stderr)
+                for w in ds.warnings:
+                    print(f"warning: {w}", file=sys.stderr)
+            ranks = f" × {info.world_size} processes ({info.backend})" if info.enabled else ""
+            print(f"training on {trainer.device}{ranks}: {len(trainer.train_a)}+{len(trainer.val_a)} A, "
+                  f"{len(trainer.train_b)}+{len(trainer.val_b)} B images (train+held-out"
+                  f"{', per process' if info.enabled else ''}), {trainer.total_steps} steps → {out}", flush=True)
+        return _drive(trainer, quiet=args.quiet or not info.is_main)
+    finally:
+        shutdown()
 
 
 def cmd_resume(args) -> int:
@@ -103,10 +110,18 @@ def cmd_resume(args) -> int:
     if args.steps is not None and total_hint and step + args.steps > total_hint:
         max_steps = step + args.steps  # extend a step-limited run
     paths = (args.data_a, args.data_b) if args.data_a and args.data_b else None
-    trainer = Trainer.resume_run(run_dir, device=args.device, max_steps=max_steps, data_paths=paths)
-    stop_at = trainer.step + args.steps if args.steps is not None else None
-    print(f"resuming {run_dir} at step {trainer.step} of {trainer.total_steps} on {trainer.device}", flush=True)
-    return _drive(trainer, stop_at=stop_at, quiet=args.quiet)
+    from .distributed import init_from_env, shutdown
+
+    info = init_from_env(args.device or cfg.output.device)
+    try:
+        trainer = Trainer.resume_run(run_dir, device=args.device, max_steps=max_steps, data_paths=paths, dist_info=info)
+        stop_at = trainer.step + args.steps if args.steps is not None else None
+        if info.is_main:
+            print(f"resuming {run_dir} at step {trainer.step} of {trainer.total_steps} on {trainer.device}"
+                  + (f" × {info.world_size} processes" if info.enabled else ""), flush=True)
+        return _drive(trainer, stop_at=stop_at, quiet=args.quiet or not info.is_main)
+    finally:
+        shutdown()
 
 
 # --- translate / score ------------------------------------------------------------------------

@@ -508,6 +508,22 @@ class ImageFolder:
                 ImageFolder._view(self._store, val, f"{self.name} (held out)"))
 
 
+    def shard(self, rank: int, world_size: int) -> "ImageFolder":
+        """The images of this view at positions rank, rank + world_size, …: one rank's disjoint shard.
+
+        The shards of all ranks partition the view, so in every epoch each image is trained on by
+        exactly one rank (distributed training).
+        """
+        if not 0 <= rank < world_size:
+            raise ValueError(f"rank {rank} is outside a world of {world_size}")
+        if world_size == 1:
+            return self
+        index = self._index[rank::world_size]
+        if not index:
+            raise DataError(f"{self.root}: {len(self)} images are too few to give each of {world_size} processes one")
+        return ImageFolder._view(self._store, index, self.name)
+
+
 # --- pairs of domains -------------------------------------------------------------------------
 
 def same_folder(a, b) -> bool:

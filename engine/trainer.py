@@ -38,6 +38,7 @@ from .checkpoint import (CheckpointError, CheckpointManager, atomic_write_text, 
                          config_from_checkpoint, load_checkpoint, write_json)
 from .config import Config
 from .data import DataError, DataGoneError, ImageFolder, UnpairedBatches, open_domains, to_uint8_image
+from .distributed import SINGLE, DistInfo, agree_any, average_gradients, broadcast_module
 from .networks import build_critic, build_generator
 from .objectives import DLoss, build_objective, cycle_loss, gradient_penalty, identity_loss
 from .pool import ImagePool
@@ -123,10 +124,12 @@ class Trainer:
 
     def __init__(self, config: Config, dataset_a: ImageFolder, dataset_b: ImageFolder,
                  device: str | torch.device | None = None, run_dir: str | os.PathLike | None = None,
-                 *, ground_truth: Any = None):
+                 *, ground_truth: Any = None, dist_info: DistInfo = SINGLE):
         self.cfg = config
+        self.dist = dist_info
         self.device = torch.device(device) if isinstance(device, torch.device) else resolve_device(device or config.output.device)
-        self.run_dir = Path(run_dir) if run_dir is not None else None
+        # Only rank 0 writes metrics, previews and checkpoints.
+        self.run_dir = Path(run_dir) if run_dir is not None and dist_info.is_main else None
         self.ground_truth = ground_truth  # optional engine.quality.GroundTruth for PSNR evaluation
         if config.output.threads:
             torch.set_num_threads(config.output.threads)
@@ -134,6 +137,9 @@ class Trainer:
         d, s = config.data, config.schedule
         self.train_a, self.val_a = dataset_a.split(d.val_fraction, d.val_min, s.seed)
         self.train_b, self.val_b = dataset_b.split(d.val_fraction, d.val_min, s.seed)
+        if dist_info.enabled:  # each rank trains on its own disjoint shard of A and of B
+            self.train_a = self.train_a.shard(dist_info.rank, dist_info.world_size)
+            self.train_b = self.train_b.shard(dist_info.rank, dist_info.world_size)
         self.batches = UnpairedBatches(self.train_a, self.train_b, batch_size=d.batch_size, crop_size=d.crop_size,
                                        flip=d.flip, seed=s.seed, device=self.device)
         # Extra critic iterations (Wasserstein, n_critic > 1) draw fresh batches from their own stream.
@@ -150,6 +156,9 @@ class Trainer:
         self.F = build_generator(config).to(self.device)
         self.D_A = build_critic(config).to(self.device)
         self.D_B = build_critic(config).to(self.device)
+        if dist_info.enabled:
+            for net in (self.G, self.F, self.D_A, self.D_B):
+                broadcast_module(net)
         self.G_ema = copy.deepcopy(self.G).eval() if config.model.ema_decay > 0 else None
         self.F_ema = copy.deepcopy(self.F).eval() if config.model.ema_decay > 0 else None
         for net in (self.G_ema, self.F_ema):
@@ -213,17 +222,18 @@ class Trainer:
         return fixed.fixed(min(n, len(a), len(b)))
 
     @classmethod
-    def from_folders(cls, config: Config, path_a, path_b, run_dir=None, device=None) -> "Trainer":
+    def from_folders(cls, config: Config, path_a, path_b, run_dir=None, device=None,
+                     dist_info: DistInfo = SINGLE) -> "Trainer":
         ds_a, ds_b = open_domains(path_a, path_b, config)
         from .demo import ground_truth_dir
 
         gt = None
         gt_dir = ground_truth_dir(path_a)
-        if gt_dir is not None:
+        if gt_dir is not None and dist_info.is_main:
             from .quality import GroundTruth
 
             gt = GroundTruth.from_demo_dir(gt_dir.parent, config)
-        trainer = cls(config, ds_a, ds_b, device=device, run_dir=run_dir, ground_truth=gt)
+        trainer = cls(config, ds_a, ds_b, device=device, run_dir=run_dir, ground_truth=gt, dist_info=dist_info)
         trainer.data_paths = (str(Path(path_a).resolve()), str(Path(path_b).resolve()))
         return trainer
 
@@ -270,6 +280,25 @@ class Trainer:
             g["lr"] = self.base_lr_D * mult
         return self.base_lr_G * mult
 
+    def _backward_and_step(self, opt: torch.optim.Optimizer, loss: torch.Tensor) -> bool:
+        """Backward, average gradients across ranks, and step, unless anything is non-finite.
+
+        Returns whether the update was applied. A skipped update leaves the weights untouched.
+        """
+        finite = bool(torch.isfinite(loss.detach()))
+        params = [p for g in opt.param_groups for p in g["params"]]
+        if self.dist.enabled:
+            # Every rank must join the all_reduce; a rank with a bad loss poisons it so all skip alike.
+            loss.backward()
+            average_gradients(params, self.dist.world_size, poison=not finite)
+        elif finite:
+            loss.backward()
+        if not finite or not _finite_grads(params):
+            opt.zero_grad(set_to_none=True)
+            return False
+        opt.step()
+        return True
+
     def _critic_update(self, real_a, real_b, fake_a, fake_b, gen) -> tuple[DLoss, DLoss, bool]:
         """One update of D_A and D_B on detached fakes. Returns (D_A loss, D_B loss, applied)."""
         obj = self.objective
@@ -278,14 +307,8 @@ class Trainer:
             d_b = obj.d_loss(self.D_B, real_b, fake_b.detach(), gen)
             d_a = obj.d_loss(self.D_A, real_a, fake_a.detach(), gen)
             loss = d_a.loss + d_b.loss
-        if not torch.isfinite(loss.detach()):
+        if not self._backward_and_step(self.opt_D, loss):
             return d_a, d_b, False
-        loss.backward()
-        params = [p for g in self.opt_D.param_groups for p in g["params"]]
-        if not _finite_grads(params):
-            self.opt_D.zero_grad(set_to_none=True)
-            return d_a, d_b, False
-        self.opt_D.step()
         obj.after_d_step(self.D_A)
         obj.after_d_step(self.D_B)
         return d_a, d_b, True
@@ -332,16 +355,9 @@ class Trainer:
             else:
                 loss_idt_A = loss_idt_B = torch.zeros((), device=self.device)
             loss_G = loss_G_A + loss_G_B + loss_cyc_A + loss_cyc_B + loss_idt_A + loss_idt_B
-        g_ok = bool(torch.isfinite(loss_G.detach()))
+        g_ok = self._backward_and_step(self.opt_G, loss_G)
         if g_ok:
-            loss_G.backward()
-            g_params = [p for g in self.opt_G.param_groups for p in g["params"]]
-            g_ok = _finite_grads(g_params)
-            if g_ok:
-                self.opt_G.step()
-                self._update_ema()
-            else:
-                self.opt_G.zero_grad(set_to_none=True)
+            self._update_ema()
         faulted |= not g_ok
         set_requires_grad([self.D_A, self.D_B], True)
 
@@ -552,13 +568,18 @@ class Trainer:
                     pause_len = time.perf_counter() - paused_at
                     self._t0 += pause_len  # time paused is not training time
                     window_t += pause_len
-                if self._stop.is_set():
+                stop_now = self._stop.is_set()
+                time_up = bool(time_limit) and self._session_elapsed() >= time_limit
+                if self.dist.enabled:  # all ranks stop at the same step, or the collectives would hang
+                    stop_now = agree_any(stop_now, self.device)
+                    time_up = agree_any(time_up, self.device)
+                if stop_now:
                     reason = "stopped"
                     break
-                if time_limit and self._session_elapsed() >= time_limit:
+                if time_up:
                     reason, message = "time-limit", f"time limit of {s.time_limit:g} min reached"
                     break
-                if self._save_request.is_set():
+                if self._save_request.is_set() and self.run_dir is not None:
                     self._save_request.clear()
                     yield from self._checkpoint_reports()
 
@@ -612,13 +633,13 @@ class Trainer:
                     for w in self.watch.observe(self.step, metrics):
                         log.warning("%s %s", w.message, w.hint)
                         yield w
-                if self.step % s.eval_every == 0:
+                if self.step % s.eval_every == 0 and self.dist.is_main:
                     ev = self.evaluate()
                     if ev:
                         elapsed = self.elapsed_before + self._session_elapsed()
                         self._log_row({"type": "eval", "step": self.step, "time": round(elapsed, 3), **ev})
                         yield EvalReport(self.step, elapsed, ev)
-                if self.step % s.preview_every == 0:
+                if self.step % s.preview_every == 0 and self.dist.is_main:
                     yield self._preview_report()
                 if self.step % s.save_every == 0 and self.run_dir is not None:
                     yield from self._checkpoint_reports()
@@ -634,7 +655,7 @@ class Trainer:
             checkpoint = saved[-1].path if saved else None
         elif self.run_dir is not None:
             checkpoint = str(self._ckpt.latest)
-        if reason == "completed" and self.step % s.preview_every != 0:
+        if reason == "completed" and self.step % s.preview_every != 0 and self.dist.is_main:
             yield self._preview_report()
         self.elapsed_before += self._session_elapsed()
         self._t0 = None
@@ -686,7 +707,7 @@ class Trainer:
     # --- resume -----------------------------------------------------------------------------
     @classmethod
     def resume_run(cls, run_dir, device=None, *, max_steps: int | None = None,
-                   data_paths: tuple[str, str] | None = None) -> "Trainer":
+                   data_paths: tuple[str, str] | None = None, dist_info: DistInfo = SINGLE) -> "Trainer":
         """Rebuild a trainer from a run folder's latest checkpoint and its data folders."""
         run_dir = Path(run_dir)
         ck = load_checkpoint(run_dir)
@@ -696,6 +717,6 @@ class Trainer:
         paths = data_paths or tuple(ck.get("data", {}).get("paths", ()))
         if len(paths) != 2 or not all(paths):
             raise DataError(f"{run_dir}: the checkpoint does not record its data folders; give them explicitly")
-        trainer = cls.from_folders(cfg, paths[0], paths[1], run_dir=run_dir, device=device)
+        trainer = cls.from_folders(cfg, paths[0], paths[1], run_dir=run_dir, device=device, dist_info=dist_info)
         trainer.load_state(ck, str(run_dir))
         return trainer
