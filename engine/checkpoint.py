@@ -174,6 +174,19 @@ class CheckpointManager:
     def latest(self) -> Path:
         return self.dir / "latest.pt"
 
+    def remove_stale_temp_files(self) -> int:
+        """Delete temp files a killed process left mid-save (never a finished checkpoint). Returns how many."""
+        n = 0
+        if self.dir.is_dir():
+            for p in self.dir.iterdir():
+                if p.name.startswith(".") and p.name.endswith(".tmp"):
+                    try:
+                        p.unlink()
+                        n += 1
+                    except OSError:
+                        pass
+        return n
+
     def numbered(self) -> list[tuple[int, Path]]:
         if not self.dir.is_dir():
             return []

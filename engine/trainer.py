@@ -507,6 +507,8 @@ class Trainer:
             return
         (self.run_dir / "previews").mkdir(parents=True, exist_ok=True)
         (self.run_dir / "checkpoints").mkdir(parents=True, exist_ok=True)
+        if self._ckpt.remove_stale_temp_files():
+            log.info("removed temp files of an interrupted save in %s", self._ckpt.dir)
         atomic_write_text(self.run_dir / "config.json", self.cfg.to_json() + "\n")
         write_json(self.run_dir / "run.json", {
             "version": __version__, "data": list(getattr(self, "data_paths", ("", ""))),
@@ -539,7 +541,28 @@ class Trainer:
 
     # --- the loop ---------------------------------------------------------------------------
     def run(self, stop_at: int | None = None) -> Iterator[Report]:
-        """Train until ``stop_at`` (default: the end of the schedule), yielding reports."""
+        """Train until ``stop_at`` (default: the end of the schedule), yielding reports.
+
+        With ``output.tensorboard`` on, every report is also written to RUN_DIR/tb.
+        """
+        tb = None
+        if self.cfg.output.tensorboard and self.run_dir is not None:
+            from .tb import MissingExtraError, TensorBoardLogger
+
+            try:
+                tb = TensorBoardLogger(self.run_dir)
+            except MissingExtraError as e:
+                yield WarningReport(self.step, "tensorboard", str(e), "Metrics are still in metrics.jsonl.")
+        try:
+            for rep in self._run(stop_at):
+                if tb is not None:
+                    tb.log(rep)
+                yield rep
+        finally:
+            if tb is not None:
+                tb.close()
+
+    def _run(self, stop_at: int | None) -> Iterator[Report]:
         cfg, s = self.cfg, self.cfg.schedule
         end = min(stop_at, self.total_steps) if stop_at is not None else self.total_steps
         self._t0 = time.perf_counter()

@@ -1,6 +1,5 @@
 """Checkpoints: atomic, weights-only, clear about foreign files and architecture mismatches."""
 
-import builtins
 import os
 from pathlib import Path
 
@@ -11,21 +10,7 @@ from engine.checkpoint import (FORMAT_VERSION, CheckpointError, CheckpointManage
                                check_architecture, load_checkpoint, save_checkpoint)
 from engine.config import Config
 from engine.networks import ResnetGenerator
-
-
-class Evil:
-    """Unpickling this would create a file: the classic malicious checkpoint."""
-
-    def __init__(self, path):
-        self.path = path
-
-    def __reduce__(self):
-        return (builtins.open, (self.path, "w"))
-
-
-def make_evil_checkpoint(path: Path, marker: Path) -> Path:
-    torch.save({"format": "cyclegan-studio", "format_version": 1, "payload": Evil(str(marker))}, path)
-    return path
+from tests.evil import make_evil_checkpoint
 
 
 def test_malicious_pickle_is_refused_and_never_runs(tmp_path):

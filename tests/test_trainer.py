@@ -227,3 +227,26 @@ def test_checkpoint_report_and_keep_k(tmp_path):
     assert [r.step for r in reps if isinstance(r, CheckpointReport)] == [2, 4, 6, 8]
     names = sorted(p.name for p in (tmp_path / "run" / "checkpoints").iterdir())
     assert names == ["latest.pt", "step_0000006.pt", "step_0000008.pt"]
+
+
+def test_tensorboard_option_writes_event_files(tmp_path):
+    pytest.importorskip("tensorboard")
+    cfg = tiny_config(max_steps=2, tensorboard=True)
+    all_reports(trainer_for(tmp_path, cfg))
+    events = list((tmp_path / "run" / "tb").glob("events.out.tfevents.*"))
+    assert events and events[0].stat().st_size > 0
+
+
+def test_data_folder_deleted_mid_run_stops_with_checkpoint(tmp_path, monkeypatch):
+    import shutil
+
+    cfg = tiny_config(max_steps=50, save_every=100)
+    t = trainer_for(tmp_path, cfg)
+    reps = []
+    for rep in t.run():
+        reps.append(rep)
+        if isinstance(rep, ProgressReport) and rep.step == 2:
+            shutil.rmtree(tmp_path / "B")
+    fin = reps[-1]
+    assert fin.reason == "error" and str(tmp_path / "B") in fin.message
+    assert load_checkpoint(fin.checkpoint)["step"] == fin.step >= 2
