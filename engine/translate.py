@@ -30,10 +30,14 @@ Direction = Literal["AtoB", "BtoA"]
 MODEL_FORMAT = "cyclegan-studio-model"
 
 
-def pad_to_multiple(x: torch.Tensor, m: int = 4) -> tuple[torch.Tensor, tuple[int, int]]:
-    """Reflect-pad (B, C, H, W) on the bottom/right to multiples of m; returns (padded, (H, W))."""
+def pad_to_multiple(x: torch.Tensor, m: int = 4, min_size: int = 8) -> tuple[torch.Tensor, tuple[int, int]]:
+    """Reflect-pad (B, C, H, W) on the bottom/right to multiples of m, at least ``min_size``.
+
+    The generator's own reflection pads need at least 2 pixels at quarter resolution, hence
+    ``min_size`` 8. Returns (padded, (H, W)) so the caller can crop back.
+    """
     h, w = x.shape[-2:]
-    ph, pw = (-h) % m, (-w) % m
+    ph, pw = max(min_size, h + (-h) % m) - h, max(min_size, w + (-w) % m) - w
     if ph or pw:
         # Reflect padding needs pad < size; tiny images fall back to replicating the edge.
         mode = "reflect" if ph < h and pw < w else "replicate"
