@@ -290,10 +290,10 @@ class DatasetsPanel(QWidget):
         gen = self._generation[name]
         picker = self.pickers[name]
         picker.show_scanning(path)
-        signals = self.tasks.start(scan_folder, path, self._config, name)
-        signals.succeeded.connect(lambda result: self._on_scan_succeeded(name, gen, result))
-        signals.failed.connect(lambda msg, _tb: self._on_scan_succeeded(name, gen, ScanResult(path, error=msg)))
         self._update_pair()
+        self.tasks.start(scan_folder, path, self._config, name,
+                         succeeded=lambda result: self._on_scan_succeeded(name, gen, result),
+                         failed=lambda msg, _tb: self._on_scan_succeeded(name, gen, ScanResult(path, error=msg)))
         self.changed.emit()
 
     def set_paths(self, path_a: str, path_b: str) -> None:
@@ -361,9 +361,8 @@ class DatasetsPanel(QWidget):
     def _on_demo_button_clicked(self) -> None:
         self.demo_button.setEnabled(False)
         self.demo_status.setText("generating…")
-        signals = self.tasks.start(make_demo, str(app_data_dir() / "demo"))
-        signals.succeeded.connect(self._on_demo_succeeded)
-        signals.failed.connect(self._on_demo_failed)
+        self.tasks.start(make_demo, str(app_data_dir() / "demo"), succeeded=self._on_demo_succeeded,
+                         failed=self._on_demo_failed)
 
     def _on_demo_succeeded(self, paths: tuple[str, str]) -> None:
         self.demo_button.setEnabled(True)

@@ -34,6 +34,7 @@ class MainWindow(QMainWindow):
         self._persist = persist
         self._close_pending = False
         self._translate_after_save = False
+        self._opened_run: str | None = None  # the run opened last (File → Open run…)
         store = settings() if persist else None
         config = config or self._saved_config(store) or preset("cpu-quick")
 
@@ -206,6 +207,7 @@ class MainWindow(QMainWindow):
 
     # --- reports -------------------------------------------------------------------------------
     def _on_controller_started(self, info: RunStarted) -> None:
+        self._opened_run = None
         self.plots.truncate_after(info.step)  # a resumed run rewrites what came after its checkpoint
         self.plots.set_config(info.config)
         self.translate.set_current_run_available(True)
@@ -225,8 +227,8 @@ class MainWindow(QMainWindow):
 
     def _on_controller_finished(self, report: FinishedReport) -> None:
         run_dir = self.controller.run_dir
-        if run_dir and (Path(run_dir) / "checkpoints" / "latest.pt").exists():
-            self.controls.set_continue_run(run_dir)
+        resumable = report.reason != "completed" and report.checkpoint is not None
+        self.controls.set_continue_run(run_dir if resumable else None)
         if self._translate_after_save and run_dir:
             self._translate_after_save = False
             self.translate.load_model(run_dir)
@@ -252,7 +254,7 @@ class MainWindow(QMainWindow):
             self.controller.request_save()
             self.status.show_message("Saving a checkpoint for the Translate tab…")
             return
-        run_dir = self.controller.run_dir or self.controls.continue_run
+        run_dir = self._opened_run or self.controller.run_dir
         if run_dir:
             self.translate.load_model(run_dir)
 
@@ -281,8 +283,8 @@ class MainWindow(QMainWindow):
             self.previews.show_saved(info.preview_path, info.preview_step)
         if all(info.data_paths):
             self.datasets.set_paths(*info.data_paths)
-        self.controls.set_continue_run(info.run_dir if info.has_checkpoint else None)
-        self.controller.run_dir = None
+        self.controls.set_continue_run(info.run_dir if info.can_continue else None)
+        self._opened_run = info.run_dir if info.has_checkpoint else None
         self.translate.set_current_run_available(info.has_checkpoint)
         self.setWindowTitle(f"CycleGAN Studio · {Path(info.run_dir).name}")
         self.status.show_message(f"Opened {info.run_dir} (step {info.last_step:,})"

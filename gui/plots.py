@@ -258,6 +258,8 @@ class TrainingPlots(QWidget):
         self.splitter.setChildrenCollapsible(False)
         self.splitter.addWidget(self.plot_widgets["loss"])
         self.splitter.addWidget(self._right)
+        self.splitter.setStretchFactor(0, 1)
+        self.splitter.setStretchFactor(1, 1)
 
         lay = QVBoxLayout(self)
         lay.setContentsMargins(0, 0, 0, 0)
@@ -345,7 +347,12 @@ class TrainingPlots(QWidget):
         self.plot_widgets["gp"].setVisible(wass and (self._config.objective.gan_mode == "wgan-gp"
                                                      or len(self._series["gp_A"]) > 0))
         self.plot_widgets["quality"].setVisible(quality)
-        self._right.setVisible(wass or quality)
+        if (wass or quality) and self._right.isHidden():
+            self._right.show()
+            width = max(self.splitter.width(), 2)
+            self.splitter.setSizes([width // 2, width - width // 2])  # appearing: half the width, not a sliver
+        elif not (wass or quality):
+            self._right.hide()
         mode = self._config.objective.gan_mode
         self.w_note.setVisible(not wass)
         if not wass:

@@ -32,6 +32,12 @@ class RunInfo:
     preview_step: int | None
     data_paths: tuple[str, str]
     has_checkpoint: bool
+    total_steps: int | None = None
+
+    @property
+    def can_continue(self) -> bool:
+        """A checkpoint, and the schedule not yet done (as far as the metrics tell)."""
+        return self.has_checkpoint and (self.total_steps is None or self.last_step < self.total_steps)
 
     @property
     def last_step(self) -> int:
@@ -70,13 +76,16 @@ def read_run(run_dir: str | Path) -> RunInfo:
     preview_step, preview_path = max(previews) if previews else (None, None)
 
     data: tuple[str, str] = ("", "")
+    total = None
     try:
         meta = json.loads((run / "run.json").read_text(encoding="utf-8"))
         paths = meta.get("data", [])
         if isinstance(paths, list) and len(paths) == 2:
             data = (str(paths[0]), str(paths[1]))
+        if isinstance(meta.get("total_steps"), int):
+            total = meta["total_steps"]
     except (OSError, json.JSONDecodeError, AttributeError):
         pass
 
     return RunInfo(str(run), config, tuple(rows), str(preview_path) if preview_path else None, preview_step,
-                   data, (run / "checkpoints" / "latest.pt").is_file())
+                   data, (run / "checkpoints" / "latest.pt").is_file(), total)

@@ -8,39 +8,35 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import shutil
 import tempfile
 import time
 from pathlib import Path
 
-from PySide6.QtCore import QObject, QPointF, Qt, QTimer, QMimeData, QUrl
-from PySide6.QtGui import QDropEvent
-from PySide6.QtWidgets import QApplication, QWidget
+from PySide6.QtCore import QObject, QTimer
+from PySide6.QtWidgets import QApplication
 
 from engine.config import preset
 from engine.reports import FinishedReport
 
 from .main_window import MainWindow
+from .util import send_drop
 
 log = logging.getLogger(__name__)
 
-__all__ = ["SmokeRun", "send_drop"]
-
-
-def send_drop(widget: QWidget, paths: list[str]) -> bool:
-    """Deliver a file drop to ``widget`` as the window system would; True when it was accepted."""
-    md = QMimeData()
-    md.setUrls([QUrl.fromLocalFile(str(Path(p).resolve())) for p in paths])
-    event = QDropEvent(QPointF(widget.width() / 2, widget.height() / 2), Qt.DropAction.CopyAction, md,
-                       Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier)
-    QApplication.sendEvent(widget, event)
-    return event.isAccepted()
+__all__ = ["SmokeRun", "smoke_values"]
 
 
 def smoke_values(steps: int) -> dict:
-    """cpu-quick, cut to ``steps``, reporting often enough that plots and previews fill within the run."""
+    """cpu-quick, cut to ``steps``, reporting often enough that plots and previews fill within the run.
+
+    Half the cores for torch: the GUI thread and the batch prefetch need one, and on a small
+    shared CI machine a thread per core makes every step many times slower (OpenMP spinning).
+    """
     return {"max_steps": steps, "log_every": max(1, steps // 20), "preview_every": max(1, steps // 2),
-            "eval_every": max(1, steps // 3), "save_every": max(1, steps)}
+            "eval_every": max(1, steps // 3), "save_every": max(1, steps),
+            "threads": max(1, (os.cpu_count() or 2) // 2)}
 
 
 class SmokeRun(QObject):
@@ -154,7 +150,7 @@ class SmokeRun(QObject):
         if not src.is_file():
             self._fail(f"--translate: {src} is not a file")
             return
-        run_dir = w.controller.run_dir or w.controls.continue_run
+        run_dir = w.controller.run_dir
         if not run_dir:
             self._fail("--translate needs a trained model (use --train-steps)")
             return

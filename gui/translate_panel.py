@@ -202,9 +202,7 @@ class TranslatePanel(QWidget):
     def load_model(self, path: str) -> None:
         """Load a model in the background; errors show in the model line."""
         self.status.setText("loading model…")
-        signals = self.tasks.start(load_model, str(path))
-        signals.succeeded.connect(self._on_load_succeeded)
-        signals.failed.connect(self._on_load_failed)
+        self.tasks.start(load_model, str(path), succeeded=self._on_load_succeeded, failed=self._on_load_failed)
 
     def set_current_run_available(self, available: bool) -> None:
         self.current_button.setEnabled(available)
@@ -293,9 +291,9 @@ class TranslatePanel(QWidget):
         gen, direction = item.generation, self.direction.currentData()
         self._pending += 1
         self._update_status()
-        signals = self.tasks.start(translate_file, self.model, item.path, direction, self.max_pixels)
-        signals.succeeded.connect(lambda res: self._on_task_succeeded(item, gen, direction, res))
-        signals.failed.connect(lambda msg, _tb: self._on_task_failed(item, gen, msg))
+        self.tasks.start(translate_file, self.model, item.path, direction, self.max_pixels,
+                         succeeded=lambda res: self._on_task_succeeded(item, gen, direction, res),
+                         failed=lambda msg, _tb: self._on_task_failed(item, gen, msg))
 
     def _retranslate_all(self) -> None:
         for item in self.items:

@@ -8,9 +8,10 @@ from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
-from PySide6.QtCore import QObject, QRunnable, QSettings, QStandardPaths, Qt, QThreadPool, QTimer, Signal
-from PySide6.QtGui import QImage, QPixmap
-from PySide6.QtWidgets import QMessageBox, QWidget
+from PySide6.QtCore import (QMimeData, QObject, QPointF, QRunnable, QSettings, QStandardPaths, Qt, QThreadPool, QTimer,
+                            QUrl, Signal)
+from PySide6.QtGui import QDragEnterEvent, QDropEvent, QImage, QPixmap
+from PySide6.QtWidgets import QApplication, QMessageBox, QWidget
 
 ORGANISATION = "CycleGAN Studio"
 APPLICATION = "CycleGAN Studio"
@@ -96,13 +97,19 @@ class TaskRunner(QObject):
         self.pool.setMaxThreadCount(max_threads)
         self._active: set[Task] = set()
 
-    def start(self, fn: Callable[..., Any], *args: Any) -> TaskSignals:
-        """Run ``fn(*args)`` on the pool; connect to the returned signals (they fire in this thread)."""
+    def start(self, fn: Callable[..., Any], *args: Any, succeeded: Callable[[Any], None] | None = None,
+              failed: Callable[[str, str], None] | None = None) -> None:
+        """Run ``fn(*args)`` on the pool; ``succeeded(result)`` or ``failed(message, traceback)``
+        is then called in this (the GUI) thread. They are connected before the task starts: a
+        fast task could otherwise report before anyone listens."""
         task = Task(fn, *args)
-        self._active.add(task)
+        if succeeded is not None:
+            task.signals.succeeded.connect(succeeded)
+        if failed is not None:
+            task.signals.failed.connect(failed)
         task.signals.done.connect(lambda: self._active.discard(task))
+        self._active.add(task)
         self.pool.start(task)
-        return task.signals
 
     @property
     def busy(self) -> bool:
@@ -135,6 +142,24 @@ class Throttle(QObject):
 
     def _on_timer_timeout(self) -> None:
         self._callback()
+
+
+def send_drop(widget: QWidget, paths: list[str]) -> bool:
+    """Deliver a file drop to ``widget`` as the window system does (drag enter, then drop).
+
+    Returns whether the drop was accepted. Used by the smoke mode and the tests.
+    """
+    md = QMimeData()
+    md.setUrls([QUrl.fromLocalFile(str(Path(p).resolve())) for p in paths])
+    pos = QPointF(widget.width() / 2, widget.height() / 2)
+    args = (Qt.DropAction.CopyAction, md, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier)
+    enter = QDragEnterEvent(pos, *args)
+    QApplication.sendEvent(widget, enter)
+    if not enter.isAccepted():
+        return False
+    drop = QDropEvent(pos, *args)
+    QApplication.sendEvent(widget, drop)
+    return drop.isAccepted()
 
 
 def show_error(parent: QWidget | None, title: str, message: str, details: str = "") -> QMessageBox:

@@ -145,9 +145,16 @@ def test_train_refuses_a_folder_that_already_holds_a_run(qtbot, window, errors):
 
 def test_open_run_restores_config_plots_preview_and_continue_resumes(qtbot, window, errors):
     c = window.controller
-    window.form.set_values(max_steps=4, gan_mode="wgan-gp", n_critic=1, eval_every=2, val_fraction=0.34, val_min=1)
-    with qtbot.waitSignal(c.finished, timeout=TIMEOUT):
+    window.form.set_values(max_steps=100000, gan_mode="wgan-gp", n_critic=1, eval_every=2, val_fraction=0.34,
+                           val_min=1)
+    qtbot.waitUntil(lambda: window.datasets.ready, timeout=20000)  # the data settings changed: rescanned
+    steps = []
+    c.progressed.connect(lambda r: steps.append(r.step))
+    with qtbot.waitSignal(c.evaluated, timeout=TIMEOUT):
         window.controls.train.click()
+    with qtbot.waitSignal(c.finished, timeout=TIMEOUT) as stopped:
+        window.controls.stop.click()
+    last = stopped.args[0].step
     run = str(run_dir(window))
 
     from gui.main_window import MainWindow
@@ -156,19 +163,32 @@ def test_open_run_restores_config_plots_preview_and_continue_resumes(qtbot, wind
     qtbot.addWidget(other)
     assert other.open_run(run)
     assert other.form.config() == window.form.config()
-    assert other.plots.point_count("G_A") == 4 and other.plots.point_count("w_A_val") == 2
-    assert other.previews.stack.currentIndex() == 1 and other.previews.step == 4
+    assert other.plots.point_count("G_A") == len(steps) == last
+    assert other.plots.point_count("w_A_val") == last // 2
+    assert other.previews.stack.currentIndex() == 1 and other.previews.step is not None
     assert not other.controls.continue_.isHidden() and other.controls.continue_run == run
-    qtbot.waitUntil(lambda: not other.datasets.scanning, timeout=20000)
+    qtbot.waitUntil(lambda: other.datasets.ready, timeout=20000)
 
-    # Continue resumes from the checkpoint; the run is complete, so it finishes at once, at step 4.
+    # Continue resumes from the checkpoint the stop left, at the step where it stopped.
     started = []
     other.controller.started.connect(started.append)
-    with qtbot.waitSignal(other.controller.finished, timeout=TIMEOUT) as finished:
+    with qtbot.waitSignal(other.controller.progressed, timeout=TIMEOUT) as progressed:
         other.controls.continue_.click()
-    assert started[0].step == 4 and started[0].run_dir == run
-    assert finished.args[0].step == 4 and finished.args[0].reason == "completed"
+    assert started[0].step == last and started[0].run_dir == run
+    assert progressed.args[0].step == last + 1
+    with qtbot.waitSignal(other.controller.finished, timeout=TIMEOUT):
+        other.controls.stop.click()
     assert not errors
+
+
+def test_a_completed_run_is_not_offered_for_continuing(qtbot, window):
+    window.form.set_values(max_steps=3)
+    with qtbot.waitSignal(window.controller.finished, timeout=TIMEOUT):
+        window.controls.train.click()
+    assert window.controls.continue_.isHidden()
+    assert window.open_run(str(run_dir(window)))
+    assert window.controls.continue_.isHidden()
+    assert window.translate.current_button.isEnabled()
 
 
 def test_open_run_with_an_invalid_config_is_an_error(qtbot, window, errors, tmp_path):

@@ -1,0 +1,100 @@
+"""The application shell: settings persistence, tabs, menus, the command line and the smoke mode."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from PySide6.QtWidgets import QLabel
+
+from engine.config import preset
+from gui.main_window import MainWindow
+from gui.util import settings
+
+from .conftest import quick_config
+
+
+def test_folders_config_and_geometry_persist_in_qsettings(qtbot, domains, tmp_path):
+    w = MainWindow(quick_config(), persist=True)
+    qtbot.addWidget(w)
+    w.show()
+    w.datasets.set_paths(str(domains[0]), str(domains[1]))
+    qtbot.waitUntil(lambda: w.datasets.ready, timeout=20000)
+    w.form.set_values(ngf=12, gan_mode="wgan-gp")
+    w.resize(1234, 777)
+    w.close()
+    store = settings()
+    assert Path(store.fileName()).is_relative_to(tmp_path)  # isolated by the conftest fixture
+    assert store.value("data/path_a") == str(domains[0])
+    assert store.value("window/geometry")  # restored with restoreGeometry (the offscreen screen may clamp it)
+
+    again = MainWindow(persist=True)
+    qtbot.addWidget(again)
+    again.show()
+    assert again.datasets.paths() == (str(domains[0]), str(domains[1]))
+    assert again.form.config().model.ngf == 12 and again.form.config().objective.gan_mode == "wgan-gp"
+    assert again.size().width() != 1440  # not the default size: the saved geometry was applied
+    qtbot.waitUntil(lambda: not again.datasets.scanning, timeout=20000)
+
+
+def test_a_broken_saved_config_falls_back_to_the_preset(qtbot):
+    settings().setValue("config/json", '{"data": {"crop_size": 31}}')
+    w = MainWindow(persist=True)
+    qtbot.addWidget(w)
+    assert w.form.config() == preset("cpu-quick")
+
+
+def test_adding_a_tab_is_one_line_and_menus_leave_room(qtbot):
+    w = MainWindow(quick_config(), persist=False)
+    qtbot.addWidget(w)
+    page = QLabel("distances")
+    w.add_tab("distances", "Distances", page)
+    w.show_tab("distances")
+    assert w.tabs.currentWidget() is page and w.tab_keys == ["training", "translate", "distances"]
+    with pytest.raises(KeyError):
+        w.show_tab("nope")
+    texts = [a.text() for a in w.file_menu.actions()]
+    assert texts[:2] == ["Open run…", "Open model…"] and texts[-1] == "Quit"
+    assert w.file_actions_end in w.file_menu.actions()
+    assert [a.text() for a in w.help_menu.actions()] == ["About CycleGAN Studio"]
+
+
+def test_command_line_errors(capsys):
+    from gui.app import main
+
+    with pytest.raises(SystemExit):
+        main(["--translate", "x.png"])
+    assert "--translate needs --screenshot" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["--train-steps", "0", "--screenshot", "x.png"])
+
+
+@pytest.mark.slow
+def test_smoke_mode_end_to_end(tmp_path):
+    """The documented smoke command, as CI runs it: a real process, demo data, training, screenshots."""
+    from PIL import Image
+
+    src = tmp_path / "in.png"
+    Image.new("RGB", (50, 37), (90, 160, 60)).save(src)
+    out = tmp_path / "shot.png"
+    env = {"QT_QPA_PLATFORM": "offscreen", "CYCLEGAN_STUDIO_DATA": str(tmp_path / "appdata"),
+           "PATH": "/usr/bin:/bin", "HOME": str(tmp_path)}
+    proc = subprocess.run([sys.executable, "main.py", "--demo", "--train-steps", "2", "--screenshot", str(out),
+                           "--translate", str(src)], cwd=Path(__file__).resolve().parents[2], env=env,
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    with Image.open(out) as shot, Image.open(tmp_path / "shot-translate.png") as tr:
+        assert shot.size[0] >= 1200 and tr.size == shot.size
+
+
+def test_many_qt_calls_do_not_exhaust_the_none_singleton():
+    """The installed PySide6 may drop a reference to None per void call (see gui/_compat.py):
+    without the guard, this loop aborts the interpreter on Python 3.11."""
+    from PySide6.QtCore import QObject
+
+    o = QObject()
+    for _ in range(100_000):
+        o.setObjectName("x")
+    assert sys.getrefcount(None) > 0
