@@ -71,6 +71,18 @@ def configure_app(app: QApplication) -> None:
     pg.setConfigOptions(antialias=True, background="#16181d", foreground="#9aa3b2")
 
 
+def _close_on_sigint(window) -> None:
+    """Ctrl+C in the terminal closes the window the normal way (stop, save, join)."""
+    import signal
+
+    from PySide6.QtCore import QTimer
+
+    signal.signal(signal.SIGINT, lambda *_: window.close())
+    timer = QTimer(window)  # lets the Python interpreter run its signal handlers now and then
+    timer.timeout.connect(lambda: None)
+    timer.start(250)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(sys.argv[1:] if argv is None else argv)
@@ -92,6 +104,7 @@ def main(argv: list[str] | None = None) -> int:
         from .smoke import SmokeRun
 
         return SmokeRun(window, args).exec()
+    _close_on_sigint(window)
     window.show()
     if args.tab:
         window.show_tab(args.tab)

@@ -32,6 +32,7 @@ SHOWN_FOR_MODES: dict[str, tuple[str, ...]] = {
     "wgan_defaults": WASSERSTEIN_MODES,
 }
 CUSTOM = "custom"
+LABEL_WIDTH = 150
 
 
 def format_value(value: Any) -> str:
@@ -100,6 +101,8 @@ class _Field:
         lay.addWidget(self.error)
         unit = f" ({spec.unit})" if spec.unit else ""
         self.label = QLabel(spec.label + unit)
+        self.label.setWordWrap(True)
+        self.label.setFixedWidth(LABEL_WIDTH)  # one label column for every section
         tip = (f"<b>{spec.label}</b> &nbsp;<code>{spec.name}</code><br>{spec.help}"
                f"<br><i>Allowed: {spec.describe_allowed()}{unit}. Default: {format_value(spec.default)}.</i>")
         for w in (self.label, self.editor):
@@ -304,17 +307,22 @@ class ConfigForm(QWidget):
             except ConfigError as e:
                 errors[name] = _plain(str(e))
         config, form_error = None, ""
-        if not errors:
-            try:
-                config = Config().with_values(values)
-            except ConfigError as e:
-                m = re.match(r"(\w+)=", str(e))
-                if m and m.group(1) in self._fields:
-                    errors[m.group(1)] = _plain(str(e))
-                else:
-                    form_error = str(e)
+        try:
+            # Cross-field rules (crop_size vs load_size …) are checked even while another field is
+            # unreadable: that field keeps its default for the check.
+            config = Config().with_values(values)
+        except ConfigError as e:
+            m = re.match(r"(\w+)=", str(e))
+            if m and m.group(1) in self._fields:
+                errors.setdefault(m.group(1), _plain(str(e)))
+            else:
+                form_error = str(e)
+        if errors:
+            config = None
         for name, f in self._fields.items():
             f.set_error(errors.get(name, ""))
+            if name in errors and not self._loading:
+                self._reveal(f)
         self.form_error.setText(form_error)
         self.form_error.setVisible(bool(form_error))
         self._config = config
@@ -324,6 +332,14 @@ class ConfigForm(QWidget):
             self._valid = config is not None
             self.validity_changed.emit(self._valid)
         self.changed.emit()
+
+    def _reveal(self, f: _Field) -> None:
+        """Unfold the section (and its Advanced part) holding an invalid field, so its message shows."""
+        w = f.container.parentWidget()
+        while w is not None and w is not self:
+            if isinstance(w, Section) and not w.header.isChecked():
+                w.header.setChecked(True)
+            w = w.parentWidget()
 
     def _update_visibility(self, gan_mode: str) -> None:
         for name, modes in SHOWN_FOR_MODES.items():

@@ -135,10 +135,11 @@ class DomainPicker(QFrame):
             self.strip.addWidget(lab)
             self._thumb_labels.append(lab)
         self.strip.addStretch(1)
-        strip_box = QWidget()
+        self.strip_box = strip_box = QWidget()
         strip_box.setLayout(self.strip)
         strip_box.setFixedHeight(THUMB_PX)
         strip_box.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Fixed)
+        strip_box.hide()  # until there are thumbnails
 
         self.message = QLabel()
         self.message.setObjectName("pickerMessage")
@@ -161,12 +162,14 @@ class DomainPicker(QFrame):
         self.count_label.setText("scanning…")
         for lab in self._thumb_labels:
             lab.hide()
+        self.strip_box.hide()
         self._show_message("", "")
 
     def show_result(self, result: ScanResult) -> None:
         self.result, self.scanning = result, False
         for lab in self._thumb_labels:
             lab.hide()
+        self.strip_box.hide()
         if result.error:
             self.count_label.setText("unusable")
             self._refresh_message()
@@ -175,6 +178,7 @@ class DomainPicker(QFrame):
         for lab, arr in zip(self._thumb_labels, result.thumbnails):
             lab.setPixmap(QPixmap.fromImage(to_qimage(arr)))
             lab.show()
+        self.strip_box.setVisible(bool(result.thumbnails))
         self._refresh_message()
 
     def set_extra_warnings(self, warnings: list[str]) -> None:

@@ -143,8 +143,23 @@ CURVES = (
     CurveSpec("psnr_identity", "do nothing (baseline)", "#8f99a8", ("psnr_identity",), "quality", dashed=True,
               smooth=False),
 )
-PLOT_TITLES = {"loss": "Losses", "w": "Wasserstein estimate", "gp": "Critic gradient norm (target 1)",
-               "quality": "Quality: PSNR against ground truth (dB)"}
+_A2B, _B2A, _GREY = "#5b9cff", "#ff8a5c", "#8f99a8"
+
+
+def _key(color: str, text: str) -> str:
+    return f"<span style='color:{color}'>■ {text}</span>"
+
+
+# The small plots carry their key in the title (a legend would cover their data).
+PLOT_TITLES = {
+    "loss": "Losses",
+    "w": f"Wasserstein estimate &nbsp; {_key(_A2B, 'A→B')} &nbsp;{_key(_B2A, 'B→A')} &nbsp;"
+         f"<span style='color:{_GREY}'>- - held-out</span>",
+    "gp": f"Critic gradient norm, target 1 &nbsp; {_key(_A2B, 'D_B')} &nbsp;{_key(_B2A, 'D_A')}",
+    "quality": f"PSNR against ground truth (dB) &nbsp; {_key('#43d19e', 'A→B')} &nbsp;{_key('#b18cff', 'B→A')} "
+               f"&nbsp;<span style='color:{_GREY}'>- - do nothing</span>",
+}
+LEGENDS = ("loss",)
 
 
 def _style_plot(pw: pg.PlotWidget, title: str, ylabel: str) -> pg.PlotItem:
@@ -223,9 +238,9 @@ class TrainingPlots(QWidget):
             self.plot_widgets[key] = pw
         self._items["gp"].addLine(y=1.0, pen=pg.mkPen("#5d6573", width=1, style=Qt.PenStyle.DotLine))
         self.curves: dict[str, pg.PlotDataItem] = {}
-        for key, item in self._items.items():
-            item.addLegend(offset=(-6, 6), brush=pg.mkBrush(22, 24, 29, 210), pen=pg.mkPen("#2c313a"),
-                           labelTextColor="#c9d0da", labelTextSize="8pt", colCount=2)
+        for key in LEGENDS:
+            self._items[key].addLegend(offset=(-6, 6), brush=pg.mkBrush(22, 24, 29, 210), pen=pg.mkPen("#2c313a"),
+                                       labelTextColor="#c9d0da", labelTextSize="8pt", colCount=3)
         for spec in CURVES:
             pen = pg.mkPen(spec.color, width=1.6,
                            style=Qt.PenStyle.DashLine if spec.dashed else Qt.PenStyle.SolidLine)
@@ -250,10 +265,13 @@ class TrainingPlots(QWidget):
         w_lay.setSpacing(2)
         w_lay.addWidget(self.plot_widgets["w"], 3)
         w_lay.addWidget(self.plot_widgets["gp"], 2)
+        self.plot_widgets["gp"].setMinimumHeight(100)
         self._right = QSplitter(Qt.Orientation.Vertical)
         self._right.setChildrenCollapsible(False)
         self._right.addWidget(self._w_box)
         self._right.addWidget(self.plot_widgets["quality"])
+        self._right.setStretchFactor(0, 5)
+        self._right.setStretchFactor(1, 3)
         self.splitter = QSplitter(Qt.Orientation.Horizontal)
         self.splitter.setChildrenCollapsible(False)
         self.splitter.addWidget(self.plot_widgets["loss"])

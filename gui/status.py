@@ -157,7 +157,6 @@ class WarningsPanel(QFrame):
         self.list = QListWidget()
         self.list.setObjectName("warningsList")
         self.list.setWordWrap(True)
-        self.list.setMaximumHeight(84)
         title = QLabel("Warnings")
         title.setObjectName("warningsTitle")
         dismiss = QPushButton("Dismiss")
@@ -185,6 +184,9 @@ class WarningsPanel(QFrame):
         item.setToolTip(f"{when} · {report.code}")
         item.setForeground(QColor("#ff7b72" if report.severity == "error" else "#e3b341"))
         self.list.insertItem(0, item)
+        # As tall as its entries, up to three; older ones scroll.
+        rows = sum(self.list.sizeHintForRow(i) for i in range(min(3, self.list.count())))
+        self.list.setFixedHeight(rows + 2 * self.list.frameWidth() + 2)
         self.show()
 
     def count(self) -> int:

@@ -169,7 +169,7 @@ class TranslatePanel(QWidget):
         self.scroll.setWidgetResizable(True)
 
         lay = QVBoxLayout(self)
-        lay.setContentsMargins(0, 0, 0, 0)
+        lay.setContentsMargins(0, 10, 0, 0)
         lay.setSpacing(8)
         lay.addWidget(self.model_label)
         lay.addLayout(bar)

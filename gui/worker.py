@@ -18,7 +18,7 @@ import traceback
 from dataclasses import dataclass
 from pathlib import Path
 
-from PySide6.QtCore import QObject, QThread, Signal, Slot
+from PySide6.QtCore import QCoreApplication, QObject, QThread, Signal, Slot
 
 from engine.config import Config
 from engine.reports import (CheckpointReport, EvalReport, FinishedReport, PreviewReport, ProgressReport,
@@ -175,6 +175,9 @@ class TrainingController(QObject):
         self._outcome: tuple | None = None
         self.state = self.IDLE
         self.run_dir: str | None = None
+        app = QCoreApplication.instance()
+        if app is not None:  # a quit that skipped the window's closeEvent still must not kill a running thread
+            app.aboutToQuit.connect(self._on_app_about_to_quit)
 
     # --- queries ---------------------------------------------------------------------------
     @property
@@ -236,6 +239,11 @@ class TrainingController(QObject):
         return self._thread.wait() if ms < 0 else self._thread.wait(ms)
 
     # --- internals -------------------------------------------------------------------------
+    def _on_app_about_to_quit(self) -> None:
+        if self._thread is not None:
+            self.stop()
+            self._thread.wait()  # the trainer saves a checkpoint on its way out
+
     def _set_state(self, state: str) -> None:
         if state != self.state:
             self.state = state
