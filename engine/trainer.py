@@ -587,7 +587,9 @@ class Trainer:
                 if not self._running.is_set():
                     paused_at = time.perf_counter()
                     while not self._running.wait(0.1):
-                        pass
+                        if self._save_request.is_set() and self.run_dir is not None:  # save while paused
+                            self._save_request.clear()
+                            yield from self._checkpoint_reports()
                     pause_len = time.perf_counter() - paused_at
                     self._t0 += pause_len  # time paused is not training time
                     window_t += pause_len

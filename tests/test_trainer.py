@@ -250,3 +250,16 @@ def test_data_folder_deleted_mid_run_stops_with_checkpoint(tmp_path, monkeypatch
     fin = reps[-1]
     assert fin.reason == "error" and str(tmp_path / "B") in fin.message
     assert load_checkpoint(fin.checkpoint)["step"] == fin.step >= 2
+
+
+def test_save_request_is_honoured_while_paused(tmp_path):
+    cfg = tiny_config(max_steps=6, save_every=100)
+    t = trainer_for(tmp_path, cfg)
+    gen = t.run()
+    next(r for r in gen if isinstance(r, ProgressReport) and r.step == 2)
+    t.pause()
+    t.request_save()
+    rep = next(gen)  # produced while still paused
+    assert isinstance(rep, CheckpointReport) and rep.step == 2 and t.paused
+    t.resume()
+    assert list(gen)[-1].step == 6
