@@ -88,6 +88,30 @@ def _local_folder(event) -> str | None:
     return None
 
 
+class ElidedLabel(QLabel):
+    """A one-line label that elides its text in the middle: long paths keep both ends readable."""
+
+    def __init__(self, text: str = "", parent: QWidget | None = None):
+        super().__init__(parent)
+        self._full = ""
+        self.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+        self.set_full_text(text)
+
+    def set_full_text(self, text: str) -> None:
+        self._full = text
+        self._elide()
+
+    def full_text(self) -> str:
+        return self._full
+
+    def resizeEvent(self, event) -> None:  # noqa: N802
+        super().resizeEvent(event)
+        self._elide()
+
+    def _elide(self) -> None:
+        self.setText(self.fontMetrics().elidedText(self._full, Qt.TextElideMode.ElideMiddle, max(20, self.width())))
+
+
 class DomainPicker(QFrame):
     """One domain's folder: choose or drop, then see what the trainer will see."""
 
@@ -117,10 +141,8 @@ class DomainPicker(QFrame):
         head.addStretch(1)
         head.addWidget(self.choose)
 
-        self.path_label = QLabel("Drop a folder here or press Choose…")
+        self.path_label = ElidedLabel("Drop a folder here or press Choose…")
         self.path_label.setObjectName("pathLabel")
-        self.path_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        self.path_label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
 
         self.strip = QHBoxLayout()
         self.strip.setContentsMargins(0, 0, 0, 0)
@@ -229,7 +251,7 @@ class DomainPicker(QFrame):
         self.message.setToolTip("")
 
     def _set_path_text(self, path: str) -> None:
-        self.path_label.setText(path)
+        self.path_label.set_full_text(path)
         self.path_label.setToolTip(path)
 
     # --- input -----------------------------------------------------------------------------

@@ -194,7 +194,9 @@ class TranslatePanel(QWidget):
         if self.direction.currentData() not in have and have:
             self.direction.setCurrentIndex(self.direction.findData(have[0]))  # retranslates
         step = f" · step {model.step:,}" if model.step is not None else ""
-        self.model_label.setText(f"<b>Model</b> {Path(model.source).name}{step} · <b>{model.describe_directions()}</b>"
+        src = Path(model.source)
+        name = f"run “{src.name}”" if src.is_dir() else src.name
+        self.model_label.setText(f"<b>Model</b> {name}{step} · <b>{model.describe_directions()}</b>"
                                  f" <span style='color:#7d8694'>({model.source})</span>")
         self.model_changed.emit(model)
         self._retranslate_all()

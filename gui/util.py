@@ -10,7 +10,7 @@ from typing import Any, Callable
 import numpy as np
 from PySide6.QtCore import (QMimeData, QObject, QPointF, QRunnable, QSettings, QStandardPaths, Qt, QThreadPool, QTimer,
                             QUrl, Signal)
-from PySide6.QtGui import QDragEnterEvent, QDropEvent, QImage, QPixmap
+from PySide6.QtGui import QDragEnterEvent, QDropEvent, QImage
 from PySide6.QtWidgets import QApplication, QMessageBox, QWidget
 
 ORGANISATION = "CycleGAN Studio"
@@ -43,14 +43,6 @@ def to_qimage(arr: np.ndarray) -> QImage:
     arr = np.ascontiguousarray(arr, dtype=np.uint8)
     h, w = arr.shape[:2]
     return QImage(arr.data, w, h, 3 * w, QImage.Format.Format_RGB888).copy()
-
-
-def scaled_pixmap(arr: np.ndarray, scale: int) -> QPixmap:
-    """Nearest-neighbour enlargement by an integer factor: crisp pixels, no blur."""
-    img = to_qimage(arr)
-    if scale > 1:
-        img = img.scaled(img.width() * scale, img.height() * scale)  # default mode is FastTransformation
-    return QPixmap.fromImage(img)
 
 
 def integer_scale(w: int, h: int, avail_w: int, avail_h: int, cap: int = 16) -> int:
