@@ -38,7 +38,7 @@ class ControlsPanel(QWidget):
         self.pause = button("❚❚  Pause", "pauseButton", "Pause at the next step")
         self.resume = button("▶  Resume", "resumeButton", "Continue a paused run")
         self.stop = button("■  Stop", "stopButton", "Stop at the next step; a checkpoint is saved on the way out")
-        self.save = button("Save checkpoint", "saveButton", "Save a checkpoint at the next step")
+        self.save = button("Save checkpoint", "saveButton", "Save a checkpoint at the next step (at once when paused)")
         self.hint = QLabel()
         self.hint.setObjectName("hint")
         self.hint.setWordWrap(False)
@@ -94,8 +94,6 @@ class ControlsPanel(QWidget):
         self.resume.setEnabled(c.state == c.PAUSED)
         self.stop.setEnabled(c.state in (c.RUNNING, c.STARTING, c.PAUSED))
         self.save.setEnabled(c.can_save)
-        self.save.setToolTip("Save a checkpoint at the next step" if c.state != c.PAUSED else
-                             "Resume first: the trainer saves at a step boundary")
         hints = {c.STARTING: "Loading the data and building the networks…", c.PAUSED: "Paused.",
                  c.STOPPING: "Stopping after this step, then saving a checkpoint…"}
         if idle:

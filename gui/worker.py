@@ -186,8 +186,8 @@ class TrainingController(QObject):
 
     @property
     def can_save(self) -> bool:
-        """The trainer saves at a step boundary, which a paused loop never reaches."""
-        return self.state == self.RUNNING
+        """The trainer saves at the next step boundary, or at once while paused."""
+        return self.state in (self.RUNNING, self.PAUSED)
 
     # --- commands --------------------------------------------------------------------------
     def start(self, job: TrainingJob) -> TrainingWorker:

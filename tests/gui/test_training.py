@@ -58,9 +58,12 @@ def test_pause_stops_the_step_counter_and_resume_continues_it(qtbot, window):
     with qtbot.waitSignal(c.progressed, timeout=TIMEOUT):
         window.controls.train.click()
     window.controls.pause.click()
-    assert c.state == c.PAUSED and window.controls.resume.isVisible() and not window.controls.save.isEnabled()
+    assert c.state == c.PAUSED and window.controls.resume.isVisible()
     qtbot.wait(400)  # the step in flight, if any, reports; then nothing
     frozen = len(steps)
+    with qtbot.waitSignal(c.checkpoint_saved, timeout=TIMEOUT) as saved:  # saving works while paused
+        window.controls.save.click()
+    assert saved.args[0].step == steps[-1]
     qtbot.wait(600)
     assert len(steps) == frozen, "steps kept coming while paused"
     window.controls.resume.click()
