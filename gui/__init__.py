@@ -3,7 +3,3 @@
 Data flows one way (engine reports → ``worker`` signals → panels); commands flow the other
 way through the worker's small thread-safe surface (start, pause, resume, stop, save).
 """
-
-from ._compat import protect_singletons
-
-protect_singletons()  # before any other Qt call: see gui/_compat.py

@@ -145,7 +145,7 @@ def send_drop(widget: QWidget, paths: list[str]) -> bool:
     md.setUrls([QUrl.fromLocalFile(str(Path(p).resolve())) for p in paths])
     pos = QPointF(widget.width() / 2, widget.height() / 2)
     args = (Qt.DropAction.CopyAction, md, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier)
-    enter = QDragEnterEvent(pos, *args)
+    enter = QDragEnterEvent(pos.toPoint(), *args)  # QPoint here, QPointF for the drop
     QApplication.sendEvent(widget, enter)
     if not enter.isAccepted():
         return False

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from PIL import Image
-from PySide6.QtCore import QMimeData, QPointF, Qt, QUrl
+from PySide6.QtCore import QMimeData, QPoint, QPointF, Qt, QUrl
 from PySide6.QtGui import QDragEnterEvent, QDropEvent
 from PySide6.QtWidgets import QApplication
 
@@ -37,7 +37,7 @@ def drop(widget, paths) -> QDropEvent:
     md = QMimeData()
     md.setUrls([QUrl.fromLocalFile(str(p)) for p in paths])
     args = (Qt.DropAction.CopyAction, md, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier)
-    QApplication.sendEvent(widget, QDragEnterEvent(QPointF(10, 10), *args))  # Qt delivers a drop only after this
+    QApplication.sendEvent(widget, QDragEnterEvent(QPoint(10, 10), *args))  # Qt delivers a drop only after this
     event = QDropEvent(QPointF(10, 10), *args)
     QApplication.sendEvent(widget, event)
     return event
