@@ -15,6 +15,7 @@ from engine.reports import CheckpointReport, FinishedReport
 from .config_form import ConfigForm, RunFolderPicker
 from .controls import ControlsPanel
 from .datasets import DatasetsPanel
+from .distances_panel import DistancesPanel
 from .plots import TrainingPlots
 from .previews import PreviewPanel
 from .runs import RunError, read_run
@@ -49,6 +50,7 @@ class MainWindow(QMainWindow):
         self.previews = PreviewPanel()
         self.warnings = WarningsPanel(self.controller)
         self.translate = TranslatePanel()
+        self.distances = DistancesPanel()
         self.status = StatusPanel(self.controller, self.statusBar())
 
         # --- layout: sidebar (data + settings) | controls over tabs ---
@@ -88,6 +90,7 @@ class MainWindow(QMainWindow):
         self._tab_keys: list[str] = []
         self.add_tab("training", "Training", training)
         self.add_tab("translate", "Translate", self.translate)
+        self.add_tab("distances", "Distances", self.distances)
 
         main = QWidget()
         main.setObjectName("mainArea")
@@ -129,6 +132,8 @@ class MainWindow(QMainWindow):
     # --- layout API ----------------------------------------------------------------------------
     def add_tab(self, key: str, title: str, widget: QWidget) -> None:
         """Adding a tab is one line: ``self.add_tab("distances", "Distances", DistancesPanel(...))``."""
+        if key in self._tab_keys:
+            raise ValueError(f"a tab {key!r} exists already")
         self._tab_keys.append(key)
         self.tabs.addTab(widget, title)
 
@@ -336,6 +341,7 @@ class MainWindow(QMainWindow):
             self.status.show_message("Stopping: saving a checkpoint, then closing…", 0)
             event.ignore()
             return
+        self.distances.shutdown()
         self.datasets.wait()
         self.translate.wait()
         if self._persist:

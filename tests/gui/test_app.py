@@ -49,12 +49,14 @@ def test_a_broken_saved_config_falls_back_to_the_preset(qtbot):
 def test_adding_a_tab_is_one_line_and_menus_leave_room(qtbot):
     w = MainWindow(quick_config(), persist=False)
     qtbot.addWidget(w)
-    page = QLabel("distances")
-    w.add_tab("distances", "Distances", page)
-    w.show_tab("distances")
-    assert w.tabs.currentWidget() is page and w.tab_keys == ["training", "translate", "distances"]
+    page = QLabel("notes")
+    w.add_tab("notes", "Notes", page)
+    w.show_tab("notes")
+    assert w.tabs.currentWidget() is page and w.tab_keys == ["training", "translate", "distances", "notes"]
     with pytest.raises(KeyError):
         w.show_tab("nope")
+    with pytest.raises(ValueError):
+        w.add_tab("notes", "Again", QLabel())
     texts = [a.text() for a in w.file_menu.actions()]
     assert texts[:2] == ["Open run…", "Open model…"] and texts[-1] == "Quit"
     assert w.file_actions_end in w.file_menu.actions()
