@@ -5,7 +5,10 @@
 opens the real window, selects the demo dataset, trains N steps with the cpu-quick preset,
 waits until the plots and previews show that run, saves a screenshot of the window and exits
 0 (non-zero on a timeout or a failed run). ``--translate FILE`` also drops FILE on the
-Translate tab and saves that tab to ``shot-translate.png``.
+Translate tab and saves that tab to ``shot-translate.png``. ``--tab distances`` trains a
+short critic on the Distances tab first, so the screenshot shows its dual curve and heatmap::
+
+    python main.py --tab distances --screenshot distances.png
 """
 
 from __future__ import annotations
@@ -31,7 +34,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--screenshot", metavar="OUT.png", help="smoke mode: save a screenshot of the window, then exit")
     p.add_argument("--translate", metavar="FILE",
                    help="smoke mode: also translate FILE on the Translate tab and save OUT-translate.png")
-    p.add_argument("--tab", metavar="NAME", help="the tab to show (training, translate, …)")
+    p.add_argument("--tab", metavar="NAME", help="the tab to show: training, translate or distances (smoke mode: distances trains a short critic "
+                   "before the screenshot)")
     p.add_argument("--timeout", type=float, default=900.0, metavar="S",
                    help="smoke mode: give up (exit 3) after this many seconds (default 900)")
     return p

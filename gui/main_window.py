@@ -18,8 +18,9 @@ from .datasets import DatasetsPanel
 from .distances_panel import DistancesPanel
 from .plots import TrainingPlots
 from .previews import PreviewPanel
-from .runs import RunError, read_run
-from .status import StatusPanel, WarningsPanel
+from .export_dialog import ExportDialog
+from .runs import CheckpointCheck, RunError, RunInfo, read_run
+from .status import StatusPanel, TensorBoardLine, WarningsPanel
 from .translate_panel import TranslatePanel
 from .util import app_data_dir, resource, settings, show_error
 from .worker import RunStarted, TrainingController, TrainingJob, default_run_dir
@@ -35,7 +36,9 @@ class MainWindow(QMainWindow):
         self._persist = persist
         self._close_pending = False
         self._translate_after_save = False
-        self._opened_run: str | None = None  # the run opened last (File → Open run…)
+        self._opened_run: str | None = None  # the run opened last (File → Open run…), once its checkpoint checked out
+        self._opening: RunInfo | None = None  # the run opened last, while its checkpoint is being checked
+        self._export_dialog: ExportDialog | None = None
         store = settings() if persist else None
         config = config or self._saved_config(store) or preset("cpu-quick")
 
@@ -49,6 +52,8 @@ class MainWindow(QMainWindow):
         self.plots = TrainingPlots(config)
         self.previews = PreviewPanel()
         self.warnings = WarningsPanel(self.controller)
+        self.tensorboard = TensorBoardLine(self.controller)
+        self.run_check = CheckpointCheck(self)
         self.translate = TranslatePanel()
         self.distances = DistancesPanel()
         self.status = StatusPanel(self.controller, self.statusBar())
@@ -76,6 +81,7 @@ class MainWindow(QMainWindow):
         t_lay.setContentsMargins(0, 8, 0, 0)
         t_lay.setSpacing(8)
         t_lay.addWidget(self.warnings)
+        t_lay.addWidget(self.tensorboard)
         self.training_split = QSplitter(Qt.Orientation.Vertical)
         self.training_split.setChildrenCollapsible(False)
         self.training_split.addWidget(self.plots)
@@ -124,6 +130,8 @@ class MainWindow(QMainWindow):
         self.form.changed.connect(self._on_form_changed)
         self.datasets.changed.connect(self._update_train_problem)
         self.translate.current_run_requested.connect(self._on_translate_current_run_requested)
+        self.run_check.verified.connect(self._on_run_check_verified)
+        self.run_check.refused.connect(self._on_run_check_refused)
         self._update_train_problem()
         self.resize(1440, 900)
         if store is not None:
@@ -152,9 +160,15 @@ class MainWindow(QMainWindow):
         self.open_run_action = self._action(self.file_menu, "Open run…", self._on_open_run_triggered,
                                             QKeySequence.StandardKey.Open)
         self.open_model_action = self._action(self.file_menu, "Open model…", self._on_open_model_triggered, "Ctrl+M")
-        # Further file actions (Export model…) go between these two separators.
+        # Further file actions go between these two separators.
         self.file_menu.addSeparator()
         self.file_actions_end = self.file_menu.addSeparator()
+        self.export_model_action = QAction("Export model…", self)
+        self.export_model_action.setShortcut(QKeySequence("Ctrl+E"))
+        self.export_model_action.setToolTip("One direction of the Translate tab's model as safetensors, ONNX or "
+                                            "TorchScript")
+        self.export_model_action.triggered.connect(self._on_export_model_triggered)
+        self.file_menu.insertAction(self.file_actions_end, self.export_model_action)
         self._action(self.file_menu, "Quit", self.close, QKeySequence.StandardKey.Quit)
         self.help_menu: QMenu = bar.addMenu("&Help")
         self._action(self.help_menu, "About CycleGAN Studio", self._on_about_triggered)
@@ -212,7 +226,7 @@ class MainWindow(QMainWindow):
 
     # --- reports -------------------------------------------------------------------------------
     def _on_controller_started(self, info: RunStarted) -> None:
-        self._opened_run = None
+        self._opened_run = self._opening = None
         self.plots.truncate_after(info.step)  # a resumed run rewrites what came after its checkpoint
         self.plots.set_config(info.config)
         self.translate.set_current_run_available(True)
@@ -267,6 +281,22 @@ class MainWindow(QMainWindow):
         self.show_tab("translate")
         self.translate.open_button.click()
 
+    def _on_export_model_triggered(self) -> None:
+        model = self.translate.model
+        if model is None:
+            show_error(self, "No model to export", "Open a model first: File → Open model… (a checkpoint, a run, "
+                       "a .safetensors file or a reference .pth), or Translate → Use current run.")
+            return
+        if self._export_dialog is not None:
+            self._export_dialog.wait()
+            self._export_dialog.deleteLater()
+        self._export_dialog = ExportDialog(model, self)
+        self._export_dialog.exported.connect(self._on_export_dialog_exported)
+        self._export_dialog.open()
+
+    def _on_export_dialog_exported(self, path: str) -> None:
+        self.status.show_message(f"Exported {path}")
+
     # --- runs ----------------------------------------------------------------------------------
     def _on_open_run_triggered(self) -> None:
         folder = QFileDialog.getExistingDirectory(self, "Open run folder", str(app_data_dir() / "runs"))
@@ -288,13 +318,38 @@ class MainWindow(QMainWindow):
             self.previews.show_saved(info.preview_path, info.preview_step)
         if all(info.data_paths):
             self.datasets.set_paths(*info.data_paths)
-        self.controls.set_continue_run(info.run_dir if info.can_continue else None)
-        self._opened_run = info.run_dir if info.has_checkpoint else None
-        self.translate.set_current_run_available(info.has_checkpoint)
+        # Continue and Use current run wait until the checkpoint has been read the safe way.
+        self.controls.set_continue_run(None)
+        self._opened_run = None
+        self._opening = info if info.has_checkpoint else None
+        self.translate.set_current_run_available(False)
+        self.tensorboard.show_run(info.run_dir, info.config)
         self.setWindowTitle(f"CycleGAN Studio · {Path(info.run_dir).name}")
-        self.status.show_message(f"Opened {info.run_dir} (step {info.last_step:,})"
-                                 + ("" if info.has_checkpoint else " · no checkpoint: it cannot be continued"))
+        if info.has_checkpoint:
+            self.run_check.check(info.run_dir)
+            self.status.show_message(f"Opened {info.run_dir} (step {info.last_step:,}) · checking its checkpoint…")
+        else:
+            self.status.show_message(f"Opened {info.run_dir} (step {info.last_step:,}) · no checkpoint: it cannot "
+                                     "be continued")
         return True
+
+    def _on_run_check_verified(self, run_dir: str, step: int) -> None:
+        info = self._opening
+        if info is None or info.run_dir != run_dir:
+            return  # another run was opened meanwhile
+        self._opening = None
+        self._opened_run = run_dir
+        if not self.controller.busy:
+            self.controls.set_continue_run(run_dir if info.can_continue else None)
+        self.translate.set_current_run_available(True)
+        self.status.show_message(f"Opened {run_dir} · checkpoint at step {step:,}")
+
+    def _on_run_check_refused(self, run_dir: str, message: str) -> None:
+        if self._opening is None or self._opening.run_dir != run_dir:
+            return
+        self._opening = None
+        self.status.show_message("The run's checkpoint was refused: it cannot be continued or translated with", 0)
+        show_error(self, "Cannot use the run's checkpoint", message)
 
     def _on_about_triggered(self) -> None:
         QMessageBox.about(self, "About CycleGAN Studio",
@@ -344,6 +399,9 @@ class MainWindow(QMainWindow):
         self.distances.shutdown()
         self.datasets.wait()
         self.translate.wait()
+        self.run_check.wait()
+        if self._export_dialog is not None:
+            self._export_dialog.wait()
         if self._persist:
             self._save_settings()
         super().closeEvent(event)

@@ -3,6 +3,11 @@
 RUN/config.json (validated by ``Config.from_json``), RUN/metrics.jsonl (one JSON row per
 report, ``"type": "progress" | "eval"``), RUN/previews/step_XXXXXXX.png, RUN/run.json (the
 data folders) and RUN/checkpoints/latest.pt.
+
+``read_run`` reads only the small text files. The checkpoint is checked apart from them, on
+a pool thread (``CheckpointCheck``): it is loaded weights-only by the engine, so a file whose
+pickle would build objects or run code is refused before anything of it runs, and the run
+is then shown without Continue or Use current run.
 """
 
 from __future__ import annotations
@@ -12,9 +17,14 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from PySide6.QtCore import QObject, Signal
+
+from engine.checkpoint import CheckpointError, config_from_checkpoint, load_checkpoint
 from engine.config import Config, ConfigError
 
-__all__ = ["RunError", "RunInfo", "read_run"]
+from .util import TaskRunner
+
+__all__ = ["RunError", "RunInfo", "read_run", "verify_checkpoint", "CheckpointCheck"]
 
 _PREVIEW_RE = re.compile(r"^step_(\d+)\.png$")
 
@@ -89,3 +99,38 @@ def read_run(run_dir: str | Path) -> RunInfo:
 
     return RunInfo(str(run), config, tuple(rows), str(preview_path) if preview_path else None, preview_step,
                    data, (run / "checkpoints" / "latest.pt").is_file(), total)
+
+
+def verify_checkpoint(run_dir: str | Path) -> int:
+    """Load a run's latest checkpoint the safe way (weights only) and check its config; → its step.
+
+    Raises ``CheckpointError`` (refused pickle, foreign or broken file, invalid config).
+    """
+    ck = load_checkpoint(run_dir)
+    config_from_checkpoint(ck, str(run_dir))
+    if not isinstance(ck.get("models"), dict) or "G" not in ck["models"]:
+        raise CheckpointError(f"{run_dir}: the checkpoint holds no generators")
+    step = ck.get("step", 0)
+    return int(step) if isinstance(step, int) else 0
+
+
+class CheckpointCheck(QObject):
+    """Checks a run's checkpoint in the background: ``verified(run_dir, step)`` or ``refused(run_dir, reason)``."""
+
+    verified = Signal(str, int)
+    refused = Signal(str, str)
+
+    def __init__(self, parent: QObject | None = None):
+        super().__init__(parent)
+        self.tasks = TaskRunner(1, self)
+
+    def check(self, run_dir: str) -> None:
+        self.tasks.start(verify_checkpoint, run_dir, succeeded=lambda step: self.verified.emit(run_dir, step),
+                         failed=lambda message, _tb: self.refused.emit(run_dir, message))
+
+    @property
+    def busy(self) -> bool:
+        return self.tasks.busy
+
+    def wait(self) -> None:
+        self.tasks.wait()

@@ -27,6 +27,8 @@ log = logging.getLogger(__name__)
 
 __all__ = ["SmokeRun", "smoke_values"]
 
+CRITIC_STEPS = 300  # --tab distances: enough for the dual to reach W on the parallel lines (~2 s)
+
 
 def smoke_values(steps: int) -> dict:
     """cpu-quick, cut to ``steps``, reporting often enough that plots and previews fill within the run.
@@ -137,12 +139,24 @@ class SmokeRun(QObject):
         w = self.window
         if self.args.tab:
             w.show_tab(self.args.tab)
+        if self.args.tab == "distances" and w.distances.result is None:
+            self._train_critic()
+            return
         if self.args.screenshot:
             self._grab(self.args.screenshot)
         if self.args.translate:
             self._translate()
         else:
             self._finish(0)
+
+    def _train_critic(self) -> None:
+        """A short critic run on the Distances tab, so the screenshot shows its dual curve and heatmap."""
+        d = self.window.distances
+        d.steps_box.setValue(CRITIC_STEPS)
+        d.controller.failed.connect(lambda msg, _tb: self._fail(f"critic training failed: {msg}"))
+        log.info("smoke: training a critic for %d steps on the Distances tab", CRITIC_STEPS)
+        d.train_button.click()
+        self._wait_until(lambda: d.result is not None and not d.busy, self._screenshot_and_go_on)
 
     def _translate(self) -> None:
         w = self.window

@@ -1,21 +1,25 @@
-"""The status bar (step, epoch, it/s, ETA, device, progress) and the failure-watch warnings list."""
+"""The status bar (step, epoch, it/s, ETA, device, progress), the failure-watch warnings list, and
+the copyable ``tensorboard --logdir`` command of a run that logs to TensorBoard."""
 
 from __future__ import annotations
 
 import math
+import shlex
 import time
+from pathlib import Path
 
 from PySide6.QtCore import QTimer
 from PySide6.QtGui import QColor
-from PySide6.QtWidgets import (QFrame, QHBoxLayout, QLabel, QListWidget, QListWidgetItem, QProgressBar, QPushButton,
-                               QSizePolicy, QStatusBar, QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (QApplication, QFrame, QHBoxLayout, QLabel, QLineEdit, QListWidget, QListWidgetItem,
+                               QProgressBar, QPushButton, QSizePolicy, QStatusBar, QVBoxLayout, QWidget)
 
+from engine.config import Config
 from engine.reports import FinishedReport, ProgressReport, WarningReport
 
 from .util import Throttle
 from .worker import RunStarted, TrainingController
 
-__all__ = ["StatusPanel", "WarningsPanel", "format_duration"]
+__all__ = ["StatusPanel", "WarningsPanel", "TensorBoardLine", "format_duration", "tensorboard_command"]
 
 
 def format_duration(seconds: float) -> str:
@@ -195,3 +199,48 @@ class WarningsPanel(QFrame):
     def clear(self) -> None:
         self.list.clear()
         self.hide()
+
+
+def tensorboard_command(run_dir: str | Path) -> str:
+    """The shell command that shows a run's TensorBoard logs (``RUN/tb``), quoted for pasting."""
+    return f"tensorboard --logdir {shlex.quote(str(Path(run_dir) / 'tb'))}"
+
+
+class TensorBoardLine(QFrame):
+    """``tensorboard --logdir RUN/tb`` in a read-only field with a Copy button; shown only for runs
+    whose config has ``output.tensorboard`` on (the run being trained, or the one opened last)."""
+
+    def __init__(self, controller: TrainingController, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.setObjectName("tensorboardLine")
+        label = QLabel("TensorBoard")
+        label.setObjectName("caption")
+        self.command = QLineEdit()
+        self.command.setObjectName("tensorboardCommand")
+        self.command.setReadOnly(True)
+        self.command.setToolTip("Run this in a terminal, then open the address it prints")
+        self.copy_button = QPushButton("Copy")
+        self.copy_button.setToolTip("Copy the command to the clipboard")
+        lay = QHBoxLayout(self)
+        lay.setContentsMargins(0, 0, 0, 0)
+        lay.setSpacing(6)
+        lay.addWidget(label)
+        lay.addWidget(self.command, 1)
+        lay.addWidget(self.copy_button)
+        self.copy_button.clicked.connect(self._on_copy_button_clicked)
+        controller.started.connect(self._on_controller_started)
+        self.hide()
+
+    def show_run(self, run_dir: str, config: Config) -> None:
+        """The run now shown in the window; the line appears only when it logs to TensorBoard."""
+        on = bool(config.output.tensorboard)
+        self.command.setText(tensorboard_command(run_dir) if on else "")
+        self.command.setCursorPosition(0)
+        self.setVisible(on)
+
+    def _on_controller_started(self, info: RunStarted) -> None:
+        self.show_run(info.run_dir, info.config)
+
+    def _on_copy_button_clicked(self) -> None:
+        QApplication.clipboard().setText(self.command.text())
+        self.command.selectAll()

@@ -19,12 +19,23 @@ from PySide6.QtWidgets import (QApplication, QComboBox, QFileDialog, QFrame, QHB
 
 from engine.translate import TranslationModel
 
-from .util import TaskRunner, to_qimage
+from .util import TaskRunner, show_error, to_qimage
 
-__all__ = ["TranslatePanel", "translate_file", "image_paths_of"]
+__all__ = ["TranslatePanel", "translate_file", "image_paths_of", "model_path", "MODEL_FILTERS"]
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp"}
+MODEL_SUFFIXES = {".pt", ".pth", ".safetensors"}
+# Files that stand for the run folder they are in (a file dialog cannot pick a folder and files at once).
+RUN_FILES = {"config.json", "run.json", "metrics.jsonl"}
 DIRECTIONS = (("AtoB", "A → B"), ("BtoA", "B → A"))
+MODEL_FILTERS = ";;".join((
+    "Models and runs (*.pt *.pth *.safetensors config.json)",
+    "Training checkpoints (*.pt)",
+    "Reference-implementation generators (*.pth)",
+    "Model files (*.safetensors)",
+    "Run folders: pick the run's config.json (config.json)",
+    "All files (*)",
+))
 
 
 def translate_file(model: TranslationModel | None, path: str, direction: str, max_pixels: int
@@ -44,14 +55,37 @@ def load_model(path: str) -> TranslationModel:
     return TranslationModel.load(path, device="cpu")
 
 
-def image_paths_of(event) -> list[str]:
-    """Local image files among a drag's URLs."""
+def _local_paths(event) -> list[Path]:
     md = event.mimeData()
     if not md.hasUrls():
         return []
-    return [u.toLocalFile() for u in md.urls()
-            if u.isLocalFile() and Path(u.toLocalFile()).suffix.lower() in IMAGE_SUFFIXES
-            and Path(u.toLocalFile()).is_file()]
+    return [Path(u.toLocalFile()) for u in md.urls() if u.isLocalFile()]
+
+
+def image_paths_of(event) -> list[str]:
+    """Local image files among a drag's URLs."""
+    return [str(p) for p in _local_paths(event) if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file()]
+
+
+def model_path(path: str | Path) -> str | None:
+    """What to load for a chosen or dropped path: a model file, or a run folder (also via its config.json)."""
+    p = Path(path)
+    if p.is_file() and p.suffix.lower() in MODEL_SUFFIXES:
+        return str(p)
+    if p.is_file() and p.name in RUN_FILES:
+        return str(p.parent)
+    if p.is_dir() and ((p / "config.json").is_file() or (p / "checkpoints" / "latest.pt").is_file()):
+        return str(p)
+    return None
+
+
+def model_path_of(event) -> str | None:
+    """The first model file or run folder among a drag's URLs."""
+    for p in _local_paths(event):
+        found = model_path(p)
+        if found is not None:
+            return found
+    return None
 
 
 class DragImageLabel(QLabel):
@@ -104,6 +138,7 @@ class TranslatePanel(QWidget):
 
     current_run_requested = Signal()
     model_changed = Signal(object)
+    load_failed = Signal(str)  # the reason a model could not be opened
     translated = Signal(str)  # the input path whose output just arrived
 
     def __init__(self, model: TranslationModel | None = None, parent: QWidget | None = None, *,
@@ -122,8 +157,9 @@ class TranslatePanel(QWidget):
         self.model_label.setObjectName("modelLabel")
         self.model_label.setWordWrap(True)
         self.open_button = QPushButton("Open model…")
-        self.open_button.setToolTip("A run folder, a training checkpoint (.pt), a model file (.safetensors) "
-                                    "or a reference generator (.pth)")
+        self.open_button.setToolTip("A training checkpoint (.pt), a model file (.safetensors), a reference-"
+                                    "implementation generator (.pth) or a run folder (pick its config.json); "
+                                    "or drop one here")
         self.current_button = QPushButton("Use current run")
         self.current_button.setToolTip("The model being trained (a checkpoint is saved first), "
                                        "or the run opened last")
@@ -153,7 +189,8 @@ class TranslatePanel(QWidget):
         bar.addStretch(1)
         bar.addWidget(self.status)
 
-        self.drop_hint = QLabel("Drop image files here\n(or Add images…)\n\nEach is translated at its own size.")
+        self.drop_hint = QLabel("Drop image files here\n(or Add images…)\n\nEach is translated at its own size.\n"
+                                "Drop a model file (.pt, .pth, .safetensors) or a run folder to use it.")
         self.drop_hint.setObjectName("dropHint")
         self.drop_hint.setAlignment(Qt.AlignmentFlag.AlignCenter)
         self.drop_hint.setMinimumHeight(180)
@@ -243,18 +280,22 @@ class TranslatePanel(QWidget):
         return written
 
     # --- drops -----------------------------------------------------------------------------
+    # Images are translated; a model file or a run folder becomes the model.
     def dragEnterEvent(self, event: QDragEnterEvent) -> None:  # noqa: N802
-        if image_paths_of(event):
+        if image_paths_of(event) or model_path_of(event):
             event.acceptProposedAction()
 
     def dragMoveEvent(self, event) -> None:  # noqa: N802
-        if image_paths_of(event):
+        if image_paths_of(event) or model_path_of(event):
             event.acceptProposedAction()
 
     def dropEvent(self, event: QDropEvent) -> None:  # noqa: N802
-        paths = image_paths_of(event)
-        if paths:
+        paths, model = image_paths_of(event), model_path_of(event)
+        if paths or model:
             event.acceptProposedAction()
+        if model:
+            self.load_model(model)  # queued on the same single-thread pool: loaded before the images run
+        if paths:
             self.add_files(paths)
 
     # --- internals -------------------------------------------------------------------------
@@ -346,15 +387,18 @@ class TranslatePanel(QWidget):
     def _on_load_failed(self, message: str, _details: str) -> None:
         self.status.setText("")
         self.model_label.setText(f"<span style='color:#ff7b72'>Could not open the model: {message}</span>")
+        self.load_failed.emit(message)
+        # Refused files (a pickle that would run code, a foreign file) are the user's business to
+        # know about, not a bug: the one-line reason, no traceback.
+        show_error(self, "Cannot open the model", message)
 
     def _on_direction_changed(self, _index: int) -> None:
         self._retranslate_all()
 
     def _on_open_button_clicked(self) -> None:
-        path, _ = QFileDialog.getOpenFileName(
-            self, "Open model", "", "Models (*.pt *.safetensors *.pth);;All files (*)")
+        path, _ = QFileDialog.getOpenFileName(self, "Open model", "", MODEL_FILTERS)
         if path:
-            self.load_model(path)
+            self.load_model(model_path(path) or path)
 
     def _on_add_button_clicked(self) -> None:
         paths, _ = QFileDialog.getOpenFileNames(

@@ -169,7 +169,9 @@ def test_open_run_restores_config_plots_preview_and_continue_resumes(qtbot, wind
     assert other.plots.point_count("G_A") == len(steps) == last
     assert other.plots.point_count("w_A_val") == last // 2
     assert other.previews.stack.currentIndex() == 1 and other.previews.step is not None
-    assert not other.controls.continue_.isHidden() and other.controls.continue_run == run
+    # Continue appears once the checkpoint has been read (weights only, in the background).
+    qtbot.waitUntil(lambda: other.controls.continue_run == run, timeout=20000)
+    assert not other.controls.continue_.isHidden() and other.translate.current_button.isEnabled()
     qtbot.waitUntil(lambda: other.datasets.ready, timeout=20000)
 
     # Continue resumes from the checkpoint the stop left, at the step where it stopped.
@@ -190,8 +192,8 @@ def test_a_completed_run_is_not_offered_for_continuing(qtbot, window):
         window.controls.train.click()
     assert window.controls.continue_.isHidden()
     assert window.open_run(str(run_dir(window)))
+    qtbot.waitUntil(window.translate.current_button.isEnabled, timeout=20000)
     assert window.controls.continue_.isHidden()
-    assert window.translate.current_button.isEnabled()
 
 
 def test_open_run_with_an_invalid_config_is_an_error(qtbot, window, errors, tmp_path):

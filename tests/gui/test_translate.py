@@ -96,7 +96,7 @@ def test_without_a_model_the_input_shows_and_files_that_are_not_images_are_refus
     assert item.input_label.pixmap().size().toTuple() == (12, 10)
 
 
-def test_a_broken_image_or_model_is_reported_in_place(qtbot, tmp_path):
+def test_a_broken_image_or_model_is_reported_in_place(qtbot, tmp_path, errors):
     panel = TranslatePanel(tiny_model())
     qtbot.addWidget(panel)
     bad = tmp_path / "broken.png"
@@ -106,6 +106,7 @@ def test_a_broken_image_or_model_is_reported_in_place(qtbot, tmp_path):
     assert "could not translate" in panel.items[0].caption.text()
     panel.load_model(str(tmp_path / "missing.pt"))
     qtbot.waitUntil(lambda: "Could not open the model" in panel.model_label.text(), timeout=20000)
+    assert errors[-1][0] == "Cannot open the model" and "does not exist" in errors[-1][1]
 
 
 def test_use_current_run_loads_the_model_being_trained(qtbot, window):
