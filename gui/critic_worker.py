@@ -103,6 +103,10 @@ class CriticWorker(QObject):
         except Exception as e:  # shown by the panel; the tab stays usable
             log.exception("critic training failed")
             self.failed.emit(str(e) or type(e).__name__, traceback.format_exc())
+        finally:
+            # End the thread's event loop from here, not from the GUI thread: a GUI thread that
+            # blocks in wait() (closing the window) could never deliver a queued quit.
+            QThread.currentThread().quit()
 
     def _run(self) -> None:
         job = self.job
@@ -207,12 +211,10 @@ class CriticController(QObject):
             self._thread.wait()
 
     def _on_worker_finished(self, result: CriticResult) -> None:
-        self._outcome = ("finished", result)
-        self._thread.quit()
+        self._outcome = ("finished", result)  # the thread quits by itself; _on_thread_finished reports
 
     def _on_worker_failed(self, message: str, details: str) -> None:
         self._outcome = ("failed", message, details)
-        self._thread.quit()
 
     def _on_thread_finished(self) -> None:
         self._thread.wait()

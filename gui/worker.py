@@ -114,6 +114,10 @@ class TrainingWorker(QObject):
         except Exception as e:  # anything at all: the GUI shows it and stays usable
             log.exception("training failed")
             self.failed.emit(str(e) or type(e).__name__, traceback.format_exc())
+        finally:
+            # The thread ends its own event loop: a GUI thread blocked in wait() (quitting the
+            # app) could never deliver a queued quit(), and would wait forever.
+            QThread.currentThread().quit()
 
     def _build(self) -> Trainer:
         job = self.job
@@ -255,12 +259,10 @@ class TrainingController(QObject):
             self._set_state(self.RUNNING)
 
     def _on_worker_finished(self, report: FinishedReport) -> None:
-        self._outcome = ("finished", report)
-        self._thread.quit()
+        self._outcome = ("finished", report)  # the thread quits by itself; _on_thread_finished reports
 
     def _on_worker_failed(self, message: str, details: str) -> None:
         self._outcome = ("failed", message, details)
-        self._thread.quit()
 
     def _on_thread_finished(self) -> None:
         self._thread.wait()

@@ -221,3 +221,18 @@ def test_controller_can_be_used_alone_and_a_stop_before_the_trainer_exists(qtbot
         c.start(TrainingJob(str(tmp_path / "r3"), quick_config(), str(domains[0]), str(domains[1])))
     with qtbot.waitSignal(c.finished, timeout=TIMEOUT):
         c.stop()
+
+
+def test_quitting_the_app_mid_run_stops_and_joins_without_deadlock(qtbot, window):
+    """aboutToQuit blocks the GUI thread in wait(): the worker's thread must end on its own."""
+    c = window.controller
+    window.form.set_values(max_steps=100000, preview_every=100000)
+    with qtbot.waitSignal(c.progressed, timeout=TIMEOUT):
+        window.controls.train.click()
+    thread = c._thread
+    c._on_app_about_to_quit()  # what QApplication.aboutToQuit runs
+    assert thread.isFinished()
+    with qtbot.waitSignal(c.finished, timeout=TIMEOUT) as blocker:
+        pass
+    assert blocker.args[0].reason == "stopped" and not c.busy
+    assert (run_dir(window) / "checkpoints" / "latest.pt").is_file()
