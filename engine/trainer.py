@@ -393,11 +393,18 @@ class Trainer:
 
     @torch.no_grad()
     def _update_ema(self) -> None:
-        decay = self.cfg.model.ema_decay
         if self.G_ema is None:
             return
+        decay = self.ema_decay_at(self.step)
         for ema, net in ((self.G_ema, self.G), (self.F_ema, self.F)):
             torch._foreach_lerp_(list(ema.parameters()), list(net.parameters()), 1.0 - decay)
+
+    def ema_decay_at(self, step: int) -> float:
+        """The EMA decay used by the update after ``step`` completed steps: the configured decay,
+        warmed up as min(decay, (1 + step) / (10 + step)), so that a short run's average is not
+        dominated by the random initial weights (at decay 0.999 they would keep a weight of
+        0.999^step: still 37% after 1,000 steps)."""
+        return min(self.cfg.model.ema_decay, (1.0 + step) / (10.0 + step))
 
     def inference_generators(self) -> tuple[nn.Module, nn.Module]:
         """(G, F) for previews and translation: the EMA copies when EMA is on."""
