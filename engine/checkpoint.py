@@ -156,8 +156,9 @@ def check_architecture(cfg: Config, state: dict[str, torch.Tensor], what: str) -
     except ValueError as e:
         raise CheckpointError(f"{what}: {e}") from None
     m = cfg.model
-    expected = {"n_blocks": m.n_blocks, "ngf": m.ngf, "upsample": m.upsample}
-    names = {"n_blocks": "residual blocks", "ngf": "generator width ngf", "upsample": "upsampling"}
+    expected = {"n_blocks": m.n_blocks, "ngf": m.ngf, "upsample": m.upsample, "input_skip": m.input_skip}
+    names = {"n_blocks": "residual blocks", "ngf": "generator width ngf", "upsample": "upsampling",
+             "input_skip": "input skip"}
     for k, v in expected.items():
         if found[k] != v:
             raise CheckpointError(f"{what}: architecture mismatch: expected {v} {names[k]}, found {found[k]}")

@@ -127,7 +127,8 @@ def _config_for(arch: Mapping[str, int | str]) -> Config | None:
     if arch["input_nc"] != 3 or arch["output_nc"] != 3:
         return None  # the config tree assumes RGB in and out
     try:
-        return preset("paper").with_values(ngf=arch["ngf"], n_blocks=arch["n_blocks"], upsample=arch["upsample"])
+        return preset("paper").with_values(ngf=arch["ngf"], n_blocks=arch["n_blocks"], upsample=arch["upsample"],
+                                            input_skip=arch["input_skip"])
     except ConfigError as e:
         log.warning("imported generator does not fit a config (%s); saving it without one", e)
         return None
@@ -271,7 +272,8 @@ def _format_for(out: Path, fmt: str | None) -> str:
 
 
 def _describe(arch: Mapping[str, int | str]) -> str:
-    return (f"ResNet generator, {arch['n_blocks']} blocks, ngf {arch['ngf']}, {arch['upsample']} upsampling, "
+    skip = "input skip, " if arch.get("input_skip") else ""
+    return (f"ResNet generator, {arch['n_blocks']} blocks, ngf {arch['ngf']}, {arch['upsample']} upsampling, {skip}"
             f"{arch['input_nc']}→{arch['output_nc']} channels")
 
 

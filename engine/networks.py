@@ -26,6 +26,7 @@ __all__ = [
     "build_generator",
     "build_critic",
     "init_weights",
+    "init_unnormalised",
     "count_parameters",
     "generator_arch_from_state_dict",
 ]
@@ -77,7 +78,7 @@ class ResnetGenerator(nn.Module):
     """The paper's generator: c7s1-ngf, d2ngf, d4ngf, n_blocks × R4ngf, u2ngf, ungf, c7s1-3, tanh."""
 
     def __init__(self, input_nc: int = 3, output_nc: int = 3, ngf: int = 64, n_blocks: int = 9,
-                 norm: str = "instance", upsample: str = "transpose"):
+                 norm: str = "instance", upsample: str = "transpose", input_skip: bool = False):
         super().__init__()
         norm_layer = _norm_layer(norm)
         use_bias = norm != "batch"  # instance norm has no affine shift, so the convs keep their bias
@@ -113,9 +114,30 @@ class ResnetGenerator(nn.Module):
             nn.Tanh(),
         ]
         self.model = nn.Sequential(*layers)
+        self.input_skip = input_skip
+        # Saved only with the skip on, so that a state_dict says by itself whether the generator
+        # has it (generator_arch_from_state_dict) and the reference layout keeps its keys. Always
+        # present as an attribute, so that TorchScript compiles either branch of forward().
+        self.register_buffer("skip_scale", torch.tensor(0.999), persistent=input_skip)
+
+    def zero_last_conv(self) -> None:
+        """Zero the output conv: with the input skip the generator then starts as the exact identity."""
+        last = self.model[-2]
+        nn.init.zeros_(last.weight)
+        nn.init.zeros_(last.bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.model(x)
+        y = self.model(x)
+        if not self.input_skip:
+            return y
+        # The network predicts the change in the tanh's input space: out = tanh(atanh(s·x) + h),
+        # where y = tanh(h) is the network's own output. Every colour is reachable from any input,
+        # the output stays in [−1, 1] and, unlike a clamp, no pixel loses its gradient; s = 0.999
+        # keeps atanh finite at ±1. Computed by the addition theorem, tanh(a + b) =
+        # (tanh a + tanh b) / (1 + tanh a · tanh b), so no atanh is evaluated and the graph
+        # (TorchScript, ONNX) is plain arithmetic on the reference network's output.
+        t = x.clamp(-1.0, 1.0) * self.skip_scale
+        return (t + y) / (1.0 + t * y)
 
 
 class NLayerDiscriminator(nn.Module):
@@ -171,7 +193,37 @@ def build_generator(cfg: Config) -> ResnetGenerator:
     m = cfg.model
     if m.netG != "resnet":
         raise ValueError(f"unknown generator {m.netG!r}; valid choices: resnet")
-    return init_weights(ResnetGenerator(3, 3, m.ngf, m.n_blocks, m.norm, m.upsample))
+    net = ResnetGenerator(3, 3, m.ngf, m.n_blocks, m.norm, m.upsample, m.input_skip)
+    if m.norm == "none":
+        init_unnormalised(net)
+    else:
+        init_weights(net)
+    if m.input_skip:
+        net.zero_last_conv()
+    return net
+
+
+def init_unnormalised(net: ResnetGenerator) -> ResnetGenerator:
+    """Initialisation for a generator without normalisation layers.
+
+    The paper's N(0, 0.02) relies on instance norm to restore the scale after every conv; without
+    it the signal shrinks by about 0.02·√fan_in per layer and the deep layers barely learn. Here
+    every conv gets He (Kaiming) initialisation for ReLU, and the second conv of each residual
+    block is zeroed (as in Fixup and "zero-init residual"), so each block starts as the identity
+    and the activations keep their scale through any number of blocks.
+    """
+    for mod in net.modules():
+        if isinstance(mod, (nn.Conv2d, nn.ConvTranspose2d)):
+            nn.init.kaiming_normal_(mod.weight, nonlinearity="relu")
+            if mod.bias is not None:
+                nn.init.zeros_(mod.bias)
+    for mod in net.modules():
+        if isinstance(mod, ResnetBlock):
+            second = [c for c in mod.conv_block if isinstance(c, nn.Conv2d)][-1]
+            nn.init.zeros_(second.weight)
+            if second.bias is not None:
+                nn.init.zeros_(second.bias)
+    return net
 
 
 def build_critic(cfg: Config) -> NLayerDiscriminator:
@@ -184,7 +236,7 @@ def count_parameters(net: nn.Module) -> int:
 
 
 def generator_arch_from_state_dict(sd: dict[str, torch.Tensor]) -> dict[str, int | str]:
-    """Work out (input_nc, output_nc, ngf, n_blocks, upsample) of a ResNet generator from its keys and shapes.
+    """Work out (input_nc, output_nc, ngf, n_blocks, upsample, input_skip) of a ResNet generator from its keys and shapes.
 
     Raises ValueError with a plain message when the state_dict is not a ResNet generator
     in the reference layout.
@@ -210,7 +262,8 @@ def generator_arch_from_state_dict(sd: dict[str, torch.Tensor]) -> dict[str, int
     if last not in sd:
         raise ValueError(f"not a CycleGAN ResNet generator: expected the last conv at {last!r}")
     output_nc = int(sd[last].shape[0])
-    return {"input_nc": input_nc, "output_nc": output_nc, "ngf": ngf, "n_blocks": n_blocks, "upsample": upsample}
+    return {"input_nc": input_nc, "output_nc": output_nc, "ngf": ngf, "n_blocks": n_blocks, "upsample": upsample,
+            "input_skip": "skip_scale" in sd}
 
 
 def receptive_field(n_layers: int) -> int:

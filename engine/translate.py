@@ -69,7 +69,8 @@ def _generator_from_state(state: dict[str, torch.Tensor], what: str, norm: str =
         arch = generator_arch_from_state_dict(state)
     except ValueError as e:
         raise CheckpointError(f"{what}: {e}") from None
-    net = ResnetGenerator(arch["input_nc"], arch["output_nc"], arch["ngf"], arch["n_blocks"], norm, arch["upsample"])
+    net = ResnetGenerator(arch["input_nc"], arch["output_nc"], arch["ngf"], arch["n_blocks"], norm, arch["upsample"],
+                          arch["input_skip"])
     try:
         net.load_state_dict(state)
     except RuntimeError as e:

@@ -19,9 +19,9 @@ def _trainer(tmp_path, **kw):
 
 def test_flops_scale_with_batch_and_skip_identity(tmp_path):
     x = torch.zeros(1, 3, 32, 32)
-    f1 = count_step_flops(_trainer(tmp_path / "1"), x, x)
+    f1 = count_step_flops(_trainer(tmp_path / "1", lambda_id=0.5), x, x)
     x2 = torch.zeros(2, 3, 32, 32)
-    f2 = count_step_flops(_trainer(tmp_path / "2", batch_size=2), x2, x2)
+    f2 = count_step_flops(_trainer(tmp_path / "2", batch_size=2, lambda_id=0.5), x2, x2)
     assert f2 == 2 * f1  # every counted op is linear in the batch
     f_noid = count_step_flops(_trainer(tmp_path / "3", lambda_id=0.0), x, x)
     assert f_noid < f1  # the identity passes are really skipped

@@ -354,3 +354,39 @@ def test_tensorboard_missing_is_a_clear_error(tmp_path, monkeypatch):
     with pytest.raises(MissingExtraError, match="pip install tensorboard"):
         TensorBoardLogger(tmp_path)
     assert not (tmp_path / "tb").exists()
+
+
+@pytest.mark.parametrize("fmt", ["torchscript", "onnx", "safetensors"])
+def test_input_skip_generators_export_and_reload_exactly(tmp_path, fmt):
+    """The studio recipe's skip generator survives every format: same outputs, skip detected from the file."""
+    from engine.config import preset
+    from engine.networks import build_generator
+
+    if fmt == "onnx":
+        pytest.importorskip("onnxruntime")
+        pytest.importorskip("onnxscript")
+    cfg = preset("cpu-quick").with_values(ngf=8, n_blocks=1)
+    assert cfg.model.input_skip
+    torch.manual_seed(3)
+    g = build_generator(cfg).eval()
+    with torch.no_grad():
+        g.model[-2].weight.normal_(0.0, 0.05)  # leave the identity start, so the skip and the net both matter
+    model = TranslationModel(g, None, cfg, "test")
+    out = export_generator(model, "AtoB", fmt, tmp_path / f"g.{ {'torchscript': 'pt', 'onnx': 'onnx', 'safetensors': 'safetensors'}[fmt]}")
+    x = torch.rand(2, 3, 36, 44) * 2 - 1
+    want = translate_tensor(g, x)
+    assert not torch.allclose(want, x, atol=1e-2)
+    if fmt == "torchscript":
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=r"`torch\.jit\.load` is deprecated", category=FutureWarning)
+            got = torch.jit.load(str(out))(x)
+    elif fmt == "onnx":
+        import onnxruntime as ort
+
+        sess = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"])
+        got = torch.from_numpy(sess.run(None, {"input": x.numpy()})[0])
+    else:
+        again = TranslationModel.load(out)
+        assert again.G.input_skip and again.config.model.norm == "none"
+        got = translate_tensor(again.G, x)
+    torch.testing.assert_close(got, want, atol=1e-5, rtol=0)

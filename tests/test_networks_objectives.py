@@ -8,7 +8,7 @@ from torch import nn
 
 from engine.config import Config, preset
 from engine.networks import (NLayerDiscriminator, ResnetGenerator, build_critic, build_generator, count_parameters,
-                             generator_arch_from_state_dict, receptive_field)
+                             generator_arch_from_state_dict, init_weights, receptive_field)
 from engine.objectives import (LSGAN, OBJECTIVES, VanillaGAN, WGANClip, WGANGP, build_objective, clip_weights,
                                cycle_loss, gradient_penalty, identity_loss)
 from engine.pool import ImagePool
@@ -37,7 +37,8 @@ def test_six_block_generator_ends_at_index_23():
     g = ResnetGenerator(3, 3, ngf=64, n_blocks=6)
     assert list(g.state_dict())[-1] == "model.23.bias"
     assert generator_arch_from_state_dict(g.state_dict()) == {
-        "input_nc": 3, "output_nc": 3, "ngf": 64, "n_blocks": 6, "upsample": "transpose"}
+        "input_nc": 3, "output_nc": 3, "ngf": 64, "n_blocks": 6, "upsample": "transpose",
+        "input_skip": False}
 
 
 @pytest.mark.parametrize("upsample", ["transpose", "resize"])
@@ -48,6 +49,54 @@ def test_generator_keeps_size_and_range(upsample, hw):
     y = g(x)
     assert y.shape == x.shape
     assert y.abs().max() <= 1.0
+
+
+def test_input_skip_starts_as_the_identity_and_describes_itself():
+    cfg = preset("cpu-quick").with_values(ngf=8, n_blocks=2, input_skip=True)
+    g = build_generator(cfg)
+    plain = ResnetGenerator(3, 3, ngf=8, n_blocks=2, upsample=cfg.model.upsample)
+    assert count_parameters(g) == count_parameters(plain)  # a buffer, no new parameters
+    x = torch.rand(2, 3, 32, 40) * 2 - 1
+    torch.testing.assert_close(g(x), 0.999 * x, rtol=1e-6, atol=1e-6)  # last conv zeroed: the identity (×0.999)
+    # Output = tanh(atanh(0.999·x) + net(x)): a last bias of b maps 0 to tanh(b) and 0.999·x to
+    # (0.999·x + tanh b) / (1 + 0.999·x·tanh b), the tanh addition theorem.
+    with torch.no_grad():
+        g.model[-2].bias.fill_(math.atanh(0.5))
+    torch.testing.assert_close(g(torch.zeros(1, 3, 8, 8)), torch.full((1, 3, 8, 8), 0.5))
+    xs = 0.999 * x.double()
+    torch.testing.assert_close(g(x).double(), (xs + 0.5) / (1 + 0.5 * xs), rtol=1e-5, atol=1e-5)
+    # Pixels at the extremes keep a gradient (a clamp would give them none): d out / d b = 1 − out².
+    g.zero_grad()
+    g(torch.ones(1, 3, 8, 8)).sum().backward()
+    out = math.tanh(math.atanh(0.999) + math.atanh(0.5))
+    torch.testing.assert_close(g.model[-2].bias.grad, torch.full((3,), 64 * (1 - out**2)), rtol=1e-4, atol=0)
+    sd = g.state_dict()
+    assert "skip_scale" in sd and generator_arch_from_state_dict(sd)["input_skip"] is True
+    assert "skip_scale" not in plain.state_dict()
+    from engine.checkpoint import CheckpointError, check_architecture
+
+    with pytest.raises(CheckpointError, match="expected False input skip, found True"):
+        check_architecture(cfg.with_values(input_skip=False), sd, "G")
+    # Translation rebuilds the skip from the state_dict alone.
+    from engine.translate import _generator_from_state
+
+    again = _generator_from_state(sd, "G")
+    assert again.input_skip and torch.equal(again(x), g.eval()(x))
+
+
+def test_unnormalised_generator_keeps_its_signal_scale():
+    """norm none: He init and zeroed residual branches; the paper's N(0, 0.02) would shrink the signal ~40×."""
+    torch.manual_seed(0)
+    cfg = preset("cpu-quick").with_values(ngf=16, n_blocks=6, norm="none", input_skip=False)
+    g = build_generator(cfg)
+    x = torch.rand(4, 3, 32, 32) * 2 - 1
+    feats = g.model[:-2](x)  # what the output conv sees
+    blocks = [m for m in g.model if m.__class__.__name__ == "ResnetBlock"]
+    h = g.model[:10](x)
+    assert torch.equal(blocks[0](h), h)  # each residual block starts as the identity
+    assert 0.2 < feats.std().item() < 5.0
+    paper_init = init_weights(ResnetGenerator(3, 3, ngf=16, n_blocks=6, norm="none"))
+    assert paper_init.model[:-2](x).std().item() < 0.05 * feats.std().item()
 
 
 def test_resize_conv_has_no_checkerboard_on_constant_input():
