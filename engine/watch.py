@@ -19,7 +19,9 @@ class FailureWatch:
     * W estimate exploding (|w| beyond ``w_explode``) or collapsing (w ≤ 0 for ``patience`` reports);
     * NaN or Inf in any reported loss;
     * cycle loss rising steadily: each of the last three windows of ``window`` reports higher than
-      the one before by more than 5%.
+      the one before by more than 5%, to above ``0.1·λ_cyc`` (a mean L1 error of 0.05, about six
+      grey levels, per direction). Below that a rise is a generator leaving the identity it
+      started from (``input_skip``), not a failure.
     """
 
     def __init__(self, cfg: Config, *, patience: int = 20, d_floor: float = 0.005, w_explode: float = 1e3,
@@ -29,6 +31,7 @@ class FailureWatch:
         self._low_d = {"D_A": 0, "D_B": 0}
         self._neg_w = {"w_A": 0, "w_B": 0}
         self._cycle = deque(maxlen=4 * window)
+        self.cycle_floor = 0.1 * cfg.objective.lambda_cyc
         self._active: set[str] = set()
 
     def _fire(self, step: int, code: str, message: str, hint: str, out: list[WarningReport]) -> None:
@@ -85,7 +88,7 @@ class FailureWatch:
             if len(self._cycle) == 4 * w:
                 c = list(self._cycle)
                 means = [sum(c[i * w:(i + 1) * w]) / w for i in range(4)]
-                if all(means[i + 1] > 1.05 * means[i] for i in range(3)):
+                if all(means[i + 1] > 1.05 * means[i] for i in range(3)) and means[-1] > self.cycle_floor:
                     self._fire(step, "cycle-rising", f"the cycle loss has risen steadily to {means[-1]:.3g} "
                                f"(from {means[0]:.3g})", "Lower the learning rate or raise λ cycle.", out)
                 elif means[-1] <= means[-2]:

@@ -41,3 +41,7 @@ def test_cycle_loss_rising_steadily():
     rows = [dict(HEALTHY, cycle_A=1.0 * 1.1 ** (i // 10)) for i in range(40)]
     w = feed(FailureWatch(Config(), window=10), rows)
     assert [x.code for x in w] == ["cycle-rising"]
+    # The same rise from a near-perfect cycle (a skip generator leaving the identity) stays quiet:
+    # it ends at 0.133 < 0.1 · λ_cyc = 1.
+    low = [dict(HEALTHY, cycle_A=0.1 * 1.1 ** (i // 10), cycle_B=0.0) for i in range(40)]
+    assert feed(FailureWatch(Config(), window=10), low) == []
