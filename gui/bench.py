@@ -296,8 +296,10 @@ def run(args) -> BenchReport:
 
             make_demo_dataset(tmp / "demo", n_train=24, n_test=4, size=max(64, cfg.data.load_size))
             data = (str(tmp / "demo" / "trainA"), str(tmp / "demo" / "trainB"))
-        app = QApplication.instance() or QApplication([sys.argv[0]])
-        configure_app(app)
+        app = QApplication.instance()
+        if app is None:  # run as a script: the app's own look (a test's application is left as it is)
+            app = QApplication([sys.argv[0]])
+            configure_app(app)
         results: list[PathResult] = []
         lateness: list[float] = []
         counts = {"reports": 0, "previews": 0}
