@@ -63,6 +63,21 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
+def _read_umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+_UMASK = _read_umask()  # read once, at import, while nothing else can be creating files
+
+
+def new_file_mode() -> int:
+    """The mode a plain ``open(path, "w")`` would give a new file (0o644 under the usual umask).
+    ``tempfile.mkstemp`` creates 0o600 files, which ``os.replace`` would carry over."""
+    return 0o666 & ~_UMASK
+
+
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
     """Write ``data`` to ``path`` so that readers see the old file or the new one, never a partial one."""
     path = Path(path)
@@ -74,6 +89,7 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
+        os.chmod(tmp_name, new_file_mode())
         os.replace(tmp_name, path)
         tmp_name = None
         _fsync_dir(path.parent)

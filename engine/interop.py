@@ -31,7 +31,7 @@ import torch
 import torch.nn.functional as Fn
 from torch import nn
 
-from .checkpoint import CheckpointError, atomic_write_bytes
+from .checkpoint import CheckpointError, atomic_write_bytes, new_file_mode
 from .config import Config, ConfigError, preset
 from .networks import generator_arch_from_state_dict
 from .translate import MODEL_FORMAT, TranslationModel, _generator_from_state
@@ -189,6 +189,7 @@ def _atomic_path(path: Path) -> Iterator[Path]:
     tmp = Path(tmp_name)
     try:
         yield tmp
+        os.chmod(tmp, new_file_mode())
         os.replace(tmp, path)
     except OSError as e:
         raise CheckpointError(f"could not write {path}: {e.strerror or e}") from e

@@ -76,6 +76,18 @@ def test_atomic_write_leaves_old_file_on_failure(tmp_path, monkeypatch):
     assert [p.name for p in tmp_path.iterdir()] == ["f.bin"]  # no temp file left behind
 
 
+def test_atomic_files_get_the_mode_a_plain_open_would(tmp_path):
+    """mkstemp's 0o600 must not leak into checkpoints, previews and exports the user shares."""
+    import stat
+
+    mask = os.umask(0)
+    os.umask(mask)
+    plain = tmp_path / "plain"
+    plain.write_bytes(b"x")
+    target = atomic_write_bytes(tmp_path / "atomic", b"x")
+    assert stat.S_IMODE(target.stat().st_mode) == stat.S_IMODE(plain.stat().st_mode) == 0o666 & ~mask
+
+
 def test_read_only_folder_is_an_error_message(tmp_path, monkeypatch):
     import tempfile
 
