@@ -130,18 +130,26 @@ def resolve_checkpoint(path: str | os.PathLike) -> Path:
     return p
 
 
-def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> dict[str, Any]:
-    """Load a checkpoint safely. Anything that is not a weights-only CycleGAN Studio checkpoint is refused."""
-    p = resolve_checkpoint(path)
+def torch_load_weights_only(p: Path, map_location: str | torch.device = "cpu", kind: str = "checkpoint") -> Any:
+    """``torch.load(weights_only=True)`` with every failure turned into a one-line ``CheckpointError``:
+    a pickle that holds code or objects is refused (and never run), anything unreadable is named as
+    not a readable ``kind``."""
     try:
-        obj = torch.load(p, map_location=map_location, weights_only=True)
+        return torch.load(p, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as e:
         first = str(e).strip().splitlines()[0] if str(e).strip() else ""
         raise CheckpointError(
             f"{p} was refused: it contains Python objects or code, not just weights, and is never "
             f"unpickled ({first[:160]})") from None
     except (RuntimeError, EOFError, OSError, ValueError, AttributeError, KeyError, IndexError) as e:
-        raise CheckpointError(f"{p} is not a readable checkpoint: {str(e).splitlines()[0][:200] if str(e) else type(e).__name__}") from None
+        reason = str(e).splitlines()[0][:200] if str(e) else type(e).__name__
+        raise CheckpointError(f"{p} is not a readable {kind}: {reason}") from None
+
+
+def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    """Load a checkpoint safely. Anything that is not a weights-only CycleGAN Studio checkpoint is refused."""
+    p = resolve_checkpoint(path)
+    obj = torch_load_weights_only(p, map_location)
     if not isinstance(obj, dict):
         raise CheckpointError(f"{p} is not a CycleGAN Studio checkpoint (it holds a {type(obj).__name__})")
     if obj.get("format") != FORMAT:

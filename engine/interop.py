@@ -20,7 +20,6 @@ import copy
 import io
 import logging
 import os
-import pickle
 import sys
 import tempfile
 import warnings
@@ -31,7 +30,7 @@ import torch
 import torch.nn.functional as Fn
 from torch import nn
 
-from .checkpoint import CheckpointError, atomic_write_bytes, new_file_mode
+from .checkpoint import CheckpointError, atomic_write_bytes, new_file_mode, torch_load_weights_only
 from .config import Config, ConfigError, preset
 from .networks import generator_arch_from_state_dict
 from .translate import MODEL_FORMAT, TranslationModel, _generator_from_state
@@ -93,16 +92,7 @@ def read_reference_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor
     p = Path(path)
     if not p.is_file():
         raise CheckpointError(f"{p} does not exist" if not p.exists() else f"{p} is not a file")
-    try:
-        obj = torch.load(p, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as e:
-        first = str(e).strip().splitlines()[0] if str(e).strip() else ""
-        raise CheckpointError(
-            f"{p} was refused: it contains Python objects or code, not just weights, and is never "
-            f"unpickled ({first[:160]})") from None
-    except (RuntimeError, EOFError, OSError, ValueError, AttributeError, KeyError, IndexError) as e:
-        reason = str(e).splitlines()[0][:200] if str(e) else type(e).__name__
-        raise CheckpointError(f"{p} is not a readable PyTorch file: {reason}") from None
+    obj = torch_load_weights_only(p, kind="PyTorch file")
     return _unwrap_state_dict(obj, str(p))
 
 
