@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test bench demo clean
+.PHONY: run test lint bench demo clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -13,6 +13,12 @@ $(STAMP): pyproject.toml
 
 run: $(STAMP)
 	$(BIN)/python main.py
+
+# ruff (pyflakes, import order, bugbear, no function-level imports) and import-linter (the engine never
+# imports Qt; layers import downwards; no core module imports the CLI tools). CI runs this before the tests.
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/lint-imports
 
 # pytest exits 5 when it collects nothing; that is reported, not treated as a crash.
 test: $(STAMP)

@@ -6,16 +6,29 @@ Every bad argument or input gets one line on stderr (``error: ...``) and exit co
 from __future__ import annotations
 
 import argparse
-import importlib
+import contextlib
 import json
 import logging
 import math
 import sys
 from pathlib import Path
 
-from .checkpoint import CheckpointError
-from .cliutil import Parser as _Parser, UsageError, add_config_args, load_config, nonneg_float as _nonneg_float, positive_int as _positive_int
-from .config import ConfigError
+from engine.cliutil import Parser as _Parser
+from engine.cliutil import UsageError, add_config_args, load_config
+from engine.cliutil import nonneg_float as _nonneg_float
+from engine.cliutil import positive_int as _positive_int
+from engine.data import demo
+from engine.errors import EngineError
+from engine.io import export
+from engine.io.checkpoint import config_from_checkpoint, load_checkpoint
+from engine.io.run_folder import RunFolder
+from engine.io.translate import TranslationModel, translate_files
+from engine.metrics import GroundTruth, demo_ground_truth
+from engine.tools import bench, quality
+from engine.tools import distances as distances_cli
+from engine.training.distributed import DistInfo, init_from_env, shutdown
+from engine.training.reports import CheckpointReport, FinishedReport, ProgressReport, WarningReport
+from engine.training.trainer import Trainer
 
 log = logging.getLogger("engine")
 
@@ -32,8 +45,6 @@ def _fmt_time(seconds: float) -> str:
 # --- train / resume --------------------------------------------------------------------------
 def _drive(trainer, stop_at=None, quiet: bool = False) -> int:
     """Run a trainer to the end, printing progress. Ctrl-C stops cleanly with a checkpoint."""
-    from .reports import CheckpointReport, FinishedReport, ProgressReport, WarningReport
-
     tty = sys.stdout.isatty()
     gen = trainer.run(stop_at=stop_at)
     rc = 0
@@ -71,36 +82,42 @@ def _drive(trainer, stop_at=None, quiet: bool = False) -> int:
     return rc
 
 
-def cmd_train(args) -> int:
-    from .distributed import init_from_env, shutdown
-    from .trainer import Trainer
+def _writer_lock(run_dir: Path, info: DistInfo):
+    """The run folder's lock, taken before the slow data scan so that a second writer hears at once;
+    only rank 0 writes (the trainer takes the same lock again, re-entrantly)."""
+    return RunFolder(run_dir).lock() if info.is_main else contextlib.nullcontext()
 
+
+def cmd_train(args) -> int:
     cfg = load_config(args)
     out = Path(args.out)
-    if (out / "checkpoints" / "latest.pt").exists():
+    if RunFolder(out).has_checkpoint():
         raise UsageError(f"{out} already holds a run; use 'python -m engine resume {out}' or choose another --out")
     info = init_from_env(cfg.output.device)  # torchrun: join the process group; otherwise one process
     try:
-        trainer = Trainer.from_folders(cfg, args.dir_a, args.dir_b, run_dir=out, dist_info=info)
-        if info.is_main:
-            for ds in (trainer.train_a, trainer.train_b):
-                for s in ds.skipped:
-                    print(f"skipped {s.path}: {s.reason}", file=sys.stderr)
-                for w in ds.warnings:
-                    print(f"warning: {w}", file=sys.stderr)
-            ranks = f" × {info.world_size} processes ({info.backend})" if info.enabled else ""
-            print(f"training on {trainer.device}{ranks}: {len(trainer.train_a)}+{len(trainer.val_a)} A, "
-                  f"{len(trainer.train_b)}+{len(trainer.val_b)} B images (train+held-out"
-                  f"{', per process' if info.enabled else ''}), {trainer.total_steps} steps → {out}", flush=True)
-        return _drive(trainer, quiet=args.quiet or not info.is_main)
+        with _writer_lock(out, info):
+            return _train(args, cfg, out, info)
     finally:
         shutdown()
 
 
-def cmd_resume(args) -> int:
-    from .checkpoint import load_checkpoint, config_from_checkpoint
-    from .trainer import Trainer
+def _train(args, cfg, out: Path, info: DistInfo) -> int:
+    gt = demo_ground_truth(args.dir_a, cfg.data.crop_size) if info.is_main else None
+    trainer = Trainer.from_folders(cfg, args.dir_a, args.dir_b, run_dir=out, dist_info=info, ground_truth=gt)
+    if info.is_main:
+        for ds in (trainer.train_a, trainer.train_b):
+            for s in ds.skipped:
+                print(f"skipped {s.path}: {s.reason}", file=sys.stderr)
+            for w in ds.warnings:
+                print(f"warning: {w}", file=sys.stderr)
+        ranks = f" × {info.world_size} processes ({info.backend})" if info.enabled else ""
+        print(f"training on {trainer.device}{ranks}: {len(trainer.train_a)}+{len(trainer.val_a)} A, "
+              f"{len(trainer.train_b)}+{len(trainer.val_b)} B images (train+held-out"
+              f"{', per process' if info.enabled else ''}), {trainer.total_steps} steps → {out}", flush=True)
+    return _drive(trainer, quiet=args.quiet or not info.is_main)
 
+
+def cmd_resume(args) -> int:
     run_dir = Path(args.run_dir)
     ck = load_checkpoint(run_dir)
     cfg = config_from_checkpoint(ck, str(run_dir))
@@ -110,24 +127,23 @@ def cmd_resume(args) -> int:
     if args.steps is not None and total_hint and step + args.steps > total_hint:
         max_steps = step + args.steps  # extend a step-limited run
     paths = (args.data_a, args.data_b) if args.data_a and args.data_b else None
-    from .distributed import init_from_env, shutdown
-
     info = init_from_env(args.device or cfg.output.device)
     try:
-        trainer = Trainer.resume_run(run_dir, device=args.device, max_steps=max_steps, data_paths=paths, dist_info=info)
-        stop_at = trainer.step + args.steps if args.steps is not None else None
-        if info.is_main:
-            print(f"resuming {run_dir} at step {trainer.step} of {trainer.total_steps} on {trainer.device}"
-                  + (f" × {info.world_size} processes" if info.enabled else ""), flush=True)
-        return _drive(trainer, stop_at=stop_at, quiet=args.quiet or not info.is_main)
+        with _writer_lock(run_dir, info):
+            trainer = Trainer.resume_run(run_dir, device=args.device, max_steps=max_steps, data_paths=paths,
+                                         dist_info=info,
+                                         ground_truth_for=lambda a, c: demo_ground_truth(a, c.data.crop_size))
+            stop_at = trainer.step + args.steps if args.steps is not None else None
+            if info.is_main:
+                print(f"resuming {run_dir} at step {trainer.step} of {trainer.total_steps} on {trainer.device}"
+                      + (f" × {info.world_size} processes" if info.enabled else ""), flush=True)
+            return _drive(trainer, stop_at=stop_at, quiet=args.quiet or not info.is_main)
     finally:
         shutdown()
 
 
 # --- translate / score ------------------------------------------------------------------------
 def cmd_translate(args) -> int:
-    from .translate import TranslationModel, translate_files
-
     model = TranslationModel.load(args.model)
     written, skipped = translate_files(model, args.inputs, args.out, args.direction)
     for path, reason in skipped:
@@ -137,9 +153,6 @@ def cmd_translate(args) -> int:
 
 
 def cmd_score(args) -> int:
-    from .quality import GroundTruth
-    from .translate import TranslationModel
-
     demo = Path(args.demo_dir)
     if not (demo / "testA").is_dir() or not (demo / "testA_to_B").is_dir():
         raise UsageError(f"{demo} has no testA/ and testA_to_B/ (make one with 'python -m engine demo-data DIR')")
@@ -152,7 +165,7 @@ def cmd_score(args) -> int:
     if args.json:
         print(json.dumps(scores))
     else:
-        print(f"images scored:                  {gt.x.shape[0]} at {size} px")
+        print(f"images scored:                  {len(gt)} at {size} px")
         print(f"PSNR G(testA) vs testA_to_B:    {scores['psnr_AtoB']:.2f} dB")
         print(f"PSNR testA vs testA_to_B:       {scores['psnr_identity']:.2f} dB  (identity baseline)")
         print(f"PSNR F(G(testA)) vs testA:      {scores['psnr_cycle']:.2f} dB")
@@ -162,7 +175,7 @@ def cmd_score(args) -> int:
 
 # --- parser -----------------------------------------------------------------------------------
 # Commands that live in their own modules register themselves through add_cli(subparsers).
-_PLUGIN_MODULES = ("demo", "distances", "bench", "quality", "interop")
+_COMMAND_MODULES = (demo, export, distances_cli, bench, quality)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -203,15 +216,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_score)
 
-    for name in _PLUGIN_MODULES:
-        try:
-            mod = importlib.import_module(f"engine.{name}")
-        except ModuleNotFoundError as e:
-            if e.name != f"engine.{name}":
-                raise
-            continue
-        if hasattr(mod, "add_cli"):
-            mod.add_cli(sub)
+    for mod in _COMMAND_MODULES:
+        mod.add_cli(sub)
     return parser
 
 
@@ -228,16 +234,9 @@ def main(argv: list[str] | None = None) -> int:
         return int(args.func(args) or 0)
     except SystemExit as e:  # --help
         return int(e.code or 0)
-    except (UsageError, ConfigError, CheckpointError, ValueError, FileNotFoundError, PermissionError) as e:
+    except (UsageError, EngineError, ValueError, FileNotFoundError, PermissionError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    except Exception as e:  # noqa: BLE001 - a data error from engine.data, or anything else user-facing
-        from .data import DataError
-
-        if isinstance(e, DataError):
-            print(f"error: {e}", file=sys.stderr)
-            return 2
-        raise
 
 
 if __name__ == "__main__":

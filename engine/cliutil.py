@@ -6,7 +6,7 @@ import argparse
 import math
 from pathlib import Path
 
-from .config import RECIPES, Config, PRESETS, preset, with_recipe
+from engine.config import PRESETS, RECIPES, Config, preset, with_recipe
 
 __all__ = ["UsageError", "Parser", "load_config", "add_config_args", "positive_int", "nonneg_float"]
 

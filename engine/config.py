@@ -1,8 +1,9 @@
 """Every hyperparameter, in one typed, frozen dataclass tree.
 
 The tree has one node per group the GUI shows (Model, Objective, Optimiser,
-Data, Schedule, Output). Each field carries metadata: a label, help text and
-either a numeric range or (through its ``Literal`` type) a set of choices.
+Data, Schedule, Output). Each field carries metadata: a label, help text,
+either a numeric range or (through its ``Literal`` type) a set of choices, and for fields
+that belong to some objectives only, the ``gan_mode`` values they apply to (``shown_for``).
 The GUI builds its form from this metadata, the CLI builds ``--set key=value``
 from it, and ``asdict(cfg)`` is what goes into every run folder and checkpoint.
 
@@ -19,6 +20,8 @@ import math
 import typing
 from dataclasses import dataclass, field, fields
 from typing import Any, Literal, Mapping
+
+from engine.errors import ConfigError
 
 __all__ = [
     "ConfigError",
@@ -41,16 +44,16 @@ __all__ = [
 WASSERSTEIN_MODES = ("wgan-clip", "wgan-gp")
 
 
-class ConfigError(ValueError):
-    """A configuration value is invalid. The message names field, value and what is allowed."""
-
-
 def _f(default: Any, label: str, help: str, *, lo: float | None = None, hi: float | None = None,
-       widget: str | None = None, advanced: bool = False, unit: str = "") -> Any:
-    """A dataclass field with the metadata the form, the CLI and validation read."""
+       widget: str | None = None, advanced: bool = False, unit: str = "",
+       shown_for: tuple[str, ...] | None = None) -> Any:
+    """A dataclass field with the metadata the form, the CLI and validation read.
+
+    ``shown_for``: the ``gan_mode`` values the field means something for (None: all of them).
+    """
     return field(default=default, metadata={
         "label": label, "help": help, "min": lo, "max": hi, "widget": widget,
-        "advanced": advanced, "unit": unit,
+        "advanced": advanced, "unit": unit, "shown_for": shown_for,
     })
 
 
@@ -70,6 +73,10 @@ class ModelConfig:
     input_skip: bool = _f(
         False, "Input skip", "The generator outputs tanh(atanh(0.999·x) + h(x)), h its last conv's output, zeroed at start: it "
         "begins as the identity and learns the change, so fine detail survives. Off in the paper.")
+    ema_horizon: float = _f(
+        0.1, "EMA horizon", "The generator average spans at most this share of the run (its decay is capped at "
+        "1 − 1/(horizon × steps)), so a short run's average is not stuck in its early steps. 0: no cap.", lo=0.0, hi=1.0,
+        advanced=True)
     ema_decay: float = _f(0.0, "Generator EMA", "Exponential moving average of the generator weights, used for previews and translation. 0 turns it off.", lo=0.0, hi=0.9999)
 
 
@@ -82,9 +89,13 @@ class ObjectiveConfig:
     lambda_cyc: float = _f(10.0, "λ cycle", "Weight of the cycle-consistency L1 loss.", lo=0.0, hi=1000.0)
     lambda_id: float = _f(0.5, "λ identity", "Identity loss weight, relative to λ cycle. 0 skips the identity passes.", lo=0.0, hi=10.0)
     pool_size: int = _f(50, "Fake pool size", "History of generated images the discriminator sees. 0 disables the pool.", lo=0, hi=1000)
-    clip_value: float = _f(0.01, "Clip value c", "wgan-clip: critic weights are clipped to [−c, c] after every critic step.", lo=1e-5, hi=1.0)
-    lambda_gp: float = _f(10.0, "λ GP", "wgan-gp: weight of the gradient penalty λ·E[(‖∇f(x̂)‖ − 1)²].", lo=0.0, hi=1000.0)
-    n_critic: int = _f(5, "Critic steps", "Wasserstein: critic updates per generator update.", lo=1, hi=20)
+    # Shown (in the form) only for the objectives they belong to:
+    clip_value: float = _f(0.01, "Clip value c", "wgan-clip: critic weights are clipped to [−c, c] after every critic step.",
+                           lo=1e-5, hi=1.0, shown_for=("wgan-clip",))
+    lambda_gp: float = _f(10.0, "λ GP", "wgan-gp: weight of the gradient penalty λ·E[(‖∇f(x̂)‖ − 1)²].",
+                          lo=0.0, hi=1000.0, shown_for=("wgan-gp",))
+    n_critic: int = _f(5, "Critic steps", "Wasserstein: critic updates per generator update.",
+                       lo=1, hi=20, shown_for=WASSERSTEIN_MODES)
 
 
 @dataclass(frozen=True)
@@ -95,12 +106,18 @@ class OptimConfig:
     beta2: float = _f(0.999, "Adam β2", "Adam's second-moment decay.", lo=0.0, hi=0.99999)
     wgan_defaults: bool = _f(
         True, "Wasserstein optimiser defaults",
-        "With a Wasserstein objective, use the papers' optimisers: RMSProp 5e-5 (clip) or Adam 1e-4, β (0.5, 0.9) (gp).")
+        "With a Wasserstein objective, use the papers' optimisers: RMSProp 5e-5 (clip) or Adam 1e-4, β (0.5, 0.9) (gp).",
+        shown_for=WASSERSTEIN_MODES)
 
 
 @dataclass(frozen=True)
 class DataConfig:
-    load_size: int = _f(286, "Load size", "Images are resized to this square size before the random crop.", lo=8, hi=2048, unit="px")
+    preprocess: Literal["resize_and_crop", "crop"] = _f(
+        "resize_and_crop", "Preprocessing",
+        "resize_and_crop: each image is resized to load_size × load_size, then randomly cropped (the paper's). crop: random "
+        "crops of each image at its own resolution, so the networks learn at the scale they will translate at "
+        "(load_size is then unused).")
+    load_size: int = _f(286, "Load size", "resize_and_crop: images are resized to this square size before the random crop.", lo=8, hi=2048, unit="px")
     crop_size: int = _f(256, "Crop size", "Size of the random square crop the networks train on (a multiple of 4).", lo=8, hi=2048, unit="px")
     flip: bool = _f(True, "Random flip", "Random horizontal flip.")
     batch_size: int = _f(1, "Batch size", "Images per domain per step.", lo=1, hi=256)
@@ -116,8 +133,14 @@ class DataConfig:
 class ScheduleConfig:
     n_epochs: int = _f(100, "Epochs at full LR", "Epochs at the initial learning rate.", lo=0, hi=100000)
     n_epochs_decay: int = _f(100, "Decay epochs", "Epochs over which the learning rate decays linearly to zero.", lo=0, hi=100000)
-    max_steps: int = _f(0, "Step limit", "Stop after this many steps; the LR schedule is stretched to fit. 0: by epochs.", lo=0, hi=1 << 40)
-    time_limit: float = _f(0.0, "Time limit", "Stop cleanly, with a checkpoint, after this many minutes. 0: none.", lo=0.0, hi=1e7, unit="min")
+    max_steps: int = _f(0, "Step limit", "Train for this many steps; the LR schedule is stretched to fit. 0: by epochs.", lo=0, hi=1 << 40)
+    minutes: float = _f(
+        0.0, "Train for (minutes)",
+        "Train for this many minutes of training time (pauses excluded), the whole schedule fitted into them: the "
+        "learning rate decays and the generator average narrows with elapsed time, and the run ends decayed, with a "
+        "checkpoint. 0: by steps or epochs. Wins over both.", lo=0.0, hi=1e7, unit="min")
+    time_limit: float = _f(0.0, "Time limit", "Stop cleanly, with a checkpoint, after this many minutes of this session, wherever "
+                           "the schedule is. 0: none.", lo=0.0, hi=1e7, unit="min", advanced=True)
     seed: int = _f(0, "Seed", "Random seed. Training is deterministic for a given seed on CPU.", lo=0, hi=2**31 - 1)
     log_every: int = _f(10, "Report every", "Steps between progress reports (losses, it/s).", lo=1, hi=100000, unit="steps")
     preview_every: int = _f(100, "Preview every", "Steps between preview images.", lo=1, hi=1000000, unit="steps")
@@ -165,6 +188,12 @@ class FieldSpec:
     choices: tuple[Any, ...] | None
     advanced: bool
     unit: str
+    shown_for: tuple[str, ...] | None = None  # the gan_mode values the field applies to; None: every one
+
+    def applies_to(self, gan_mode: str | Config) -> bool:
+        """Whether this field means something under ``gan_mode`` (a mode name, or a config's)."""
+        mode = gan_mode.objective.gan_mode if isinstance(gan_mode, Config) else gan_mode
+        return self.shown_for is None or mode in self.shown_for
 
     def describe_allowed(self) -> str:
         if self.choices is not None:
@@ -196,12 +225,14 @@ def _specs_of(group: str, cls: type) -> list[FieldSpec]:
         typ, choices = _resolve_type(cls, f.name)
         m = f.metadata
         out.append(FieldSpec(group, f.name, typ, f.default, m["label"], m["help"], m["min"], m["max"],
-                             choices, m["advanced"], m["unit"]))
+                             choices, m["advanced"], m["unit"], m["shown_for"]))
     return out
 
 
 _SPECS: dict[str, FieldSpec] = {s.name: s for g, c in GROUPS.items() for s in _specs_of(g, c)}
 assert len(_SPECS) == sum(len(fields(c)) for c in GROUPS.values()), "field names must be unique across groups"
+assert all(set(s.shown_for or ()) <= set(_SPECS["gan_mode"].choices or ()) for s in _SPECS.values()), (
+    "shown_for must name gan_mode choices")
 
 
 def field_specs() -> list[FieldSpec]:
@@ -211,29 +242,32 @@ def field_specs() -> list[FieldSpec]:
 
 def _check_value(spec: FieldSpec, value: Any) -> Any:
     """Type-check and range-check one value; return it normalised (int → float where a float is expected)."""
-    where = f"{spec.name}={value!r}"
+
+    def refused(rule: str, problem: str = "is not allowed") -> ConfigError:
+        return ConfigError(f"{spec.name}={value!r} {problem}: {spec.name} must be {rule}", field=spec.name)
+
     if spec.type is bool:
         if not isinstance(value, bool):
-            raise ConfigError(f"{where} is not allowed: {spec.name} must be true or false")
+            raise refused("true or false")
         return value
     if spec.choices is not None:
         if value not in spec.choices:
-            raise ConfigError(f"{where} is not allowed: {spec.name} must be {spec.describe_allowed()}")
+            raise refused(spec.describe_allowed())
         return value
     if spec.type is int:
         if isinstance(value, bool) or not isinstance(value, int):
-            raise ConfigError(f"{where} is not allowed: {spec.name} must be {spec.describe_allowed()}")
+            raise refused(spec.describe_allowed())
     elif spec.type is float:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise ConfigError(f"{where} is not allowed: {spec.name} must be {spec.describe_allowed()}")
+            raise refused(spec.describe_allowed())
         value = float(value)
         if not math.isfinite(value):
-            raise ConfigError(f"{where} is not allowed: {spec.name} must be a finite number")
+            raise refused("a finite number")
     elif spec.type is str:
         if not isinstance(value, str):
-            raise ConfigError(f"{where} is not allowed: {spec.name} must be a string")
+            raise refused("a string")
     if spec.min is not None and value < spec.min or spec.max is not None and value > spec.max:
-        raise ConfigError(f"{where} is out of range: {spec.name} must be {spec.describe_allowed()}")
+        raise refused(spec.describe_allowed(), "is out of range")
     return value
 
 
@@ -249,7 +283,7 @@ def parse_value(name: str, text: str) -> Any:
             return True
         if low in ("0", "false", "no", "off"):
             return False
-        raise ConfigError(f"{name}={text!r} is not allowed: {name} must be true or false")
+        raise ConfigError(f"{name}={text!r} is not allowed: {name} must be true or false", field=name)
     if spec.choices is not None:
         return _check_value(spec, t)
     try:
@@ -260,7 +294,8 @@ def parse_value(name: str, text: str) -> Any:
         else:
             value = t
     except ValueError:
-        raise ConfigError(f"{name}={text!r} is not allowed: {name} must be {spec.describe_allowed()}") from None
+        raise ConfigError(f"{name}={text!r} is not allowed: {name} must be {spec.describe_allowed()}",
+                          field=name) from None
     return _check_value(spec, value)
 
 
@@ -284,13 +319,15 @@ class Config:
         d, m = self.data, self.model
         if d.crop_size % 4:
             raise ConfigError(f"crop_size={d.crop_size} is not allowed: crop_size must be a multiple of 4 "
-                              "(the generator downsamples twice)")
-        if d.crop_size > d.load_size:
-            raise ConfigError(f"crop_size={d.crop_size} is not allowed: crop_size must not exceed load_size={d.load_size}")
+                              "(the generator downsamples twice)", field="crop_size")
+        if d.preprocess == "resize_and_crop" and d.crop_size > d.load_size:
+            raise ConfigError(f"crop_size={d.crop_size} is not allowed: crop_size must not exceed "
+                              f"load_size={d.load_size}", field="crop_size")
         # The PatchGAN halves the size n_layers_D times, then applies two 4×4 convs with padding 1.
         if d.crop_size // (2 ** m.n_layers_D) < 2:
             raise ConfigError(f"n_layers_D={m.n_layers_D} is too deep for crop_size={d.crop_size}: "
-                              f"n_layers_D must be at most {max(1, int(math.log2(d.crop_size / 2)))}")
+                              f"n_layers_D must be at most {max(1, int(math.log2(d.crop_size / 2)))}",
+                              field="n_layers_D")
 
     # --- flat access -------------------------------------------------------------------------
     def get(self, name: str) -> Any:

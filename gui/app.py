@@ -15,11 +15,16 @@ from __future__ import annotations
 
 import argparse
 import logging
+import signal
 import sys
 
+import pyqtgraph as pg
+from PySide6.QtCore import QTimer
 from PySide6.QtGui import QColor, QIcon, QPalette
 from PySide6.QtWidgets import QApplication
 
+from .main_window import MainWindow
+from .smoke import SmokeRun
 from .util import APPLICATION, ORGANISATION, RESOURCES, resource
 
 __all__ = ["main", "build_parser", "configure_app"]
@@ -61,8 +66,6 @@ def _palette() -> QPalette:
 
 def configure_app(app: QApplication) -> None:
     """Names (for QSettings and QStandardPaths), the dark theme and the icon."""
-    import pyqtgraph as pg
-
     app.setOrganizationName(ORGANISATION)
     app.setApplicationName(APPLICATION)
     app.setApplicationDisplayName(APPLICATION)
@@ -77,10 +80,6 @@ def configure_app(app: QApplication) -> None:
 
 def _close_on_sigint(window) -> None:
     """Ctrl+C in the terminal closes the window the normal way (stop, save, join)."""
-    import signal
-
-    from PySide6.QtCore import QTimer
-
     signal.signal(signal.SIGINT, lambda *_: window.close())
     timer = QTimer(window)  # lets the Python interpreter run its signal handlers now and then
     timer.timeout.connect(lambda: None)
@@ -99,14 +98,11 @@ def main(argv: list[str] | None = None) -> int:
 
     app = QApplication.instance() or QApplication([sys.argv[0]])
     configure_app(app)
-    from .main_window import MainWindow
 
     window = MainWindow(persist=not smoke)  # smoke runs leave the user's settings alone
     if args.tab and args.tab not in window.tab_keys:
         parser.error(f"unknown tab {args.tab!r}; tabs: {', '.join(window.tab_keys)}")
     if smoke:
-        from .smoke import SmokeRun
-
         return SmokeRun(window, args).exec()
     _close_on_sigint(window)
     window.show()

@@ -2,7 +2,7 @@
 
 The same config is trained twice (or more, see ``--rounds``) on the same data:
 
-* **CLI path**: ``engine.trainer.Trainer.run()`` iterated directly on the main thread, no Qt
+* **CLI path**: ``engine.training.trainer.Trainer.run()`` iterated directly on the main thread, no Qt
   event loop running (what ``python -m engine train`` does);
 * **GUI path**: the real ``MainWindow`` (offscreen), Train pressed, the worker on its QThread,
   the loss plots, status bar and previews updating from its signals.
@@ -35,12 +35,25 @@ import logging
 import math
 import os
 import shutil
-import statistics
 import sys
 import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+
+import torch
+from PySide6.QtCore import QEventLoop, Qt, QTimer
+from PySide6.QtWidgets import QApplication
+
+from engine.cliutil import Parser, UsageError, add_config_args, load_config, positive_int
+from engine.config import ConfigError
+from engine.data.demo import make_demo_dataset
+from engine.devices import resolve_device
+from engine.training.reports import ProgressReport
+from engine.training.trainer import Trainer
+
+from .app import configure_app
+from .main_window import MainWindow
 
 __all__ = ["main", "PathResult", "BenchReport", "latency_stats", "its_from_points"]
 
@@ -115,11 +128,6 @@ def latency_stats(lateness_s: list[float]) -> tuple[float, float, float]:
 # --- the CLI path ------------------------------------------------------------------------------
 def run_cli(cfg, data: tuple[str, str], run_dir: Path, warmup: int) -> PathResult:
     """Trainer.run() iterated on this thread, as ``python -m engine train`` does; no event loop."""
-    import torch
-
-    from engine.reports import ProgressReport
-    from engine.trainer import Trainer
-
     t_wall = time.perf_counter()
     trainer = Trainer.from_folders(cfg, data[0], data[1], run_dir=run_dir)
     threads = torch.get_num_threads()
@@ -136,8 +144,6 @@ class LatencyProbe:
     """A ``PROBE_MS`` precise timer on the GUI thread; records how late each tick fires while ``armed``."""
 
     def __init__(self, parent):
-        from PySide6.QtCore import Qt, QTimer
-
         self.lateness: list[float] = []
         self.armed = False
         self._last = None
@@ -162,12 +168,6 @@ class LatencyProbe:
 
 def run_gui(cfg, data: tuple[str, str], run_dir: Path, warmup: int) -> tuple[PathResult, list[float], dict]:
     """The real window: datasets chosen, the config set in the form, Train pressed; waits for the end."""
-    import torch
-    from PySide6.QtCore import QEventLoop, Qt
-    from PySide6.QtWidgets import QApplication
-
-    from .main_window import MainWindow
-
     app = QApplication.instance()
     t_wall = time.perf_counter()
     w = MainWindow(cfg, persist=False)
@@ -208,21 +208,18 @@ def run_gui(cfg, data: tuple[str, str], run_dir: Path, warmup: int) -> tuple[Pat
     def on_previews(_rep) -> None:
         counts["previews"] += 1
 
+    def on_started(info) -> None:  # the count the trainer set, read in the training thread
+        worker_threads.append(info.torch_threads)
+
+    c.started.connect(on_started)
     c.progressed.connect(on_progressed)
     c.previews_ready.connect(on_previews)
     c.finished.connect(lambda rep: (outcome.append(rep), loop.quit()))
     c.failed.connect(lambda msg, _tb: (outcome.append(RuntimeError(msg)), loop.quit()))
     probe.start()
     w.controls.train.click()
-    worker = c._worker
-    if worker is None:
+    if not c.busy:
         raise RuntimeError(f"Train did not start: {w.controls.train_problem}")
-
-    def in_training_thread(_rep) -> None:  # a direct connection: runs in the worker's thread
-        if not worker_threads:
-            worker_threads.append(torch.get_num_threads())
-
-    worker.progressed.connect(in_training_thread, Qt.ConnectionType.DirectConnection)
     loop.exec()
     probe.armed = False
     probe.stop()
@@ -243,8 +240,6 @@ def run_gui(cfg, data: tuple[str, str], run_dir: Path, warmup: int) -> tuple[Pat
 
 # --- driver ------------------------------------------------------------------------------------
 def build_parser() -> argparse.ArgumentParser:
-    from engine.cliutil import Parser, add_config_args, positive_int
-
     p = Parser(prog="python -m gui.bench", description=__doc__.split("\n\n")[0].replace("``", ""),
                formatter_class=argparse.RawDescriptionHelpFormatter)
     add_config_args(p)
@@ -262,8 +257,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 def bench_config(args):
     """--preset/--config/--set, with the bench's report cadence unless --set overrides it."""
-    from engine.cliutil import load_config
-
     cfg = load_config(argparse.Namespace(**{**vars(args), "steps": None}))
     given = {s.split("=", 1)[0].strip() for s in (args.set or [])}
     defaults = {k: v for k, v in BENCH_DEFAULTS.items() if k not in given}
@@ -281,10 +274,6 @@ def _order(rounds: int) -> list[str]:
 
 
 def run(args) -> BenchReport:
-    from PySide6.QtWidgets import QApplication
-
-    from .app import configure_app
-
     cfg = bench_config(args)
     load_before = os.getloadavg()
     tmp = Path(tempfile.mkdtemp(prefix="cyclegan-gui-bench-"))
@@ -292,8 +281,6 @@ def run(args) -> BenchReport:
         if args.data:
             data = (args.data[0], args.data[1])
         else:
-            from engine.demo import make_demo_dataset
-
             make_demo_dataset(tmp / "demo", n_train=24, n_test=4, size=max(64, cfg.data.load_size))
             data = (str(tmp / "demo" / "trainA"), str(tmp / "demo" / "trainB"))
         app = QApplication.instance()
@@ -328,7 +315,6 @@ def run(args) -> BenchReport:
         raise RuntimeError(f"the two paths trained with different thread counts: {sorted(threads)}")
     p50, p99, mx = latency_stats(lateness)
     ratio = gui_its / cli_its
-    from engine.trainer import resolve_device
 
     return BenchReport(
         preset=args.preset or "cpu-quick", device=str(resolve_device(cfg.output.device)), threads=threads.pop(),
@@ -362,9 +348,6 @@ def format_report(r: BenchReport) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from engine.cliutil import UsageError
-    from engine.config import ConfigError
-
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
     parser = build_parser()
     try:

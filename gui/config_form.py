@@ -8,29 +8,40 @@ a message under the field, and ``is_valid`` turns False (which blocks Train).
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 from typing import Any
 
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QStandardItemModel
-from PySide6.QtWidgets import (QCheckBox, QComboBox, QFileDialog, QFormLayout, QHBoxLayout, QLabel, QLineEdit,
-                               QPushButton, QSizePolicy, QToolButton, QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QFileDialog,
+    QFormLayout,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QPushButton,
+    QSizePolicy,
+    QToolButton,
+    QVBoxLayout,
+    QWidget,
+)
 
-from engine.config import (GROUP_LABELS, PRESETS, WASSERSTEIN_MODES, Config, ConfigError, FieldSpec, field_specs,
-                           parse_value, preset)
-from engine.trainer import available_devices
+from engine.config import (
+    GROUP_LABELS,
+    PRESETS,
+    Config,
+    ConfigError,
+    FieldSpec,
+    field_specs,
+    parse_value,
+    preset,
+)
+from engine.devices import available_devices
 
 __all__ = ["ConfigForm", "RunFolderPicker", "Section"]
 
-# Fields that only mean something for some objectives: shown only when gan_mode is one of these.
-# (The engine's metadata has no "visible when" yet; this is the GUI's reading of the help texts.)
-SHOWN_FOR_MODES: dict[str, tuple[str, ...]] = {
-    "clip_value": ("wgan-clip",),
-    "lambda_gp": ("wgan-gp",),
-    "n_critic": WASSERSTEIN_MODES,
-    "wgan_defaults": WASSERSTEIN_MODES,
-}
 CUSTOM = "custom"
 LABEL_WIDTH = 150
 
@@ -312,9 +323,8 @@ class ConfigForm(QWidget):
             # unreadable: that field keeps its default for the check.
             config = Config().with_values(values)
         except ConfigError as e:
-            m = re.match(r"(\w+)=", str(e))
-            if m and m.group(1) in self._fields:
-                errors.setdefault(m.group(1), _plain(str(e)))
+            if e.field in self._fields:
+                errors.setdefault(e.field, _plain(str(e)))
             else:
                 form_error = str(e)
         if errors:
@@ -342,8 +352,10 @@ class ConfigForm(QWidget):
             w = w.parentWidget()
 
     def _update_visibility(self, gan_mode: str) -> None:
-        for name, modes in SHOWN_FOR_MODES.items():
-            self._form_of[name].setRowVisible(self._fields[name].container, gan_mode in modes)
+        """Show the objective-specific fields (``FieldSpec.shown_for``) only under their objectives."""
+        for name, f in self._fields.items():
+            if f.spec.shown_for is not None:
+                self._form_of[name].setRowVisible(f.container, f.spec.applies_to(gan_mode))
 
     def _update_preset_box(self, values: dict[str, Any] | None) -> None:
         match = CUSTOM

@@ -1,36 +1,37 @@
-"""The critic worker of the Distances tab: ``engine.distances.estimate_w1`` on its own QThread.
+"""The critic job of the Distances tab: ``engine.wasserstein.critic.estimate_w1`` on a worker thread.
 
-``CriticWorker`` gets a ``CriticJob`` snapshot (case, parameter, method, steps), draws the
+``train_critic`` gets a ``CriticJob`` snapshot (case, parameter, method, steps), draws the
 samples, trains the critic and measures it, all in the worker thread. The engine reports
-the dual every few iterations; the worker batches those points and emits them at most ten
-times a second as a fresh numpy array, so the GUI thread is never flooded and never reads a
-buffer the worker still writes. At the end it evaluates f over the view (a grid for 2-D
-cases, a curve for 1-D ones) and emits a ``CriticResult`` of plain floats and numpy copies:
-the trained ``nn.Module`` never leaves the worker thread.
+the dual every few iterations; the job batches those points and sends them at most ten
+times a second as a fresh numpy array (``ctx.emit``), so the GUI thread is never flooded and
+never reads a buffer the job still writes. At the end it evaluates f over the view (a grid for
+2-D cases, a curve for 1-D ones) and returns a ``CriticResult`` of plain floats and numpy
+copies: the trained ``nn.Module`` never leaves the worker thread.
 
-``CriticController`` lives in the GUI thread and owns one thread and one worker per job, like
-``TrainingController`` does for training; Stop travels through a ``threading.Event`` that the
-engine polls before every iteration (``should_stop``).
+``CriticController`` lives in the GUI thread and runs one job at a time on its ``JobRunner``
+(``gui.worker``), like ``TrainingController`` does for training; Stop travels through the job
+context's ``threading.Event``, which the engine polls before every iteration (``should_stop``).
 """
 
 from __future__ import annotations
 
 import logging
 import math
-import threading
 import time
-import traceback
 from dataclasses import dataclass
 
 import numpy as np
 import torch
-from PySide6.QtCore import QCoreApplication, QObject, QThread, Signal, Slot
+from PySide6.QtCore import QObject, Signal
 
-from engine.distances import CASES, DEFAULT_SAMPLES, METHODS, critic_curve, critic_grid, estimate_w1, torch_threads
+from engine.wasserstein.critic import DEFAULT_SAMPLES, METHODS, critic_curve, critic_grid, estimate_w1, torch_threads
+from engine.wasserstein.distances import CASES
+
+from .worker import Job, JobContext, JobRunner
 
 log = logging.getLogger(__name__)
 
-__all__ = ["CriticJob", "CriticResult", "CriticWorker", "CriticController"]
+__all__ = ["CriticJob", "CriticResult", "train_critic", "CriticController"]
 
 EMIT_INTERVAL_S = 0.1  # at most 10 progress signals a second
 
@@ -79,149 +80,92 @@ class CriticResult:
     seconds: float
 
 
-class CriticWorker(QObject):
-    progressed = Signal(object)   # np.ndarray (k, 2): (iteration, dual) points since the last emit
-    finished = Signal(object)     # CriticResult
-    failed = Signal(str, str)     # message, traceback
+def train_critic(ctx: JobContext, job: CriticJob) -> CriticResult:
+    """The job, on the runner's thread: sample, train, measure, evaluate f over the view."""
+    case = CASES[job.case]
+    t0 = time.perf_counter()
+    pending: list[tuple[float, float]] = []
+    history: list[tuple[float, float]] = []
+    last_emit = time.monotonic()
 
-    def __init__(self, job: CriticJob):
-        super().__init__()
-        self.job = job
-        self._stop = threading.Event()
-
-    def stop(self) -> None:
-        """Thread-safe: the engine checks it before every iteration."""
-        self._stop.set()
-
-    def _should_stop(self) -> bool:
-        return self._stop.is_set() or QThread.currentThread().isInterruptionRequested()
-
-    @Slot()
-    def run(self) -> None:
-        try:
-            self._run()
-        except Exception as e:  # shown by the panel; the tab stays usable
-            log.exception("critic training failed")
-            self.failed.emit(str(e) or type(e).__name__, traceback.format_exc())
-        finally:
-            # End the thread's event loop from here, not from the GUI thread: a GUI thread that
-            # blocks in wait() (closing the window) could never deliver a queued quit.
-            QThread.currentThread().quit()
-
-    def _run(self) -> None:
-        job = self.job
-        case = CASES[job.case]
-        t0 = time.perf_counter()
-        pending: list[tuple[float, float]] = []
-        history: list[tuple[float, float]] = []
+    def flush() -> None:
+        nonlocal last_emit
+        if pending:
+            ctx.emit(np.array(pending, dtype=np.float64))  # a new array per signal
+            pending.clear()
         last_emit = time.monotonic()
 
-        def flush() -> None:
-            nonlocal last_emit
-            if pending:
-                self.progressed.emit(np.array(pending, dtype=np.float64))  # a new array per signal
-                pending.clear()
-            last_emit = time.monotonic()
-
-        def on_progress(point) -> None:
-            pending.append((float(point.iteration), float(point.dual)))
-            history.append(pending[-1])
-            if time.monotonic() - last_emit >= EMIT_INTERVAL_S:
-                flush()
-
-        # One intra-op thread: the ops are tiny, and a training run may share the cores (see
-        # estimate_w1). The context restores the count, so later threads are not affected.
-        with torch_threads(1):
-            gen = torch.Generator().manual_seed(job.seed)
-            p, q = case.sample(job.samples, job.param, gen)
-            est = estimate_w1(p, q, job.method, steps=job.steps, seed=job.seed, callback=on_progress,
-                              should_stop=self._should_stop, report_every=job.report_every)
+    def on_progress(point) -> None:
+        pending.append((float(point.iteration), float(point.dual)))
+        history.append(pending[-1])
+        if time.monotonic() - last_emit >= EMIT_INTERVAL_S:
             flush()
-            grid = curve_x = curve_f = None
-            if case.dim == 2:
-                grid = critic_grid(est.critic, job.xlim, job.ylim, job.resolution)
-            elif case.dim == 1:
-                curve_x = np.linspace(job.xlim[0], job.xlim[1], max(2, job.resolution * 4))
-                curve_f = critic_curve(est.critic, curve_x)
-        corrected = est.corrected if est.corrected is not None and math.isfinite(est.corrected) else None
-        self.finished.emit(CriticResult(
-            job=job, w=float(est.w), exact_w=float(case.exact(job.param).w), grad_norm=float(est.grad_norm),
-            corrected=corrected, iterations=int(est.iterations), stopped=est.iterations < job.steps,
-            history=np.array(history, dtype=np.float64).reshape(-1, 2), grid=grid, curve_x=curve_x,
-            curve_f=curve_f, seconds=time.perf_counter() - t0))
+
+    def should_stop() -> bool:
+        return ctx.stop_requested
+
+    # One intra-op thread: the ops are tiny, and a training run may share the cores (see
+    # estimate_w1). The context restores the count, so later jobs on the thread are not affected.
+    with torch_threads(1):
+        gen = torch.Generator().manual_seed(job.seed)
+        p, q = case.sample(job.samples, job.param, gen)
+        est = estimate_w1(p, q, job.method, steps=job.steps, seed=job.seed, callback=on_progress,
+                          should_stop=should_stop, report_every=job.report_every)
+        flush()
+        grid = curve_x = curve_f = None
+        if case.dim == 2:
+            grid = critic_grid(est.critic, job.xlim, job.ylim, job.resolution)
+        elif case.dim == 1:
+            curve_x = np.linspace(job.xlim[0], job.xlim[1], max(2, job.resolution * 4))
+            curve_f = critic_curve(est.critic, curve_x)
+    corrected = est.corrected if est.corrected is not None and math.isfinite(est.corrected) else None
+    return CriticResult(
+        job=job, w=float(est.w), exact_w=float(case.exact(job.param).w), grad_norm=float(est.grad_norm),
+        corrected=corrected, iterations=int(est.iterations), stopped=est.iterations < job.steps,
+        history=np.array(history, dtype=np.float64).reshape(-1, 2), grid=grid, curve_x=curve_x,
+        curve_f=curve_f, seconds=time.perf_counter() - t0)
 
 
 class CriticController(QObject):
-    """GUI-thread owner of the current critic job's thread and worker.
+    """GUI-thread owner of the critic jobs: one at a time, on one ``JobRunner``.
 
     ``finished``/``failed`` come after the thread has been joined, so a receiver may start
     the next job at once.
     """
 
     busy_changed = Signal(bool)
-    progressed = Signal(object)
-    finished = Signal(object)
-    failed = Signal(str, str)
+    progressed = Signal(object)   # np.ndarray (k, 2): (iteration, dual) points since the last emit
+    finished = Signal(object)     # CriticResult
+    failed = Signal(str, str)     # message, traceback
 
     def __init__(self, parent: QObject | None = None):
         super().__init__(parent)
-        self._thread: QThread | None = None
-        self._worker: CriticWorker | None = None
-        self._outcome: tuple | None = None
-        app = QCoreApplication.instance()
-        if app is not None:
-            app.aboutToQuit.connect(self._on_app_about_to_quit)
+        self.jobs = JobRunner("critic", self)  # stops the job and joins its thread on aboutToQuit
 
     @property
     def busy(self) -> bool:
-        return self._thread is not None
+        return self.jobs.busy
 
-    def start(self, job: CriticJob) -> CriticWorker:
+    def start(self, job: CriticJob) -> Job:
         if self.busy:
             raise RuntimeError("a critic is already training")
-        self._outcome = None
-        thread = QThread()
-        thread.setObjectName("critic")
-        worker = CriticWorker(job)
-        worker.moveToThread(thread)
-        worker.progressed.connect(self.progressed)  # queued: re-emitted in the GUI thread
-        worker.finished.connect(self._on_worker_finished)
-        worker.failed.connect(self._on_worker_failed)
-        thread.started.connect(worker.run)
-        thread.finished.connect(worker.deleteLater)
-        thread.finished.connect(self._on_thread_finished)
-        self._thread, self._worker = thread, worker
+        handle = self.jobs.submit(train_critic, job, takes_context=True, yielded=self.progressed.emit,
+                                  finished=self._on_job_finished, failed=self._on_job_failed)
         self.busy_changed.emit(True)
-        thread.start()
-        return worker
+        return handle
 
     def stop(self) -> None:
-        if self._worker is not None:
-            self._worker.stop()
+        self.jobs.stop()
 
     def wait(self, ms: int = -1) -> bool:
         """Join the thread (closing, tests); True when it has finished."""
-        if self._thread is None:
-            return True
-        return self._thread.wait() if ms < 0 else self._thread.wait(ms)
+        return self.jobs.wait(ms)
 
-    def _on_app_about_to_quit(self) -> None:
-        if self._thread is not None:
-            self.stop()
-            self._thread.wait()
-
-    def _on_worker_finished(self, result: CriticResult) -> None:
-        self._outcome = ("finished", result)  # the thread quits by itself; _on_thread_finished reports
-
-    def _on_worker_failed(self, message: str, details: str) -> None:
-        self._outcome = ("failed", message, details)
-
-    def _on_thread_finished(self) -> None:
-        self._thread.wait()
-        self._thread, self._worker = None, None
-        outcome = self._outcome or ("failed", "the critic thread ended without a result", "")
+    def _on_job_finished(self, result: CriticResult) -> None:
         self.busy_changed.emit(False)
-        if outcome[0] == "finished":
-            self.finished.emit(outcome[1])
-        else:
-            self.failed.emit(outcome[1], outcome[2])
+        self.finished.emit(result)
+
+    def _on_job_failed(self, message: str, details: str) -> None:
+        log.error("critic training failed: %s\n%s", message, details)
+        self.busy_changed.emit(False)
+        self.failed.emit(message, details)

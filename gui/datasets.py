@@ -1,7 +1,7 @@
 """The Datasets panel: a picker per domain (folder dialog or drop), counts, thumbnails, warnings.
 
-Folders are scanned with ``engine.data.open_domain`` on a thread pool, so a folder of
-100k images never freezes the window; only a frozen ``ScanResult`` (numbers, strings and
+Folders are scanned with ``engine.data.ImageFolder`` as jobs on the panel's worker thread
+(``gui.worker.JobRunner``), so a folder of 100k images never freezes the window; only a frozen ``ScanResult`` (numbers, strings and
 thumbnail copies) comes back. "Use demo dataset" writes the built-in demo data into the
 app's data folder, off the GUI thread, and selects its trainA/trainB.
 """
@@ -16,12 +16,14 @@ from pathlib import Path
 import numpy as np
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QDragEnterEvent, QDropEvent, QPixmap
-from PySide6.QtWidgets import (QFileDialog, QFrame, QHBoxLayout, QLabel, QPushButton, QSizePolicy, QVBoxLayout,
-                               QWidget)
+from PySide6.QtWidgets import QFileDialog, QFrame, QHBoxLayout, QLabel, QPushButton, QSizePolicy, QVBoxLayout, QWidget
 
 from engine.config import Config
+from engine.data import DataError, open_domain, same_folder
+from engine.data.demo import SUBFOLDERS, is_demo_dataset, make_demo_dataset
 
-from .util import TaskRunner, app_data_dir, to_qimage
+from .util import app_data_dir, to_qimage
+from .worker import JobRunner
 
 __all__ = ["DatasetsPanel", "DomainPicker", "ScanResult", "scan_folder", "make_demo"]
 
@@ -40,14 +42,10 @@ class ScanResult:
 
 
 def scan_folder(path: str, config: Config, name: str) -> ScanResult:
-    """Runs on a pool thread: check the folder as the trainer will (every file decoded once, without
+    """Runs on the worker thread: check the folder as the trainer will (every file decoded once, without
     keeping the pixels: the trainer decodes and caches them itself), and take a few thumbnails."""
-    from engine.data import DataError, ImageFolder
-
-    d = config.data
     try:
-        ds = ImageFolder(path, load_size=d.load_size, max_pixels=d.max_pixels, cache_mb=0, min_size=d.crop_size,
-                         name=name)
+        ds = open_domain(path, config, name, cache=False)
     except DataError as e:
         return ScanResult(path, error=str(e))
     thumbs = []
@@ -63,9 +61,7 @@ def scan_folder(path: str, config: Config, name: str) -> ScanResult:
 
 
 def make_demo(root: str) -> tuple[str, str]:
-    """Runs on a pool thread: write (or reuse) the demo dataset; returns (trainA, trainB)."""
-    from engine.demo import SUBFOLDERS, is_demo_dataset, make_demo_dataset
-
+    """Runs on the worker thread: write (or reuse) the demo dataset; returns (trainA, trainB)."""
     out = Path(root)
     complete = is_demo_dataset(out) and all(any((out / s).glob("*.png")) for s in SUBFOLDERS)
     if not complete:
@@ -281,7 +277,7 @@ class DatasetsPanel(QWidget):
         self.setObjectName("datasetsPanel")
         self._config = config
         self._generation = {"A": 0, "B": 0}
-        self.tasks = TaskRunner(2, self)
+        self.jobs = JobRunner("datasets", self)  # scans and demo data, one after another
         self.pickers = {"A": DomainPicker("A"), "B": DomainPicker("B")}
         self.demo_button = QPushButton("Use demo dataset")
         self.demo_button.setObjectName("demoButton")
@@ -317,9 +313,9 @@ class DatasetsPanel(QWidget):
         picker = self.pickers[name]
         picker.show_scanning(path)
         self._update_pair()
-        self.tasks.start(scan_folder, path, self._config, name,
-                         succeeded=lambda result: self._on_scan_succeeded(name, gen, result),
-                         failed=lambda msg, _tb: self._on_scan_succeeded(name, gen, ScanResult(path, error=msg)))
+        self.jobs.submit(scan_folder, path, self._config, name,
+                         finished=lambda result: self._on_scan_finished(name, gen, result),
+                         failed=lambda msg, _tb: self._on_scan_finished(name, gen, ScanResult(path, error=msg)))
         self.changed.emit()
 
     def set_paths(self, path_a: str, path_b: str) -> None:
@@ -329,7 +325,7 @@ class DatasetsPanel(QWidget):
     def set_config(self, config: Config) -> None:
         """Rescan when a setting that decides what counts as usable changes."""
         old, self._config = self._config, config
-        keys = ("load_size", "crop_size", "max_pixels")
+        keys = ("preprocess", "load_size", "crop_size", "max_pixels")
         if any(old.get(k) != config.get(k) for k in keys):
             for name, picker in self.pickers.items():
                 if picker.path:
@@ -363,12 +359,10 @@ class DatasetsPanel(QWidget):
 
     def wait(self) -> None:
         """Block until background scans finish (shutdown)."""
-        self.tasks.wait()
+        self.jobs.wait()
 
     # --- internals -------------------------------------------------------------------------
     def _same_folder(self) -> bool:
-        from engine.data import same_folder
-
         a, b = self.paths()
         return bool(a and b and same_folder(a, b))
 
@@ -377,7 +371,7 @@ class DatasetsPanel(QWidget):
         for p in self.pickers.values():
             p.set_extra_warnings(warn)
 
-    def _on_scan_succeeded(self, name: str, gen: int, result: ScanResult) -> None:
+    def _on_scan_finished(self, name: str, gen: int, result: ScanResult) -> None:
         if gen != self._generation[name]:
             return  # a newer folder was chosen meanwhile
         self.pickers[name].show_result(result)
@@ -387,10 +381,10 @@ class DatasetsPanel(QWidget):
     def _on_demo_button_clicked(self) -> None:
         self.demo_button.setEnabled(False)
         self.demo_status.setText("generating…")
-        self.tasks.start(make_demo, str(app_data_dir() / "demo"), succeeded=self._on_demo_succeeded,
+        self.jobs.submit(make_demo, str(app_data_dir() / "demo"), finished=self._on_demo_finished,
                          failed=self._on_demo_failed)
 
-    def _on_demo_succeeded(self, paths: tuple[str, str]) -> None:
+    def _on_demo_finished(self, paths: tuple[str, str]) -> None:
         self.demo_button.setEnabled(True)
         self.demo_status.setText("")
         self.set_paths(*paths)

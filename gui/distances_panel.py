@@ -6,13 +6,15 @@ the top right plot TV, KL, JS and W against θ with the current θ marked. Only 
 continuous and tends to 0 as θ → 0; the others jump at θ = 0 (drawn as a gap with the
 value at 0 as a dot), and KL is ∞ for every θ ≠ 0 (clipped for display and labelled ∞).
 
-**Train critic** trains ``engine.distances.estimate_w1`` for the current θ on a worker thread
+**Train critic** trains ``engine.wasserstein.critic.estimate_w1`` for the current θ on a worker thread
 (``gui.critic_worker``); the bottom right plot shows the dual E_P f − E_Q f climbing towards
 |θ| (dashed: the exact W), and when it ends the critic's f appears as a heatmap under the
 samples. The method selector shows what weight clipping does: the estimate is K·W for a
 small K, and dividing by the critic's gradient norm recovers W. The other cases of
-``engine.distances.CASES`` (1-D Gaussians, uniform, a 2-D translation) are in the case
+``engine.wasserstein.distances.CASES`` (1-D Gaussians, uniform, a 2-D translation) are in the case
 drop-down; for 1-D cases the left side shows the two densities and f as a curve under them.
+Everything about a case (its slider range, densities, sign, note) comes from its ``Case``: this
+panel only draws what the engine describes.
 """
 
 from __future__ import annotations
@@ -24,49 +26,43 @@ import numpy as np
 import pyqtgraph as pg
 import torch
 from PySide6.QtCore import QRectF, Qt, Signal
-from PySide6.QtWidgets import (QComboBox, QHBoxLayout, QLabel, QPushButton, QSizePolicy, QSlider, QSpinBox,
-                               QSplitter, QStackedWidget, QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (
+    QComboBox,
+    QHBoxLayout,
+    QLabel,
+    QPushButton,
+    QSizePolicy,
+    QSlider,
+    QSpinBox,
+    QSplitter,
+    QStackedWidget,
+    QVBoxLayout,
+    QWidget,
+)
 
-from engine.distances import CASES, DEFAULT_SAMPLES, METHODS, Case, Divergences, parallel_lines_curves
+from engine.wasserstein.critic import DEFAULT_SAMPLES, METHODS
+from engine.wasserstein.distances import CASES, Case, Divergences
 
 from .critic_worker import CriticController, CriticJob, CriticResult
 from .plots import BACKGROUND, FOREGROUND, GRID_ALPHA
 from .util import Throttle, show_error
 
-__all__ = ["DistancesPanel", "DistancesSettings", "divergence_curves", "case_range", "view_limits"]
+__all__ = ["DistancesPanel", "DistancesSettings", "divergence_curves", "view_limits"]
 
 P_COLOR, Q_COLOR = "#ff8a5c", "#5b9cff"
 DIV_COLORS = {"tv": "#ffc857", "kl": "#ff7b72", "js": "#b18cff", "w": "#43d19e"}
 DIV_LABELS = {"tv": "TV", "kl": "KL", "js": "JS", "w": "W"}
-# The issue's range for the paper's example; the other cases use their own slider range.
-RANGE_OVERRIDES = {"parallel-lines": (-2.0, 2.0)}
 PARAM_STEP = 0.01
 CURVE_POINTS = 401
-SHOWN_SAMPLES = 300
+SHOWN_SAMPLES = 300       # the scatter of a 2-D case
+HISTOGRAM_SAMPLES = 20000  # the histogram of a 1-D case that has no closed-form density
+DENSITY_POINTS = 600
 METHOD_TIPS = {
     "lp": "One-sided gradient penalty (Petzka et al.): only slopes above 1 cost anything. The reliable default.",
     "gp": "Two-sided gradient penalty (WGAN-GP): pulls ‖∇f‖ towards 1 everywhere; can lock in the wrong sign in 1-D.",
     "clip": "Weight clipping to ±0.01 (the original WGAN): f is K-Lipschitz for a small unknown K, so the "
             "estimate is about K·W; dividing by the mean ‖∇f‖ recovers W.",
 }
-# Exact densities of the 1-D cases (the left plot); other 1-D cases fall back to a histogram.
-_SQRT_2PI = math.sqrt(2 * math.pi)
-
-
-def _normal(x: np.ndarray, mu: float, sigma: float) -> np.ndarray:
-    return np.exp(-0.5 * ((x - mu) / sigma) ** 2) / (sigma * _SQRT_2PI)
-
-
-def _box(x: np.ndarray, b: float) -> np.ndarray:
-    return np.where((x >= 0) & (x <= b), 1.0 / b, 0.0)
-
-
-DENSITIES = {
-    "gauss-shift": lambda x, m: (_normal(x, 0.0, 1.0), _normal(x, m, 1.0)),
-    "gauss-scale": lambda x, s: (_normal(x, 0.0, 1.0), _normal(x, 0.0, s)),
-    "uniform": lambda x, b: (_box(x, 1.0), _box(x, b)),
-}
-
 
 @dataclass(frozen=True)
 class DistancesSettings:
@@ -80,17 +76,11 @@ class DistancesSettings:
     seed: int = 0
 
 
-def case_range(name: str) -> tuple[float, float]:
-    return RANGE_OVERRIDES.get(name, CASES[name].param_range)
-
-
 def divergence_curves(name: str, n: int = CURVE_POINTS) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     """The exact TV, KL, JS and W of case ``name`` over its slider range (KL may hold inf)."""
-    lo, hi = case_range(name)
+    lo, hi = CASES[name].slider_range
     xs = np.linspace(lo, hi, n)
     xs[np.abs(xs) < 1e-12] = 0.0  # θ = 0 exactly, where the parallel lines' divergences jump
-    if name == "parallel-lines":
-        return xs, parallel_lines_curves(xs)
     exact = CASES[name].exact
     rows = [exact(float(x)) for x in xs]
     return xs, {k: np.array([getattr(r, k) for r in rows], dtype=np.float64) for k in DIV_LABELS}
@@ -175,6 +165,7 @@ class DistancesPanel(QWidget):
         self._case_name = ""
         self._curves_cache: dict[str, tuple[np.ndarray, dict[str, np.ndarray]]] = {}
         self._views: dict[str, tuple[tuple[float, float], tuple[float, float]]] = {}
+        self._shown: tuple[str, float] | None = None  # the (case, value) whose P and Q the left side shows
         self._dual = np.empty((0, 2))
         self._dual_dirty = False
         self._exact_w = 0.0
@@ -368,7 +359,7 @@ class DistancesPanel(QWidget):
 
     @property
     def param(self) -> float:
-        lo, _ = case_range(self._case_name)
+        lo, _ = self.case.slider_range
         return round(lo + self.param_slider.value() * PARAM_STEP, 6)
 
     @property
@@ -398,7 +389,7 @@ class DistancesPanel(QWidget):
             self.set_param(param)
 
     def set_param(self, value: float) -> None:
-        lo, hi = case_range(self._case_name)
+        lo, hi = self.case.slider_range
         value = min(max(float(value), lo), hi)
         self.param_slider.setValue(int(round((value - lo) / PARAM_STEP)))
 
@@ -432,7 +423,7 @@ class DistancesPanel(QWidget):
     def _set_case(self, name: str, param: float | None = None) -> None:
         self._case_name = name
         case = CASES[name]
-        lo, hi = case_range(name)
+        lo, hi = case.slider_range
         if name not in self._views:
             self._views[name] = view_limits(case, lo, hi)
         self.param_name.setText(case.param_label)
@@ -498,8 +489,7 @@ class DistancesPanel(QWidget):
             self._set_case(name)
 
     def _on_param_slider_changed(self, _value: int) -> None:
-        self.param_label.setText(f"{self.param:+.2f}" if self._case_name in ("parallel-lines", "gauss-shift")
-                                 else f"{self.param:.2f}")
+        self.param_label.setText(f"{self.param:+.2f}" if self.case.signed else f"{self.param:.2f}")
         if (self.result is not None or len(self._dual)) and not self.busy:
             self._clear_result("The value changed: Train critic again for this one.")
         if not self.busy:
@@ -513,15 +503,14 @@ class DistancesPanel(QWidget):
     def _show_values(self) -> None:
         d: Divergences = self.case.exact(self.param)
         js = _fmt(d.js) + (" = log 2" if abs(d.js - math.log(2)) < 1e-12 else "")
-        moral = (" &nbsp; — only W goes smoothly to 0 as the segments meet" if self._case_name == "parallel-lines"
-                 else "")
+        note = f" &nbsp; — {self.case.note}" if self.case.note else ""
         self.values_label.setText(
             f"<b>{self.case.param_label} = {self.param:g}</b> &nbsp; "
             f"<span style='color:{DIV_COLORS['w']}'>W = {_fmt(d.w)}</span> &nbsp;·&nbsp; "
             f"<span style='color:{DIV_COLORS['tv']}'>TV = {_fmt(d.tv)}</span> &nbsp;·&nbsp; "
             f"<span style='color:{DIV_COLORS['kl']}'>KL = {_fmt(d.kl)}</span> &nbsp;·&nbsp; "
             f"<span style='color:{DIV_COLORS['js']}'>JS = {js}</span>"
-            f"<span style='color:#7d8694'>{moral}</span>")
+            f"<span style='color:#7d8694'>{note}</span>")
 
     # --- drawing (≤ 10 Hz) ----------------------------------------------------------------------
     def _on_redraw_due(self) -> None:
@@ -532,34 +521,39 @@ class DistancesPanel(QWidget):
         vals = {"w": d.w, "tv": d.tv, "kl": min(d.kl, self._kl_cap), "js": d.js}
         self.param_dots.setData([param] * 4, list(vals.values()),
                                 brush=[pg.mkBrush(DIV_COLORS[k]) for k in vals])
-        # The distributions themselves (the same noise for every value, so only the parameter moves them).
-        gen = torch.Generator().manual_seed(1)
-        p, q = case.sample(SHOWN_SAMPLES if case.dim == 2 else 20000, param, gen)
-        p, q = p.numpy(), q.numpy()
-        if case.dim == 2:
-            self.p_scatter.setData(p[:, 0], p[:, 1])
-            self.q_scatter.setData(q[:, 0], q[:, 1])
-        else:
-            xlim, _ = self._views[self._case_name]
-            xs = np.linspace(xlim[0], xlim[1], 600)
-            dens = DENSITIES.get(self._case_name)
-            if dens is not None:
-                dp, dq = dens(xs, param)
-                self.p_density.setData(xs, dp)
-                self.q_density.setData(xs, dq)
-            else:  # an unknown 1-D case: histograms of the samples
-                edges = np.linspace(xlim[0], xlim[1], 121)
-                hp, _ = np.histogram(p[:, 0], edges, density=True)
-                hq, _ = np.histogram(q[:, 0], edges, density=True)
-                mids = 0.5 * (edges[1:] + edges[:-1])
-                self.p_density.setData(mids, hp)
-                self.q_density.setData(mids, hq)
+        # The distributions themselves: drawn (and sampled) once per case and value, not on every redraw.
+        if self._shown != (self._case_name, param):
+            self._shown = (self._case_name, param)
+            self._draw_distributions(case, param)
         if self._dual_dirty:
             self._dual_dirty = False
             if len(self._dual):
                 self.dual_curve.setData(self._dual[:, 0], self._dual[:, 1])
             else:
                 self.dual_curve.setData([], [])
+
+    def _draw_distributions(self, case: Case, param: float) -> None:
+        """P and Q on the left: samples of a 2-D case; the densities of a 1-D case (else histograms)."""
+        gen = torch.Generator().manual_seed(1)  # the same noise for every value: only the parameter moves them
+        if case.dim == 2:
+            p, q = (t.numpy() for t in case.sample(SHOWN_SAMPLES, param, gen))
+            self.p_scatter.setData(p[:, 0], p[:, 1])
+            self.q_scatter.setData(q[:, 0], q[:, 1])
+            return
+        xlim, _ = self._views[self._case_name]
+        if case.density is not None:
+            xs = np.linspace(xlim[0], xlim[1], DENSITY_POINTS)
+            dp, dq = case.density(xs, param)
+            self.p_density.setData(xs, dp)
+            self.q_density.setData(xs, dq)
+            return
+        p, q = (t.numpy() for t in case.sample(HISTOGRAM_SAMPLES, param, gen))
+        edges = np.linspace(xlim[0], xlim[1], 121)
+        hp, _ = np.histogram(p[:, 0], edges, density=True)
+        hq, _ = np.histogram(q[:, 0], edges, density=True)
+        mids = 0.5 * (edges[1:] + edges[:-1])
+        self.p_density.setData(mids, hp)
+        self.q_density.setData(mids, hq)
 
     # --- the critic ------------------------------------------------------------------------------
     def _on_train_button_clicked(self) -> None:

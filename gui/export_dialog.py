@@ -2,7 +2,7 @@
 
 The dialog takes the model (the Translate tab's) as its first argument, lets the user pick
 the format, the direction (only those the model has) and the file, and writes it with
-``engine.interop.export_generator`` on its own single-thread pool, so a slow ONNX export
+``engine.io.export.export_generator`` as a job on its own worker thread, so a slow ONNX export
 never freezes the window. A missing optional package (``MissingExtraError``) is shown as
 its one-line install hint, not as a crash.
 """
@@ -13,14 +13,28 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtWidgets import (QComboBox, QDialog, QDialogButtonBox, QFileDialog, QFormLayout, QHBoxLayout, QLabel,
-                               QLineEdit, QPushButton, QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (
+    QComboBox,
+    QDialog,
+    QDialogButtonBox,
+    QFileDialog,
+    QFormLayout,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QPushButton,
+    QVBoxLayout,
+    QWidget,
+)
 
-from engine.interop import EXPORT_FORMATS, MissingExtraError, export_generator
-from engine.translate import TranslationModel
+from engine.errors import MissingExtraError
+from engine.io.export import EXPORT_FORMATS, export_generator
+from engine.io.run_folder import CHECKPOINTS
+from engine.io.translate import TranslationModel
 
 from .translate_panel import DIRECTIONS
-from .util import TaskRunner, show_error
+from .util import show_error
+from .worker import JobRunner
 
 __all__ = ["ExportDialog", "ExportOutcome", "export_model", "FORMAT_INFO"]
 
@@ -35,7 +49,7 @@ assert set(FORMAT_INFO) == set(EXPORT_FORMATS)
 
 @dataclass(frozen=True)
 class ExportOutcome:
-    """What came back from the pool: the file written, or the install hint of a missing extra."""
+    """What came back from the worker thread: the file written, or the install hint of a missing extra."""
 
     path: str | None
     size_bytes: int = 0
@@ -43,7 +57,7 @@ class ExportOutcome:
 
 
 def export_model(model: TranslationModel, direction: str, fmt: str, out: str) -> ExportOutcome:
-    """Runs on a pool thread. A missing optional package is an outcome, not an error: it has a one-line fix."""
+    """Runs on the worker thread. A missing optional package is an outcome, not an error: it has a one-line fix."""
     try:
         path = export_generator(model, direction, fmt, out)
     except MissingExtraError as e:
@@ -61,7 +75,7 @@ class ExportDialog(QDialog):
         self.setWindowTitle("Export model")
         self.setObjectName("exportDialog")
         self.model = model
-        self.tasks = TaskRunner(1, self)
+        self.jobs = JobRunner("export", self)
         src = Path(model.source) if model.source else None
         self._folder = folder or (str(src if src.is_dir() else src.parent) if src is not None else "")
         self.outcome: ExportOutcome | None = None
@@ -121,10 +135,10 @@ class ExportDialog(QDialog):
     # --- queries ------------------------------------------------------------------------------
     @property
     def busy(self) -> bool:
-        return self.tasks.busy
+        return self.jobs.busy
 
     def wait(self) -> None:
-        self.tasks.wait()
+        self.jobs.wait()
 
     def suggested_path(self) -> str:
         """<folder>/<name>_<direction>.<suffix>, the name taken from the run or the file the model came from."""
@@ -132,7 +146,7 @@ class ExportDialog(QDialog):
         src = Path(self.model.source)
         if src.is_dir():
             name = src.name
-        elif src.parent.name == "checkpoints":  # RUN/checkpoints/latest.pt → the run's name
+        elif src.parent.name == CHECKPOINTS:  # RUN/checkpoints/latest.pt → the run's name
             name = src.parent.parent.name
         else:
             name = src.stem or "generator"
@@ -154,11 +168,11 @@ class ExportDialog(QDialog):
         self.outcome = None
         self.export_button.setEnabled(False)
         self.status.setText(f"Writing {Path(out).name}…")
-        self.tasks.start(export_model, self.model, direction, fmt, out,
-                         succeeded=self._on_export_succeeded, failed=self._on_export_failed)
+        self.jobs.submit(export_model, self.model, direction, fmt, out,
+                         finished=self._on_export_finished, failed=self._on_export_failed)
         return True
 
-    def _on_export_succeeded(self, outcome: ExportOutcome) -> None:
+    def _on_export_finished(self, outcome: ExportOutcome) -> None:
         self.outcome = outcome
         self.export_button.setEnabled(True)
         if outcome.missing_extra:

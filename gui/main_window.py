@@ -6,19 +6,30 @@ from pathlib import Path
 
 from PySide6.QtCore import QByteArray, Qt
 from PySide6.QtGui import QAction, QCloseEvent, QIcon, QKeySequence
-from PySide6.QtWidgets import (QFileDialog, QLabel, QMainWindow, QMenu, QMessageBox, QScrollArea, QSplitter,
-                               QTabWidget, QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (
+    QFileDialog,
+    QLabel,
+    QMainWindow,
+    QMenu,
+    QMessageBox,
+    QScrollArea,
+    QSplitter,
+    QTabWidget,
+    QVBoxLayout,
+    QWidget,
+)
 
 from engine.config import Config, ConfigError, preset
-from engine.reports import CheckpointReport, FinishedReport
+from engine.io.run_folder import RunFolder
+from engine.training.reports import CheckpointReport, FinishedReport
 
 from .config_form import ConfigForm, RunFolderPicker
 from .controls import ControlsPanel
 from .datasets import DatasetsPanel
 from .distances_panel import DistancesPanel
+from .export_dialog import ExportDialog
 from .plots import TrainingPlots
 from .previews import PreviewPanel
-from .export_dialog import ExportDialog
 from .runs import CheckpointCheck, RunError, RunInfo, read_run
 from .status import StatusPanel, TensorBoardLine, WarningsPanel
 from .translate_panel import TranslatePanel
@@ -202,7 +213,7 @@ class MainWindow(QMainWindow):
             show_error(self, "Cannot start training", problem or "A run is already in progress.")
             return
         run_dir = Path(self.run_folder.path() or default_run_dir(app_data_dir()))
-        if (run_dir / "checkpoints" / "latest.pt").exists():
+        if RunFolder(run_dir).has_checkpoint():
             show_error(self, "Cannot start training",
                        f"{run_dir} already holds a run. Choose another run folder (or leave it empty for a new "
                        "one), or open it with File → Open run… and press Continue run.")
@@ -259,7 +270,7 @@ class MainWindow(QMainWindow):
     def _on_controller_failed(self, message: str, details: str) -> None:
         self._translate_after_save = False
         run_dir = self.controller.run_dir
-        if run_dir and (Path(run_dir) / "checkpoints" / "latest.pt").exists():
+        if run_dir and RunFolder(run_dir).has_checkpoint():
             self.controls.set_continue_run(run_dir)
         if self._close_pending:
             self.close()

@@ -15,10 +15,10 @@ from typing import Iterable, Mapping
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import (QCheckBox, QComboBox, QHBoxLayout, QLabel, QSlider, QSplitter, QVBoxLayout, QWidget)
+from PySide6.QtWidgets import QCheckBox, QComboBox, QHBoxLayout, QLabel, QSlider, QSplitter, QVBoxLayout, QWidget
 
 from engine.config import Config
-from engine.reports import EvalReport, ProgressReport
+from engine.training.reports import EvalReport, ProgressReport
 
 from .util import Throttle
 

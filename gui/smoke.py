@@ -18,7 +18,7 @@ from PySide6.QtCore import QObject, QTimer
 from PySide6.QtWidgets import QApplication
 
 from engine.config import preset
-from engine.reports import FinishedReport
+from engine.training.reports import FinishedReport
 
 from .main_window import MainWindow
 from .util import send_drop

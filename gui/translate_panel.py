@@ -1,9 +1,9 @@
 """The Translate tab: drop images (or add them), see input and output side by side at full size.
 
 The model is a ``TranslationModel`` from the current run's latest checkpoint or from any
-checkpoint, run folder or model file the user opens. Loading and translating run on the
-panel's own single-thread pool, so a big image never blocks the window; only numpy copies
-come back. Outputs can be saved to a folder or dragged out as PNG files.
+checkpoint, run folder or model file the user opens. Loading and translating are jobs on the
+panel's own worker thread (``gui.worker.JobRunner``), one after another in the order asked
+for, so a big image never blocks the window; only numpy copies come back. Outputs can be saved to a folder or dragged out as PNG files.
 """
 
 from __future__ import annotations
@@ -14,19 +14,31 @@ from pathlib import Path
 import numpy as np
 from PySide6.QtCore import QMimeData, QPoint, Qt, QTemporaryDir, QUrl, Signal
 from PySide6.QtGui import QDrag, QDragEnterEvent, QDropEvent, QImage, QMouseEvent, QPixmap
-from PySide6.QtWidgets import (QApplication, QComboBox, QFileDialog, QFrame, QHBoxLayout, QLabel, QPushButton,
-                               QScrollArea, QSizePolicy, QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (
+    QApplication,
+    QComboBox,
+    QFileDialog,
+    QFrame,
+    QHBoxLayout,
+    QLabel,
+    QPushButton,
+    QScrollArea,
+    QSizePolicy,
+    QVBoxLayout,
+    QWidget,
+)
 
-from engine.translate import TranslationModel
+from engine.data import load_image
+from engine.io.run_folder import RUN_FILES, RunFolder
+from engine.io.translate import TranslationModel
 
-from .util import TaskRunner, show_error, to_qimage
+from .util import show_error, to_qimage
+from .worker import JobRunner
 
 __all__ = ["TranslatePanel", "translate_file", "image_paths_of", "model_path", "MODEL_FILTERS"]
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp"}
 MODEL_SUFFIXES = {".pt", ".pth", ".safetensors"}
-# Files that stand for the run folder they are in (a file dialog cannot pick a folder and files at once).
-RUN_FILES = {"config.json", "run.json", "metrics.jsonl"}
 DIRECTIONS = (("AtoB", "A → B"), ("BtoA", "B → A"))
 MODEL_FILTERS = ";;".join((
     "Models and runs (*.pt *.pth *.safetensors config.json)",
@@ -40,9 +52,7 @@ MODEL_FILTERS = ";;".join((
 
 def translate_file(model: TranslationModel | None, path: str, direction: str, max_pixels: int
                    ) -> tuple[np.ndarray, np.ndarray | None]:
-    """Runs on a pool thread: decode (robustly, as training does) and translate; returns copies."""
-    from engine.data import load_image
-
+    """Runs on the worker thread: decode (robustly, as training does) and translate; returns copies."""
     img = load_image(path, max_pixels)
     inp = np.array(img.convert("RGB"), dtype=np.uint8, copy=True)
     out = None
@@ -72,9 +82,9 @@ def model_path(path: str | Path) -> str | None:
     p = Path(path)
     if p.is_file() and p.suffix.lower() in MODEL_SUFFIXES:
         return str(p)
-    if p.is_file() and p.name in RUN_FILES:
+    if p.is_file() and p.name in RUN_FILES:  # a file dialog cannot pick a folder and files at once
         return str(p.parent)
-    if p.is_dir() and ((p / "config.json").is_file() or (p / "checkpoints" / "latest.pt").is_file()):
+    if p.is_dir() and RunFolder(p).looks_like_run():
         return str(p)
     return None
 
@@ -149,7 +159,7 @@ class TranslatePanel(QWidget):
         self.model: TranslationModel | None = None
         self.max_pixels = max_pixels
         self.items: list[TranslationItem] = []
-        self.tasks = TaskRunner(1, self)  # one at a time: training shares the CPU
+        self.jobs = JobRunner("translate", self)  # one at a time, in order: training shares the CPU
         self._tmp = QTemporaryDir()
         self._pending = 0
 
@@ -241,7 +251,7 @@ class TranslatePanel(QWidget):
     def load_model(self, path: str) -> None:
         """Load a model in the background; errors show in the model line."""
         self.status.setText("loading model…")
-        self.tasks.start(load_model, str(path), succeeded=self._on_load_succeeded, failed=self._on_load_failed)
+        self.jobs.submit(load_model, str(path), finished=self._on_load_finished, failed=self._on_load_failed)
 
     def set_current_run_available(self, available: bool) -> None:
         self.current_button.setEnabled(available)
@@ -266,7 +276,7 @@ class TranslatePanel(QWidget):
         return self._pending > 0
 
     def wait(self) -> None:
-        self.tasks.wait()
+        self.jobs.wait()
 
     def save_all(self, folder: str) -> list[str]:
         written = []
@@ -294,7 +304,7 @@ class TranslatePanel(QWidget):
         if paths or model:
             event.acceptProposedAction()
         if model:
-            self.load_model(model)  # queued on the same single-thread pool: loaded before the images run
+            self.load_model(model)  # queued on the same worker thread: loaded before the images run
         if paths:
             self.add_files(paths)
 
@@ -334,15 +344,15 @@ class TranslatePanel(QWidget):
         gen, direction = item.generation, self.direction.currentData()
         self._pending += 1
         self._update_status()
-        self.tasks.start(translate_file, self.model, item.path, direction, self.max_pixels,
-                         succeeded=lambda res: self._on_task_succeeded(item, gen, direction, res),
-                         failed=lambda msg, _tb: self._on_task_failed(item, gen, msg))
+        self.jobs.submit(translate_file, self.model, item.path, direction, self.max_pixels,
+                         finished=lambda res: self._on_translation_finished(item, gen, direction, res),
+                         failed=lambda msg, _tb: self._on_translation_failed(item, gen, msg))
 
     def _retranslate_all(self) -> None:
         for item in self.items:
             self._translate(item)
 
-    def _on_task_succeeded(self, item: TranslationItem, gen: int, direction: str, result) -> None:
+    def _on_translation_finished(self, item: TranslationItem, gen: int, direction: str, result) -> None:
         self._pending -= 1
         self._update_status()
         if gen != item.generation or item not in self.items:
@@ -367,7 +377,7 @@ class TranslatePanel(QWidget):
         self.save_button.setEnabled(any(i.output is not None for i in self.items))
         self.translated.emit(item.path)
 
-    def _on_task_failed(self, item: TranslationItem, gen: int, message: str) -> None:
+    def _on_translation_failed(self, item: TranslationItem, gen: int, message: str) -> None:
         self._pending -= 1
         self._update_status()
         if gen != item.generation or item not in self.items:
@@ -380,7 +390,7 @@ class TranslatePanel(QWidget):
     def _update_status(self) -> None:
         self.status.setText(f"translating {self._pending}…" if self._pending else "")
 
-    def _on_load_succeeded(self, model: TranslationModel) -> None:
+    def _on_load_finished(self, model: TranslationModel) -> None:
         self.status.setText("")
         self.set_model(model)
 

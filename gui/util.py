@@ -1,15 +1,25 @@
-"""Small Qt helpers shared by the panels: paths, settings, image conversion, background tasks."""
+"""Small Qt helpers shared by the panels: paths, settings, image conversion, throttling, drops, errors.
+
+Background work goes through ``gui.worker.JobRunner``, the one thread-job abstraction.
+"""
 
 from __future__ import annotations
 
 import os
-import traceback
 from pathlib import Path
-from typing import Any, Callable
+from typing import Callable
 
 import numpy as np
-from PySide6.QtCore import (QMimeData, QObject, QPointF, QRunnable, QSettings, QStandardPaths, Qt, QThreadPool, QTimer,
-                            QUrl, Signal)
+from PySide6.QtCore import (
+    QMimeData,
+    QObject,
+    QPointF,
+    QSettings,
+    QStandardPaths,
+    Qt,
+    QTimer,
+    QUrl,
+)
 from PySide6.QtGui import QDragEnterEvent, QDropEvent, QImage
 from PySide6.QtWidgets import QApplication, QMessageBox, QWidget
 
@@ -50,65 +60,6 @@ def integer_scale(w: int, h: int, avail_w: int, avail_h: int, cap: int = 16) -> 
     if w <= 0 or h <= 0:
         return 1
     return max(1, min(cap, avail_w // w, avail_h // h))
-
-
-class TaskSignals(QObject):
-    succeeded = Signal(object)
-    failed = Signal(str, str)  # message, traceback
-    done = Signal()            # after succeeded or failed
-
-
-class Task(QRunnable):
-    """Runs ``fn(*args)`` on a QThreadPool; the result (or the error) comes back as a signal.
-
-    The signals object lives in the thread that created the task (the GUI thread), so its
-    receivers run there. Only the return value crosses over: make it a copy.
-    """
-
-    def __init__(self, fn: Callable[..., Any], *args: Any):
-        super().__init__()
-        self.fn, self.args = fn, args
-        self.signals = TaskSignals()
-
-    def run(self) -> None:
-        try:
-            result = self.fn(*self.args)
-        except Exception as e:  # reported to the GUI, which shows it
-            self.signals.failed.emit(str(e) or type(e).__name__, traceback.format_exc())
-        else:
-            self.signals.succeeded.emit(result)
-        self.signals.done.emit()
-
-
-class TaskRunner(QObject):
-    """A thread pool that keeps its tasks (and so their signals) alive until they have reported."""
-
-    def __init__(self, max_threads: int, parent: QObject | None = None):
-        super().__init__(parent)
-        self.pool = QThreadPool(self)
-        self.pool.setMaxThreadCount(max_threads)
-        self._active: set[Task] = set()
-
-    def start(self, fn: Callable[..., Any], *args: Any, succeeded: Callable[[Any], None] | None = None,
-              failed: Callable[[str, str], None] | None = None) -> None:
-        """Run ``fn(*args)`` on the pool; ``succeeded(result)`` or ``failed(message, traceback)``
-        is then called in this (the GUI) thread. They are connected before the task starts: a
-        fast task could otherwise report before anyone listens."""
-        task = Task(fn, *args)
-        if succeeded is not None:
-            task.signals.succeeded.connect(succeeded)
-        if failed is not None:
-            task.signals.failed.connect(failed)
-        task.signals.done.connect(lambda: self._active.discard(task))
-        self._active.add(task)
-        self.pool.start(task)
-
-    @property
-    def busy(self) -> bool:
-        return bool(self._active)
-
-    def wait(self) -> None:
-        self.pool.waitForDone()
 
 
 class Throttle(QObject):

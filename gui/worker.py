@@ -1,35 +1,315 @@
-"""The training worker: one QObject on one QThread, driving ``engine.trainer.Trainer.run()``.
+"""The one thread-job abstraction every background task of the GUI uses, and the training controller.
 
-``TrainingWorker`` builds the trainer *in the worker thread* from a ``TrainingJob`` snapshot
-(config and folder paths, never widgets) and re-emits every report as a signal. Reports are
-frozen dataclasses holding numpy copies, so handing them to the GUI thread is safe.
+A **job** is a callable run on a worker thread: ``fn(*args)``, or ``fn(ctx, *args)`` when it is
+submitted with ``takes_context=True``. If it returns a generator (a generator function), each
+item it yields reaches the GUI thread as ``Job.yielded(item)``; the return value follows as
+``Job.finished(value)``, an exception as ``Job.failed(message, traceback)``. Every job that is
+submitted reports exactly once: finished or failed, after all its yields.
 
-``TrainingController`` lives in the GUI thread. It owns the thread and the worker of the
-current run, forwards the worker's signals (re-emitted in the GUI thread, so panels can
-connect once for all runs) and exposes the thread-safe commands: pause, resume, stop, save.
-Those call straight into the trainer, which implements them with ``threading.Event``.
+``JobRunner`` lives in the GUI thread, and is owned by a panel. It runs its jobs one after
+another, in the order they were submitted, on **one** QThread with one worker object moved
+there (a second drop on the Translate tab queues behind the first; a model load runs before
+the translations submitted after it). The thread runs while there is work and ends by itself
+when the queue is empty: when a job was the last one, its finished/failed arrives after the
+runner has joined the thread, so a receiver sees ``busy`` False and may submit the next job at
+once, and nothing is left running between jobs.
+
+Stopping goes through the job's ``JobContext``, never through widget state: ``Job.stop()`` and
+``JobRunner.stop()`` set its ``threading.Event`` from the GUI thread; the job polls
+``ctx.stop_requested`` (which also honours ``QThread.requestInterruption``), and the runner
+ends a generator job at its next yield. A job with a graceful stop of its own (the trainer
+saves a checkpoint on its way out) hands stops over with ``ctx.on_stop(trainer.stop)``; the
+runner then lets it run to its end. The runner stops its jobs and joins its thread when the
+app is about to quit (and before Qt deletes it).
+
+Only copies cross threads: a job yields and returns objects it no longer touches (frozen
+reports, fresh numpy arrays); the runner hands them on as they are.
+
+``TrainingController`` composes a runner: its job builds the trainer *in the worker thread* from
+a ``TrainingJob`` snapshot (config and folder paths, never widgets) and yields every report of
+``Trainer.run()``, which the controller dispatches by type to its typed signals. Pause, resume,
+stop and save call the trainer's own thread-safe methods.
 """
 
 from __future__ import annotations
 
+import inspect
 import logging
 import threading
+import time
 import traceback
+from collections import deque
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
+from typing import Any, Callable
 
+import torch
 from PySide6.QtCore import QCoreApplication, QObject, QThread, Signal, Slot
 
 from engine.config import Config
-from engine.reports import (CheckpointReport, EvalReport, FinishedReport, PreviewReport, ProgressReport,
-                            WarningReport)
-from engine.trainer import Trainer
+from engine.metrics import demo_ground_truth
+from engine.training.reports import (
+    CheckpointReport,
+    EvalReport,
+    FinishedReport,
+    PreviewReport,
+    ProgressReport,
+    WarningReport,
+)
+from engine.training.trainer import Trainer
 
 log = logging.getLogger(__name__)
 
-__all__ = ["TrainingJob", "RunStarted", "TrainingWorker", "TrainingController"]
+__all__ = ["JobContext", "Job", "JobRunner", "TrainingJob", "RunStarted", "TrainingController", "default_run_dir"]
 
 
+# --- the thread-job abstraction -------------------------------------------------------------------
+class JobContext:
+    """What a running job gets from its runner: a thread-safe stop request, and a way to report."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._stop_handlers: list[Callable[[], None]] = []
+        self._thread: QThread | None = None  # set by the worker before the job runs
+        self._emit: Callable[[Any], None] | None = None
+
+    @property
+    def stop_requested(self) -> bool:
+        """Any thread: a stop was asked for, or the thread was asked to finish (``requestInterruption``)."""
+        thread = self._thread
+        return self._stop.is_set() or (thread is not None and thread.isInterruptionRequested())
+
+    def request_stop(self) -> None:
+        """Any thread: ask the job to stop. Handlers given to ``on_stop`` run here, in the caller's thread."""
+        with self._lock:
+            self._stop.set()
+            handlers = list(self._stop_handlers)
+        for handler in handlers:
+            handler()
+
+    def on_stop(self, handler: Callable[[], None]) -> None:
+        """Hand stops over to ``handler`` (thread-safe, e.g. ``trainer.stop``); called at once if one was
+        asked for already. The job then ends by itself: the runner no longer cuts it at a yield."""
+        with self._lock:
+            self._stop_handlers.append(handler)
+            stopped = self._stop.is_set()
+        if stopped:
+            handler()
+
+    @property
+    def stops_itself(self) -> bool:
+        with self._lock:
+            return bool(self._stop_handlers)
+
+    def emit(self, item: Any) -> None:
+        """Worker thread: send ``item`` to the GUI thread as if yielded (for engine code that reports
+        through a callback). Hand over a copy: the GUI thread reads it later."""
+        if self._emit is None:
+            raise RuntimeError("the job is not running")
+        self._emit(item)
+
+
+class Job(QObject):
+    """One submitted job; its signals are emitted in the GUI thread (by the ``JobRunner``)."""
+
+    yielded = Signal(object)   # each item a generator job yields (or passes to ctx.emit), in order
+    finished = Signal(object)  # the return value (None for a generator cut at a yield by a stop)
+    failed = Signal(str, str)  # message, traceback
+
+    def __init__(self, fn: Callable[..., Any], args: tuple, takes_context: bool):
+        super().__init__()
+        self.fn, self.args, self.takes_context = fn, args, takes_context
+        self.context = JobContext()
+
+    def stop(self) -> None:
+        """Thread-safe: ask this job to stop (see ``JobContext``)."""
+        self.context.request_stop()
+
+    @property
+    def stopped(self) -> bool:
+        return self.context.stop_requested
+
+
+class _JobQueue:
+    """The state the GUI thread and the worker thread share, behind one lock."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._pending: deque[Job] = deque()
+        self._running = False  # a worker is working through the queue: a new job needs no new start
+
+    def put(self, job: Job) -> bool:
+        """GUI thread: queue ``job``; True when the thread has to be started for it."""
+        with self._lock:
+            self._pending.append(job)
+            start, self._running = not self._running, True
+            return start
+
+    def take(self) -> Job | None:
+        """Worker thread: the next job, or None, and then the worker counts as gone."""
+        with self._lock:
+            job = self._pending.popleft() if self._pending else None
+            self._running = job is not None
+            return job
+
+    @property
+    def running(self) -> bool:
+        with self._lock:
+            return self._running
+
+
+class _JobWorker(QObject):
+    """Lives in the runner's thread: runs the queued jobs one after another, then ends the thread."""
+
+    yielded = Signal(object, object)  # job, item
+    done = Signal(object, object)     # job, ("finished", value) | ("failed", message, traceback)
+
+    def __init__(self, queue: _JobQueue):
+        super().__init__()
+        self._queue = queue
+
+    @Slot()
+    def run(self) -> None:
+        thread = QThread.currentThread()
+        try:
+            job = self._queue.take()
+            while job is not None:
+                outcome = self._execute(job, thread)
+                following = self._queue.take()  # None marks the runner idle before it hears of this end
+                self.done.emit(job, outcome)
+                job = following
+        finally:
+            # The thread ends its own event loop: a GUI thread blocked in wait() (quitting the app)
+            # could never deliver a queued quit(), and would wait forever.
+            thread.quit()
+
+    def _execute(self, job: Job, thread: QThread) -> tuple:
+        ctx = job.context
+        ctx._thread, ctx._emit = thread, partial(self.yielded.emit, job)
+        try:
+            result = job.fn(ctx, *job.args) if job.takes_context else job.fn(*job.args)
+            if inspect.isgenerator(result):
+                result = self._iterate(job, result, thread)
+        except Exception as e:  # anything at all: the GUI shows it and stays usable
+            return ("failed", str(e) or type(e).__name__, traceback.format_exc())
+        finally:
+            ctx._emit = None
+        return ("finished", result)
+
+    def _iterate(self, job: Job, gen, thread: QThread) -> Any:
+        """Each yield goes to the GUI thread and is a point where the job can be stopped."""
+        ctx = job.context
+        while True:
+            try:
+                item = next(gen)
+            except StopIteration as end:
+                return end.value
+            self.yielded.emit(job, item)
+            if thread.isInterruptionRequested() and not ctx._stop.is_set():
+                ctx.request_stop()  # the owner is going away: a job's own stop handler must hear of it
+            if ctx.stop_requested and not ctx.stops_itself:
+                gen.close()  # GeneratorExit at the yield: the job's finally blocks run here
+                return None
+
+
+class JobRunner(QObject):
+    """Runs jobs one after another, in FIFO order, on one QThread; lives in (and reports to) the GUI thread.
+
+    ``submit`` connects the callbacks before the job is queued, so even a job that ends at once
+    reports to them. ``busy`` is True from ``submit`` until the job's finished/failed was emitted.
+    """
+
+    def __init__(self, name: str, parent: QObject | None = None):
+        super().__init__(parent)
+        self.setObjectName(name)
+        self._queue = _JobQueue()
+        self._jobs: list[Job] = []  # GUI thread only: submitted and not yet reported (keeps them alive)
+        self._thread = QThread(self)
+        self._thread.setObjectName(name)
+        self._worker = _JobWorker(self._queue)
+        self._worker.moveToThread(self._thread)
+        self._thread.started.connect(self._worker.run)
+        self._worker.yielded.connect(self._on_worker_yielded)  # queued: the worker lives in the thread
+        self._worker.done.connect(self._on_worker_done)
+        # Qt deletes a parent's children after ``destroyed``: join the thread first (deleting a running
+        # QThread aborts the process). The handler holds no reference to the runner itself.
+        self.destroyed.connect(partial(_stop_and_join, self._jobs, self._thread))
+        app = QCoreApplication.instance()
+        if app is not None:  # a quit that skipped every closeEvent still must not kill a running thread
+            app.aboutToQuit.connect(self._on_app_about_to_quit)
+
+    # --- queries ---------------------------------------------------------------------------------
+    @property
+    def busy(self) -> bool:
+        return bool(self._jobs)
+
+    @property
+    def thread(self) -> QThread:
+        return self._thread
+
+    # --- commands --------------------------------------------------------------------------------
+    def submit(self, fn: Callable[..., Any], *args: Any, takes_context: bool = False,
+               yielded: Callable[[Any], None] | None = None, finished: Callable[[Any], None] | None = None,
+               failed: Callable[[str, str], None] | None = None) -> Job:
+        """Queue ``fn(*args)`` (``fn(ctx, *args)`` with ``takes_context``); returns its ``Job``.
+
+        ``args`` are handed to the worker thread as they are: pass values the GUI does not change.
+        """
+        job = Job(fn, args, takes_context)
+        for signal, slot in ((job.yielded, yielded), (job.finished, finished), (job.failed, failed)):
+            if slot is not None:
+                signal.connect(slot)
+        self._jobs.append(job)
+        if self._queue.put(job):
+            self._thread.wait()  # a worker that has just run out of work may still be on its way out
+            self._thread.start()
+        return job
+
+    def stop(self) -> None:
+        """Ask every job not yet reported to stop: the running one now, the queued ones as they start.
+        Each still reports (finished or failed); a plain function that does not poll its context
+        runs to its end, so what stops early is a generator (at its next yield) or a polling job."""
+        for job in list(self._jobs):
+            job.stop()
+
+    def wait(self, ms: int = -1) -> bool:
+        """Join the thread, so every queued job has run (shutdown, tests); True when it has finished.
+        Their reports arrive later, through the event loop."""
+        return self._thread.wait() if ms < 0 else self._thread.wait(ms)
+
+    def shutdown(self) -> None:
+        """Stop the jobs and join the thread (closing, quitting)."""
+        self.stop()
+        self.wait()
+
+    # --- internals -------------------------------------------------------------------------------
+    def _on_app_about_to_quit(self) -> None:
+        self.shutdown()
+
+    @Slot(object, object)
+    def _on_worker_yielded(self, job: Job, item: Any) -> None:
+        job.yielded.emit(item)
+
+    @Slot(object, object)
+    def _on_worker_done(self, job: Job, outcome: tuple) -> None:
+        if not self._queue.running:
+            self._thread.wait()  # the worker took its last job: join it before anyone hears of the end
+        self._jobs.remove(job)
+        if outcome[0] == "finished":
+            job.finished.emit(outcome[1])
+        else:
+            job.failed.emit(outcome[1], outcome[2])
+
+
+def _stop_and_join(jobs: list[Job], thread: QThread, *_args: Any) -> None:
+    for job in jobs:
+        job.stop()
+    thread.wait()
+
+
+# --- training ---------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class TrainingJob:
     """Everything a run needs, fixed when Train is pressed.
@@ -49,7 +329,10 @@ class TrainingJob:
 
 @dataclass(frozen=True)
 class RunStarted:
-    """Sent once the trainer exists: what the status bar and the plots need to know."""
+    """Sent once the trainer exists: what the status bar and the plots need to know.
+
+    ``torch_threads``: the intra-op thread count the trainer set, read in the training thread.
+    """
 
     run_dir: str
     config: Config
@@ -58,34 +341,23 @@ class RunStarted:
     total_steps: int
     path_a: str
     path_b: str
+    torch_threads: int = 0
 
 
-class TrainingWorker(QObject):
-    started = Signal(object)          # RunStarted
-    progressed = Signal(object)       # ProgressReport
-    evaluated = Signal(object)        # EvalReport
-    previews_ready = Signal(object)   # PreviewReport
-    checkpoint_saved = Signal(object)  # CheckpointReport
-    warned = Signal(object)           # WarningReport
-    finished = Signal(object)         # FinishedReport
-    failed = Signal(str, str)         # message, traceback
+class _TrainingRun:
+    """The job of one run: a generator on the runner's thread, and its lock-protected pause and save.
+
+    Stops travel through the job's context (``ctx.on_stop(trainer.stop)``); pause, resume and save
+    asked for before the trainer exists are remembered and applied once it does.
+    """
 
     def __init__(self, job: TrainingJob):
-        super().__init__()
         self.job = job
         self._lock = threading.Lock()
         self._trainer: Trainer | None = None
-        self._stop_requested = False
         self._pause_requested = False
 
-    # --- commands: called from the GUI thread, thread-safe ---------------------------------
-    def stop(self) -> None:
-        with self._lock:
-            self._stop_requested = True
-            trainer = self._trainer
-        if trainer is not None:
-            trainer.stop()
-
+    # --- commands: called from the GUI thread, thread-safe -----------------------------------
     def pause(self) -> None:
         with self._lock:
             self._pause_requested = True
@@ -106,84 +378,70 @@ class TrainingWorker(QObject):
         if trainer is not None:
             trainer.request_save()
 
-    # --- the run, in the worker thread -----------------------------------------------------
-    @Slot()
-    def run(self) -> None:
-        try:
-            self._run()
-        except Exception as e:  # anything at all: the GUI shows it and stays usable
-            log.exception("training failed")
-            self.failed.emit(str(e) or type(e).__name__, traceback.format_exc())
-        finally:
-            # The thread ends its own event loop: a GUI thread blocked in wait() (quitting the
-            # app) could never deliver a queued quit(), and would wait forever.
-            QThread.currentThread().quit()
+    # --- the run, in the worker thread -----------------------------------------------------------
+    def __call__(self, ctx: JobContext):
+        """Yields ``RunStarted``, then every report but the last; returns the ``FinishedReport``."""
+        trainer = self._build()
+        with self._lock:
+            self._trainer = trainer
+            pause = self._pause_requested
+        if pause:
+            trainer.pause()
+        # From here stops go to the trainer, one asked for while it was being built included: the
+        # run still writes its folder and a checkpoint on its way out, then ends by itself.
+        ctx.on_stop(trainer.stop)
+        paths = trainer.data_paths
+        yield RunStarted(str(trainer.run_dir), trainer.cfg, str(trainer.device), trainer.step, trainer.total_steps,
+                         paths[0], paths[1], torch.get_num_threads())
+        for report in trainer.run(stop_at=self.job.stop_at):
+            if isinstance(report, FinishedReport):
+                return report
+            yield report
+        # run() always ends with a FinishedReport; this is a guard against an engine change.
+        return FinishedReport(trainer.step, "completed", "", None)
 
     def _build(self) -> Trainer:
         job = self.job
         if job.resume:
             paths = (job.path_a, job.path_b) if job.path_a and job.path_b else None
-            return Trainer.resume_run(job.run_dir, device=job.device, data_paths=paths)
-        return Trainer.from_folders(job.config, job.path_a, job.path_b, run_dir=job.run_dir, device=job.device)
-
-    def _run(self) -> None:
-        trainer = self._build()
-        with self._lock:
-            self._trainer = trainer
-            stop, pause = self._stop_requested, self._pause_requested
-        if stop:
-            trainer.stop()  # the run still writes its folder and a step-0 checkpoint, then ends
-        elif pause:
-            trainer.pause()
-        paths = getattr(trainer, "data_paths", (self.job.path_a, self.job.path_b))
-        self.started.emit(RunStarted(str(trainer.run_dir), trainer.cfg, str(trainer.device), trainer.step,
-                                     trainer.total_steps, paths[0], paths[1]))
-        signal_for = {ProgressReport: self.progressed, EvalReport: self.evaluated,
-                      PreviewReport: self.previews_ready, CheckpointReport: self.checkpoint_saved,
-                      WarningReport: self.warned}
-        thread = QThread.currentThread()
-        for report in trainer.run(stop_at=self.job.stop_at):
-            if thread.isInterruptionRequested():  # QThread.requestInterruption(): the owner is going away
-                trainer.stop()
-            if isinstance(report, FinishedReport):
-                self.finished.emit(report)
-                return
-            signal_for[type(report)].emit(report)
-        # run() always ends with a FinishedReport; this is a guard against an engine change.
-        self.finished.emit(FinishedReport(trainer.step, "completed", "", None))
+            return Trainer.resume_run(job.run_dir, device=job.device, data_paths=paths,
+                                      ground_truth_for=lambda a, c: demo_ground_truth(a, c.data.crop_size))
+        gt = demo_ground_truth(job.path_a, job.config.data.crop_size)
+        return Trainer.from_folders(job.config, job.path_a, job.path_b, run_dir=job.run_dir, device=job.device,
+                                    ground_truth=gt)
 
 
 class TrainingController(QObject):
-    """GUI-thread owner of the current run's thread and worker. Panels connect here once.
+    """GUI-thread owner of the current run. Panels connect here once, for all runs.
 
-    ``finished``/``failed`` are emitted after the thread has been joined, so a receiver may
-    start the next run right away.
+    ``finished``/``failed`` are emitted after the training thread has been joined, so a receiver
+    may start the next run right away.
     """
 
     state_changed = Signal(str)
-    started = Signal(object)
-    progressed = Signal(object)
-    evaluated = Signal(object)
-    previews_ready = Signal(object)
-    checkpoint_saved = Signal(object)
-    warned = Signal(object)
-    finished = Signal(object)
-    failed = Signal(str, str)
+    started = Signal(object)           # RunStarted
+    progressed = Signal(object)        # ProgressReport
+    evaluated = Signal(object)         # EvalReport
+    previews_ready = Signal(object)    # PreviewReport
+    checkpoint_saved = Signal(object)  # CheckpointReport
+    warned = Signal(object)            # WarningReport
+    finished = Signal(object)          # FinishedReport
+    failed = Signal(str, str)          # message, traceback
 
     IDLE, STARTING, RUNNING, PAUSED, STOPPING = "idle", "starting", "running", "paused", "stopping"
 
     def __init__(self, parent: QObject | None = None):
         super().__init__(parent)
-        self._thread: QThread | None = None
-        self._worker: TrainingWorker | None = None
-        self._outcome: tuple | None = None
+        self.jobs = JobRunner("training", self)  # stops the run and joins its thread on aboutToQuit
+        self._run: _TrainingRun | None = None
+        self._job: Job | None = None
         self.state = self.IDLE
         self.run_dir: str | None = None
-        app = QCoreApplication.instance()
-        if app is not None:  # a quit that skipped the window's closeEvent still must not kill a running thread
-            app.aboutToQuit.connect(self._on_app_about_to_quit)
+        self._signal_for = {ProgressReport: self.progressed, EvalReport: self.evaluated,
+                            PreviewReport: self.previews_ready, CheckpointReport: self.checkpoint_saved,
+                            WarningReport: self.warned}
 
-    # --- queries ---------------------------------------------------------------------------
+    # --- queries ---------------------------------------------------------------------------------
     @property
     def busy(self) -> bool:
         return self.state != self.IDLE
@@ -193,92 +451,70 @@ class TrainingController(QObject):
         """The trainer saves at the next step boundary, or at once while paused."""
         return self.state in (self.RUNNING, self.PAUSED)
 
-    # --- commands --------------------------------------------------------------------------
-    def start(self, job: TrainingJob) -> TrainingWorker:
+    # --- commands --------------------------------------------------------------------------------
+    def start(self, job: TrainingJob) -> Job:
+        """Start a run in the background and return at once."""
         if self.busy:
             raise RuntimeError("a run is already in progress")
-        self._outcome = None
         self.run_dir = job.run_dir
-        thread = QThread()
-        thread.setObjectName("training")
-        worker = TrainingWorker(job)
-        worker.moveToThread(thread)
-        for name in ("started", "progressed", "evaluated", "previews_ready", "checkpoint_saved", "warned"):
-            getattr(worker, name).connect(getattr(self, name))  # queued: re-emitted in the GUI thread
-        worker.started.connect(self._on_worker_started)
-        worker.finished.connect(self._on_worker_finished)
-        worker.failed.connect(self._on_worker_failed)
-        thread.started.connect(worker.run)
-        # Qt's pattern for objects living in a thread: deleted as the thread finishes.
-        thread.finished.connect(worker.deleteLater)
-        thread.finished.connect(self._on_thread_finished)
-        self._thread, self._worker = thread, worker
+        self._run = _TrainingRun(job)
         self._set_state(self.STARTING)
-        thread.start()
-        return worker
+        self._job = self.jobs.submit(self._run, takes_context=True, yielded=self._on_job_yielded,
+                                     finished=self._on_job_finished, failed=self._on_job_failed)
+        return self._job
 
     def pause(self) -> None:
-        if self._worker is not None and self.state in (self.RUNNING, self.STARTING):
-            self._worker.pause()
+        if self._run is not None and self.state in (self.RUNNING, self.STARTING):
+            self._run.pause()
             self._set_state(self.PAUSED)
 
     def resume(self) -> None:
-        if self._worker is not None and self.state == self.PAUSED:
-            self._worker.resume()
+        if self._run is not None and self.state == self.PAUSED:
+            self._run.resume()
             self._set_state(self.RUNNING)
 
     def stop(self) -> None:
-        if self._worker is not None and self.state not in (self.IDLE, self.STOPPING):
-            self._worker.stop()
+        if self._job is not None and self.state not in (self.IDLE, self.STOPPING):
+            self._job.stop()  # through the job's context to trainer.stop(): it saves a checkpoint on its way out
             self._set_state(self.STOPPING)
 
     def request_save(self) -> None:
-        if self._worker is not None and self.can_save:
-            self._worker.request_save()
+        if self._run is not None and self.can_save:
+            self._run.request_save()
 
     def wait(self, ms: int = -1) -> bool:
-        """Join the thread (tests and shutdown); True when it has finished."""
-        if self._thread is None:
-            return True
-        return self._thread.wait() if ms < 0 else self._thread.wait(ms)
+        """Join the training thread (tests and shutdown); True when it has finished."""
+        return self.jobs.wait(ms)
 
-    # --- internals -------------------------------------------------------------------------
-    def _on_app_about_to_quit(self) -> None:
-        if self._thread is not None:
-            self.stop()
-            self._thread.wait()  # the trainer saves a checkpoint on its way out
-
+    # --- internals -------------------------------------------------------------------------------
     def _set_state(self, state: str) -> None:
         if state != self.state:
             self.state = state
             self.state_changed.emit(state)
 
-    def _on_worker_started(self, info: RunStarted) -> None:
-        self.run_dir = info.run_dir
-        if self.state == self.STARTING:
-            self._set_state(self.RUNNING)
+    def _on_job_yielded(self, item: Any) -> None:
+        if isinstance(item, RunStarted):
+            self.run_dir = item.run_dir
+            self.started.emit(item)
+            if self.state == self.STARTING:
+                self._set_state(self.RUNNING)
+            return
+        self._signal_for[type(item)].emit(item)
 
-    def _on_worker_finished(self, report: FinishedReport) -> None:
-        self._outcome = ("finished", report)  # the thread quits by itself; _on_thread_finished reports
-
-    def _on_worker_failed(self, message: str, details: str) -> None:
-        self._outcome = ("failed", message, details)
-
-    def _on_thread_finished(self) -> None:
-        self._thread.wait()
-        self._thread, self._worker = None, None
-        outcome = self._outcome or ("failed", "the training thread ended without a result", "")
+    def _on_job_finished(self, report: FinishedReport) -> None:
+        self._run = self._job = None
         self._set_state(self.IDLE)
-        if outcome[0] == "finished":
-            self.finished.emit(outcome[1])
-        else:
-            self.failed.emit(outcome[1], outcome[2])
+        self.finished.emit(report)
+
+    def _on_job_failed(self, message: str, details: str) -> None:
+        log.error("training failed: %s\n%s", message, details)
+        self._run = self._job = None
+        self._set_state(self.IDLE)
+        self.failed.emit(message, details)
 
 
 def default_run_dir(root: Path) -> Path:
     """``root/runs/<timestamp>``, made unique if two runs start within a second."""
-    import time
-
     base = root / "runs" / time.strftime("%Y%m%d-%H%M%S")
     path, n = base, 1
     while path.exists():

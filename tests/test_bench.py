@@ -5,9 +5,9 @@ import json
 import torch
 
 from engine.__main__ import main
-from engine.bench import bench_training, count_step_flops
 from engine.data import open_domains
-from engine.trainer import Trainer
+from engine.tools.bench import bench_training, count_step_flops
+from engine.training.trainer import Trainer
 from tests.helpers import make_domains, tiny_config
 
 
@@ -30,7 +30,7 @@ def test_flops_scale_with_batch_and_skip_identity(tmp_path):
 def test_generator_conv_flops_match_closed_form(tmp_path):
     from torch.utils.flop_counter import FlopCounterMode
 
-    from engine.networks import ResnetGenerator
+    from engine.models.networks import ResnetGenerator
 
     g = ResnetGenerator(3, 3, ngf=8, n_blocks=1)
     with FlopCounterMode(display=False) as fc:

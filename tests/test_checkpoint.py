@@ -1,15 +1,15 @@
 """Checkpoints: atomic, weights-only, clear about foreign files and architecture mismatches."""
 
 import os
-from pathlib import Path
 
 import pytest
 import torch
 
-from engine.checkpoint import (FORMAT_VERSION, CheckpointError, CheckpointManager, atomic_write_bytes,
-                               check_architecture, load_checkpoint, save_checkpoint)
 from engine.config import Config
-from engine.networks import ResnetGenerator
+from engine.errors import CheckpointError
+from engine.io.atomic import atomic_write_bytes
+from engine.io.checkpoint import FORMAT_VERSION, CheckpointManager, check_architecture, load_checkpoint, save_checkpoint
+from engine.models.networks import ResnetGenerator
 from tests.evil import make_evil_checkpoint
 
 

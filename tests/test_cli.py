@@ -11,8 +11,8 @@ import torch
 from PIL import Image
 
 from engine.__main__ import main
-from engine.networks import ResnetGenerator
-from engine.translate import TranslationModel, pad_to_multiple, translate_tensor
+from engine.io.translate import TranslationModel, pad_to_multiple, translate_tensor
+from engine.models.networks import ResnetGenerator
 from tests.helpers import make_domains
 
 TINY = ["--set", "load_size=36", "--set", "crop_size=32", "--set", "ngf=8", "--set", "ndf=8", "--set", "n_blocks=1",

@@ -2,7 +2,7 @@ import json
 
 import pytest
 
-from engine.config import PRESETS, Config, ConfigError, field_specs, parse_value, preset
+from engine.config import PRESETS, WASSERSTEIN_MODES, Config, ConfigError, field_specs, parse_value, preset
 
 
 def test_paper_preset_is_the_published_recipe():
@@ -58,6 +58,64 @@ def test_validation_names_field_value_and_allowed(values, fragment):
     with pytest.raises(ConfigError, match=None) as e:
         Config().with_values(values)
     assert fragment in str(e.value)
+
+
+@pytest.mark.parametrize("values,field", [
+    ({"crop_size": 0}, "crop_size"),
+    ({"gan_mode": "hinge"}, "gan_mode"),
+    ({"lr": "fast"}, "lr"),
+    ({"ngf": 3.5}, "ngf"),
+    ({"flip": 1}, "flip"),
+    ({"lambda_cyc": float("nan")}, "lambda_cyc"),
+    # cross-field rules name the field the message is about
+    ({"crop_size": 66, "load_size": 72}, "crop_size"),
+    ({"crop_size": 128, "load_size": 64}, "crop_size"),
+    ({"crop_size": 8, "load_size": 72, "n_layers_D": 3}, "n_layers_D"),
+    # not one field's fault
+    ({"colour": 1}, None),
+])
+def test_errors_carry_the_field_they_are_about(values, field):
+    with pytest.raises(ConfigError) as e:
+        Config().with_values(values)
+    assert e.value.field == field
+    if field is not None:
+        assert str(e.value).startswith(f"{field}=")
+
+
+@pytest.mark.parametrize("spec", field_specs(), ids=lambda s: s.name)
+def test_every_single_field_error_carries_the_field(spec):
+    wrong_type = "x" if spec.type is not str else 1
+    with pytest.raises(ConfigError) as e:
+        Config().with_values({spec.name: wrong_type})
+    assert e.value.field == spec.name
+    if spec.type is not str or spec.choices is not None:  # any text is a valid plain string
+        with pytest.raises(ConfigError) as e:
+            parse_value(spec.name, "not a value")
+        assert e.value.field == spec.name
+    if spec.min is not None:
+        with pytest.raises(ConfigError, match="out of range") as e:
+            Config().with_values({spec.name: spec.type(spec.min) - 1})
+        assert e.value.field == spec.name
+
+
+def test_errors_about_no_single_field_carry_none():
+    for make in (lambda: parse_value("colour", "1"), lambda: Config().get("colour"),
+                 lambda: Config().with_overrides(["lr"]), lambda: Config.from_dict({"model": {"colour": 3}}),
+                 lambda: Config.from_json("{"), lambda: preset("huge")):
+        with pytest.raises(ConfigError) as e:
+            make()
+        assert e.value.field is None, str(e.value)
+
+
+def test_objective_specific_fields_say_which_objectives_they_apply_to():
+    specs = {s.name: s for s in field_specs()}
+    shown = {n: s.shown_for for n, s in specs.items() if s.shown_for is not None}
+    assert shown == {"clip_value": ("wgan-clip",), "lambda_gp": ("wgan-gp",),
+                     "n_critic": WASSERSTEIN_MODES, "wgan_defaults": WASSERSTEIN_MODES}
+    assert specs["lambda_gp"].applies_to("wgan-gp") and not specs["lambda_gp"].applies_to("lsgan")
+    assert specs["n_critic"].applies_to(Config().with_values(gan_mode="wgan-clip"))
+    assert not specs["n_critic"].applies_to(Config())
+    assert all(specs["lambda_cyc"].applies_to(m) for m in specs["gan_mode"].choices)
 
 
 def test_from_dict_is_strict():

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from engine.checkpoint import load_checkpoint
+from engine.io.checkpoint import load_checkpoint
 from tests.evil import make_evil_checkpoint
 from tests.helpers import make_domains
 

@@ -17,11 +17,20 @@ import pytest
 import torch
 from PIL import Image, ImageFile
 
-from engine import data
 from engine.config import Config
-from engine.data import (DataError, DataGoneError, ImageFolder, Skipped, UnpairedBatches, load_image, open_domain,
-                         open_domains, same_folder, to_uint8_image)
-
+from engine.data import (
+    DataError,
+    DataGoneError,
+    ImageFolder,
+    Skipped,
+    UnpairedBatches,
+    load_image,
+    open_domain,
+    open_domains,
+    same_folder,
+)
+from engine.data import decode as data
+from engine.images import to_uint8_image
 
 # --- fixtures written on the fly ----------------------------------------------------------------
 
@@ -391,7 +400,7 @@ def test_deleted_folder_raises_data_gone(tmp_path):
 
 
 def test_renamed_folder_raises_data_gone_on_a_cache_miss(tmp_path):
-    a, b = folder_of_colours(tmp_path / "A", 3), folder_of_colours(tmp_path / "B", 3)
+    a, _ = folder_of_colours(tmp_path / "A", 3), folder_of_colours(tmp_path / "B", 3)
     ds_a = ImageFolder(a, load_size=8, cache_mb=0)
     a.rename(tmp_path / "A renamed")
     with pytest.raises(DataGoneError, match="disappeared"):
@@ -529,3 +538,46 @@ def test_to_uint8_image_rounds_and_clamps():
     out = to_uint8_image(t)
     assert out.shape == (1, 6, 3) and out.flags.writeable
     assert out[0, :, 0].tolist() == [0, 0, 128, 255, 255, 128]
+
+
+# --- native resolution (preprocess "crop") ------------------------------------------------------------
+
+def test_crop_preprocessing_keeps_each_image_at_its_own_resolution(tmp_path):
+    rng = np.random.default_rng(0)
+    save(tmp_path / "A" / "wide.png", rng.integers(0, 256, (24, 40, 3), dtype=np.uint8))
+    save(tmp_path / "A" / "tall.png", rng.integers(0, 256, (48, 20, 3), dtype=np.uint8))
+    save(tmp_path / "A" / "tiny.png", rng.integers(0, 256, (8, 12, 3), dtype=np.uint8))
+    ds = open_domain(tmp_path / "A", cfg(preprocess="crop", crop_size=16, load_size=8), "A")  # load_size unused
+    shapes = {Path(f).name: tuple(ds.get(i).shape) for i, f in enumerate(ds.files)}
+    # Own resolution, pixel for pixel; the tiny one enlarged (aspect kept) to a 16-px shorter side.
+    assert shapes == {"wide.png": (3, 24, 40), "tall.png": (3, 48, 20), "tiny.png": (3, 16, 24)}
+    wide = ds.files.index(str(tmp_path / "A" / "wide.png"))
+    assert np.array_equal(ds.get(wide).permute(1, 2, 0).numpy(), np.array(Image.open(tmp_path / "A" / "wide.png")))
+    assert any("tiny.png" in w and "16 px shorter side" in w for w in ds.warnings)
+    assert ds.load_size is None and ds.min_side == 16
+    assert ds.scale() == 1.0  # median of 1, 1 and 16/8
+    # Every crop lies inside its image and equals that image's pixels there.
+    batches = UnpairedBatches(ds, ds, batch_size=3, crop_size=16, flip=False, seed=1)
+    for step in range(20):
+        a, _ = batches.batch(step)
+        assert a.shape == (3, 3, 16, 16)
+    crops = [batches._random_params(ds.get(wide), i, "A") for i in range(200)]
+    assert {y for y, _, _ in crops} == set(range(24 - 16 + 1)) and {x for _, x, _ in crops} == set(range(40 - 16 + 1))
+
+
+def test_resize_preprocessing_scale_is_load_size_over_the_image_size(tmp_path):
+    save(tmp_path / "A" / "a.png", noise(64))
+    ds = open_domain(tmp_path / "A", cfg(load_size=16, crop_size=16), "A")
+    assert ds.scale() == pytest.approx(0.25) and tuple(ds.get(0).shape) == (3, 16, 16)
+
+
+def test_the_cache_keeps_images_while_their_bytes_fit_the_budget(tmp_path, monkeypatch):
+    root = tmp_path / "A"
+    for k in range(6):
+        save(root / f"{k}.png", noise(512, seed=k))  # 786,432 bytes each decoded
+    calls = count_decodes(monkeypatch)
+    ds = ImageFolder(root, load_size=None, cache_mb=2, min_size=16)  # 2 MiB: two of the six fit
+    assert len(calls) == 6 and len(ds._store.cache) == 2 and ds._store.used <= 2 << 20
+    for i in range(6):
+        ds.get(i)
+    assert len(calls) == 6 + 4  # the four that did not fit are decoded again on use, the two cached are not

@@ -1,4 +1,4 @@
-"""engine.demo: the procedural summer → winter dataset with ground truth."""
+"""engine.data.demo: the procedural summer → winter dataset with ground truth."""
 
 from __future__ import annotations
 
@@ -10,8 +10,15 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from engine.demo import (SUBFOLDERS, add_cli, demo_transform, ground_truth_dir, is_demo_dataset, make_demo_dataset,
-                         render_scene)
+from engine.data.demo import (
+    SUBFOLDERS,
+    add_cli,
+    demo_transform,
+    ground_truth_dir,
+    is_demo_dataset,
+    make_demo_dataset,
+    render_scene,
+)
 
 
 def read(path: Path) -> np.ndarray:

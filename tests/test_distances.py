@@ -1,4 +1,4 @@
-"""engine.distances: closed forms checked exactly and against samples; the critic's W1 estimate
+"""engine.wasserstein: closed forms checked exactly and against samples; the critic's W1 estimate
 checked against the exact W1 and against the derived biases of each method."""
 
 from __future__ import annotations
@@ -12,11 +12,29 @@ import numpy as np
 import pytest
 import torch
 
-from engine import distances as D
-from engine.distances import (CASES, DEFAULT_SAMPLES, CriticProgress, Divergences, MLPCritic, W1Estimate,
-                              add_cli, critic_curve, critic_grid, estimate_w1, gauss_scale, gauss_shift,
-                              parallel_lines, parallel_lines_curves, run_cli, translate, uniform)
-from engine.objectives import gradient_penalty
+from engine.models.objectives import gradient_penalty
+from engine.tools.distances import add_cli, run_cli
+from engine.wasserstein import critic as C
+from engine.wasserstein import distances as D
+from engine.wasserstein.critic import (
+    DEFAULT_SAMPLES,
+    CriticProgress,
+    MLPCritic,
+    W1Estimate,
+    critic_curve,
+    critic_grid,
+    estimate_w1,
+)
+from engine.wasserstein.distances import (
+    CASES,
+    Divergences,
+    gauss_scale,
+    gauss_shift,
+    parallel_lines,
+    parallel_lines_curves,
+    translate,
+    uniform,
+)
 
 LOG2 = math.log(2)
 PHI = NormalDist().cdf
@@ -25,7 +43,7 @@ PHI = NormalDist().cdf
 @pytest.fixture(autouse=True)
 def one_torch_thread():
     """The critic's ops are tiny; two threads on a busy 2-core machine run ~10× slower than one."""
-    with D.torch_threads(1):
+    with C.torch_threads(1):
         yield
 
 
@@ -180,6 +198,57 @@ def test_samplers_are_seeded_shaped_and_validated(name):
     assert isinstance(case.exact(case.default_param), Divergences)
     with pytest.raises(ValueError):
         case.sample(10, math.nan, None)
+    slo, shi = case.slider_range
+    assert lo <= slo < shi <= hi and slo <= case.default_param <= shi
+    assert case.signed == (slo < 0)
+    assert case.density is None or case.dim == 1
+
+
+DENSITY_CASES = [name for name, case in CASES.items() if case.density is not None]
+
+
+def test_every_built_in_1d_case_has_a_density():
+    assert sorted(DENSITY_CASES) == sorted(n for n, c in CASES.items() if c.dim == 1)
+
+
+def density_params(name):
+    case = CASES[name]
+    lo, hi = case.param_range
+    return [lo, case.default_param, hi, 0.5 * (lo + case.default_param)]
+
+
+@pytest.mark.parametrize("name,param", [(n, p) for n in DENSITY_CASES for p in density_params(n)])
+def test_densities_integrate_to_one(name, param):
+    # wide enough for N(0, 4²) and U[0, 4]; fine enough that the uniform's jumps cost < 1e-4
+    x = np.linspace(-25.0, 25.0, 2_000_001)
+    p, q = CASES[name].density(x, param)
+    assert p.shape == q.shape == x.shape and (p >= 0).all() and (q >= 0).all()
+    for d in (p, q):
+        assert np.trapezoid(d, x) == pytest.approx(1.0, abs=1e-3)
+
+
+@pytest.mark.parametrize("name,param", [(n, p) for n in DENSITY_CASES for p in density_params(n)])
+def test_densities_match_a_histogram_of_the_sampler(name, param):
+    case = CASES[name]
+    n = 200_000
+    p_s, q_s = (t.reshape(-1).double().numpy() for t in case.sample(n, param, torch.Generator().manual_seed(7)))
+    for k, xs in enumerate((p_s, q_s)):
+        edges = np.linspace(np.quantile(xs, 0.001), np.quantile(xs, 0.999), 41)
+        counts, _ = np.histogram(xs, edges)
+        # each bin's exact mass: the density integrated over the bin (fine trapezoid, the uniform's jumps included)
+        mass = []
+        for a, b in zip(edges[:-1], edges[1:]):
+            x = np.linspace(a, b, 2001)
+            mass.append(np.trapezoid(case.density(x, param)[k], x))
+        mass = np.array(mass)
+        sd = np.sqrt(mass * (1 - mass) / n)
+        assert np.all(np.abs(counts / n - mass) <= 5 * sd + 2e-4), (name, param, "pq"[k])
+
+
+def test_densities_are_validated_like_the_samplers():
+    for name in DENSITY_CASES:
+        with pytest.raises(ValueError):
+            CASES[name].density(np.zeros(3), math.nan)
 
 
 # --- the critic's estimate --------------------------------------------------------------------
@@ -257,7 +326,7 @@ def test_clip_estimates_k_times_w_and_gradient_norm_recovers_w(case, param):
 def test_gp_penalty_is_the_trainer_gradient_penalty():
     f = MLPCritic(2)
     p, q = samples("translate", 1.0, n=64)
-    norms = D._interpolate_grad_norms(f, p, q, torch.Generator().manual_seed(7), create_graph=True)
+    norms = C._interpolate_grad_norms(f, p, q, torch.Generator().manual_seed(7), create_graph=True)
     gp, mean_norm = gradient_penalty(f, p, q, torch.Generator().manual_seed(7))
     assert torch.allclose(((norms - 1) ** 2).mean(), gp) and torch.allclose(norms.mean(), mean_norm)
 

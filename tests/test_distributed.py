@@ -10,10 +10,10 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
-from engine.checkpoint import load_checkpoint
 from engine.data import open_domains
-from engine.distributed import DistInfo
-from engine.trainer import Trainer
+from engine.io.checkpoint import load_checkpoint
+from engine.training.distributed import DistInfo
+from engine.training.trainer import Trainer
 from tests.helpers import make_domains, tiny_config
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -31,7 +31,7 @@ def _worker(rank: int, world: int, tmp: str, dir_a: str, dir_b: str) -> None:
         for _ in t.run():
             pass
         state = {f"{name}.{k}": v for name in ("G", "F", "D_A", "D_B")
-                 for k, v in getattr(t, name).state_dict().items()}
+                 for k, v in getattr(t.state, name).state_dict().items()}
         torch.save({"state": state, "shard": shard}, Path(tmp) / f"rank{rank}.pt")
     finally:
         dist.destroy_process_group()

@@ -16,12 +16,13 @@ from PIL import Image
 from torch import nn
 
 from engine.__main__ import main
-from engine.checkpoint import CheckpointError
-from engine.interop import (MissingExtraError, _atomic_path, export_generator, import_reference,
-                            load_reference_model, read_reference_state_dict)
-from engine.networks import NLayerDiscriminator, ResnetGenerator
-from engine.reports import EvalReport, PreviewReport, ProgressReport
-from engine.translate import TranslationModel, translate_tensor
+from engine.errors import CheckpointError, MissingExtraError
+from engine.io.atomic import atomic_path
+from engine.io.export import export_generator, import_reference
+from engine.io.reference import read_reference_state_dict
+from engine.io.translate import TranslationModel, translate_tensor
+from engine.models.networks import NLayerDiscriminator, ResnetGenerator
+from engine.training.reports import EvalReport, PreviewReport, ProgressReport
 
 
 # --- reference-layout files --------------------------------------------------------------------
@@ -90,7 +91,7 @@ def test_import_reference_reproduces_outputs(tmp_path, n_blocks):
     x = torch.rand(2, 3, 32, 40) * 2 - 1
     want = translate_tensor(net, x)
 
-    model = load_reference_model(pth)
+    model = TranslationModel.from_reference(pth)
     assert model.directions == ["AtoB"] and model.F is None
     assert (model.config.model.ngf, model.config.model.n_blocks) == (8, n_blocks)
     torch.testing.assert_close(translate_tensor(model.G, x), want, atol=1e-6, rtol=0)
@@ -105,7 +106,7 @@ def test_import_reference_reproduces_outputs(tmp_path, n_blocks):
 
 def test_paper_size_generator_imports(tmp_path):
     net = reference_generator(64, 9)
-    model = load_reference_model(save_reference(net, tmp_path / "horse2zebra.pth"))
+    model = TranslationModel.from_reference(save_reference(net, tmp_path / "horse2zebra.pth"))
     assert sum(p.numel() for p in model.G.parameters()) == 11_378_179  # the paper's G
     x = torch.rand(1, 3, 32, 32) * 2 - 1
     torch.testing.assert_close(translate_tensor(model.G, x), translate_tensor(net, x), atol=1e-6, rtol=0)
@@ -113,7 +114,7 @@ def test_paper_size_generator_imports(tmp_path):
 
 def test_two_files_make_both_directions(tmp_path):
     g, f = reference_generator(8, 6, seed=1), reference_generator(8, 6, seed=2)
-    model = load_reference_model(save_reference(g, tmp_path / "latest_net_G_A.pth"),
+    model = TranslationModel.from_reference(save_reference(g, tmp_path / "latest_net_G_A.pth"),
                                  other=save_reference(f, tmp_path / "latest_net_G_B.pth"))
     assert model.directions == ["AtoB", "BtoA"]
     x = torch.rand(1, 3, 16, 16) * 2 - 1
@@ -130,7 +131,7 @@ def test_stray_instance_norm_buffers_are_ignored(tmp_path):
             stray |= {f"{name}.running_mean": torch.randn(c), f"{name}.running_var": torch.rand(c) + 5,
                       f"{name}.num_batches_tracked": torch.tensor(1000)}
     assert "model.2.running_mean" in stray and "model.10.conv_block.6.running_var" in stray
-    model = load_reference_model(save_reference(net, tmp_path / "old.pth", stray))
+    model = TranslationModel.from_reference(save_reference(net, tmp_path / "old.pth", stray))
     x = torch.rand(1, 3, 24, 24) * 2 - 1
     torch.testing.assert_close(translate_tensor(model.G, x), translate_tensor(net, x), atol=1e-6, rtol=0)
 
@@ -142,13 +143,13 @@ def test_wrapped_and_dataparallel_state_dicts(tmp_path):
     torch.save(OrderedDict((f"module.{k}", v) for k, v in sd.items()), tmp_path / "dp.pth")
     for name in ("wrapped.pth", "dp.pth"):
         assert read_reference_state_dict(tmp_path / name).keys() == sd.keys()
-        assert load_reference_model(tmp_path / name).G is not None
+        assert TranslationModel.from_reference(tmp_path / name).G is not None
 
 
 def test_unet_file_says_not_supported_yet(tmp_path):
     torch.save(unet_state_dict(), tmp_path / "unet.pth")
     with pytest.raises(CheckpointError, match=r"U-Net generator; only ResNet generators are supported yet"):
-        load_reference_model(tmp_path / "unet.pth")
+        TranslationModel.from_reference(tmp_path / "unet.pth")
 
 
 @pytest.mark.parametrize("content,fragment", [
@@ -161,15 +162,15 @@ def test_unet_file_says_not_supported_yet(tmp_path):
 def test_non_generator_files_are_refused_clearly(tmp_path, content, fragment):
     torch.save(content(), tmp_path / "x.pth")
     with pytest.raises(CheckpointError, match=fragment.replace("(", r"\(").replace(")", r"\)")):
-        load_reference_model(tmp_path / "x.pth")
+        TranslationModel.from_reference(tmp_path / "x.pth")
 
 
 def test_unreadable_and_missing_files(tmp_path):
     (tmp_path / "junk.pth").write_bytes(b"this is not a zip or a pickle")
     with pytest.raises(CheckpointError, match="not a readable PyTorch file"):
-        load_reference_model(tmp_path / "junk.pth")
+        TranslationModel.from_reference(tmp_path / "junk.pth")
     with pytest.raises(CheckpointError, match="does not exist"):
-        load_reference_model(tmp_path / "nope.pth")
+        TranslationModel.from_reference(tmp_path / "nope.pth")
 
 
 def test_malicious_pickle_is_refused_and_never_runs(tmp_path, capsys):
@@ -178,7 +179,7 @@ def test_malicious_pickle_is_refused_and_never_runs(tmp_path, capsys):
     sd["model.1.weight"] = Evil(str(marker))
     torch.save(sd, tmp_path / "evil.pth")
     with pytest.raises(CheckpointError, match="refused: it contains Python objects or code"):
-        load_reference_model(tmp_path / "evil.pth")
+        TranslationModel.from_reference(tmp_path / "evil.pth")
     with pytest.raises(CheckpointError, match="refused"):  # the path translate and the GUI take
         TranslationModel.load(tmp_path / "evil.pth")
     assert main(["import-reference", str(tmp_path / "evil.pth"), "--out", str(tmp_path / "m.safetensors")]) == 2
@@ -308,7 +309,7 @@ def test_failed_export_leaves_the_old_file_and_no_temp(tmp_path, two_way_model, 
     with pytest.raises(RuntimeError, match="disk on fire"):
         export_generator(model, "AtoB", "torchscript", target)
     with pytest.raises(RuntimeError, match="half written"):
-        with _atomic_path(target) as tmp:
+        with atomic_path(target) as tmp:
             tmp.write_bytes(b"partial")
             raise RuntimeError("half written")
     assert target.read_bytes() == b"old"
@@ -320,7 +321,7 @@ def test_tensorboard_logger_writes_scalars_and_previews(tmp_path):
     pytest.importorskip("tensorboard")
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-    from engine.tb import TensorBoardLogger, tensorboard_available
+    from engine.training.tb import TensorBoardLogger, tensorboard_available
 
     assert tensorboard_available()
     imgs = {k: np.full((1, 16, 16, 3), i * 40, np.uint8)
@@ -347,7 +348,7 @@ def test_tensorboard_logger_writes_scalars_and_previews(tmp_path):
 
 
 def test_tensorboard_missing_is_a_clear_error(tmp_path, monkeypatch):
-    from engine.tb import TensorBoardLogger, tensorboard_available
+    from engine.training.tb import TensorBoardLogger, tensorboard_available
 
     monkeypatch.setitem(sys.modules, "torch.utils.tensorboard", None)
     assert not tensorboard_available()
@@ -360,7 +361,7 @@ def test_tensorboard_missing_is_a_clear_error(tmp_path, monkeypatch):
 def test_input_skip_generators_export_and_reload_exactly(tmp_path, fmt):
     """The studio recipe's skip generator survives every format: same outputs, skip detected from the file."""
     from engine.config import preset
-    from engine.networks import build_generator
+    from engine.models.networks import build_generator
 
     if fmt == "onnx":
         pytest.importorskip("onnxruntime")

@@ -7,11 +7,29 @@ import torch
 from torch import nn
 
 from engine.config import Config, preset
-from engine.networks import (NLayerDiscriminator, ResnetGenerator, build_critic, build_generator, count_parameters,
-                             generator_arch_from_state_dict, init_weights, receptive_field)
-from engine.objectives import (LSGAN, OBJECTIVES, VanillaGAN, WGANClip, WGANGP, build_objective, clip_weights,
-                               cycle_loss, gradient_penalty, identity_loss)
-from engine.pool import ImagePool
+from engine.models.networks import (
+    NLayerDiscriminator,
+    ResnetGenerator,
+    build_critic,
+    build_generator,
+    count_parameters,
+    generator_arch_from_state_dict,
+    init_weights,
+    receptive_field,
+)
+from engine.models.objectives import (
+    LSGAN,
+    OBJECTIVES,
+    WGANGP,
+    VanillaGAN,
+    WGANClip,
+    build_objective,
+    clip_weights,
+    cycle_loss,
+    gradient_penalty,
+    identity_loss,
+)
+from engine.models.pool import ImagePool
 
 
 # --- networks -------------------------------------------------------------------------------
@@ -73,14 +91,15 @@ def test_input_skip_starts_as_the_identity_and_describes_itself():
     sd = g.state_dict()
     assert "skip_scale" in sd and generator_arch_from_state_dict(sd)["input_skip"] is True
     assert "skip_scale" not in plain.state_dict()
-    from engine.checkpoint import CheckpointError, check_architecture
+    from engine.errors import CheckpointError
+    from engine.io.checkpoint import check_architecture
 
     with pytest.raises(CheckpointError, match="expected False input skip, found True"):
         check_architecture(cfg.with_values(input_skip=False), sd, "G")
     # Translation rebuilds the skip from the state_dict alone.
-    from engine.translate import _generator_from_state
+    from engine.models.networks import generator_from_state_dict
 
-    again = _generator_from_state(sd, "G")
+    again = generator_from_state_dict(sd, "G")
     assert again.input_skip and torch.equal(again(x), g.eval()(x))
 
 
@@ -103,7 +122,7 @@ def test_resize_conv_has_no_checkerboard_on_constant_input():
     # A transposed conv with stride 2 gives uneven overlap: a constant input yields a periodic pattern.
     # Nearest upsampling + conv keeps a constant interior constant.
     torch.manual_seed(0)
-    from engine.networks import ResizeConv
+    from engine.models.networks import ResizeConv
 
     up = ResizeConv(4, 4, True)
     y = up(torch.ones(1, 4, 8, 8))[..., 2:-2, 2:-2]

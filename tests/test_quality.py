@@ -10,11 +10,10 @@ from PIL import Image
 
 from engine.__main__ import main
 from engine.config import RECIPE_FIELDS, RECIPES, Config, ConfigError, preset, with_recipe
-from engine.quality import (GroundTruth, _time_to_reach, _value_at, compare_runs, comparison_grid, measure,
-                            plot_curves, psnr)
-from engine.tasks import CELL, PHOTOS, crop_photo, dusk_transform, get_task, load_photo
+from engine.metrics import GroundTruth, psnr
+from engine.tools.quality import _time_to_reach, _value_at, compare_runs, comparison_grid, measure, plot_curves
+from engine.tools.tasks import CELL, PHOTOS, crop_photo, dusk_transform, get_task, load_photo
 from tests.helpers import tiny_config
-
 
 # --- PSNR ---------------------------------------------------------------------------------------
 

@@ -7,12 +7,19 @@ import threading
 import pytest
 import torch
 
-from engine.checkpoint import load_checkpoint
-from engine.config import WASSERSTEIN_MODES
+from engine.config import WASSERSTEIN_MODES, with_recipe
 from engine.data import open_domains
-from engine.reports import (CheckpointReport, EvalReport, FinishedReport, PreviewReport, ProgressReport,
-                            WarningReport)
-from engine.trainer import Trainer, lr_multiplier
+from engine.io.checkpoint import load_checkpoint
+from engine.training.reports import (
+    CheckpointReport,
+    EvalReport,
+    FinishedReport,
+    PreviewReport,
+    ProgressReport,
+    WarningReport,
+)
+from engine.training.schedule import ema_decay_at, lr_multiplier
+from engine.training.trainer import Trainer
 from tests.helpers import make_domains, tiny_config
 
 
@@ -82,7 +89,7 @@ def test_resume_continues_exactly(tmp_path, mode):
     assert second.step == n
     all_reports(second, stop_at=2 * n)
     for name in ("G", "F", "D_A", "D_B", "G_ema"):
-        a, b = getattr(one, name).state_dict(), getattr(second, name).state_dict()
+        a, b = getattr(one.state, name).state_dict(), getattr(second.state, name).state_dict()
         for k in a:
             assert torch.equal(a[k], b[k]), f"{name}.{k} differs after resume"
 
@@ -140,7 +147,7 @@ def test_identity_passes_are_skipped_when_lambda_id_is_zero(tmp_path):
         cfg = tiny_config(max_steps=1, lambda_id=lam)
         t = trainer_for(tmp_path / str(lam), cfg)
         batch = []
-        h = t.G.register_forward_hook(lambda m, i, o: batch.append(i[0].shape[0]))
+        h = t.state.G.register_forward_hook(lambda m, i, o, batch=batch: batch.append(i[0].shape[0]))
         all_reports(t)
         h.remove()
         sizes.append(batch[0])
@@ -148,7 +155,7 @@ def test_identity_passes_are_skipped_when_lambda_id_is_zero(tmp_path):
 
 
 def test_time_limit_stops_cleanly_with_a_checkpoint(tmp_path, monkeypatch):
-    import engine.trainer as tr
+    import engine.training.trainer as tr
 
     # A fake clock that advances 1 s per reading: the 3-second limit passes after a few steps,
     # however loaded the machine is.
@@ -180,8 +187,8 @@ def test_nan_skips_updates_then_rolls_back_and_halves_lr(tmp_path, monkeypatch):
     assert [w.code for w in warnings].count("nan") == 5
     rb = [w for w in warnings if w.code == "rollback"]
     assert len(rb) == 1 and "rolled back to step 2" in rb[0].message
-    assert t.lr_scale == 0.5 and t.fault_count == 5
-    assert all(torch.isfinite(p).all() for p in t.G.parameters())
+    assert t.state.lr_scale == 0.5 and t.state.fault_count == 5
+    assert all(torch.isfinite(p).all() for p in t.state.G.parameters())
     assert reps[-1].reason == "completed"
 
 
@@ -203,7 +210,7 @@ def test_out_of_memory_stops_with_advice_and_checkpoint(tmp_path, monkeypatch):
 
 
 def test_save_failure_pauses_and_reports(tmp_path, monkeypatch):
-    from engine import checkpoint as ckmod
+    from engine.io import checkpoint as ckmod
 
     cfg = tiny_config(max_steps=6, save_every=2)
     t = trainer_for(tmp_path, cfg)
@@ -278,14 +285,14 @@ def test_speed_options_keep_the_mathematics(tmp_path, mode, upsample):
         cfg = tiny_config(max_steps=3, gan_mode=mode, n_critic=2, channels_last=cl, upsample=upsample)
         t = trainer_for(tmp_path / str(cl), cfg)
         if cl:  # the option really is on where it is safe (critics always; resize-conv generators)
-            conv = t.D_A.model[0]  # read the stored weight: reading a spectral-normed .weight runs a power iteration
+            conv = t.state.D_A.model[0]  # read the stored weight: reading a spectral-normed .weight runs a power iteration
             w = conv.parametrizations.weight.original if hasattr(conv, "parametrizations") else conv.weight
             assert w.is_contiguous(memory_format=torch.channels_last)
-            assert t._cl_generators == (upsample == "resize")
+            assert t.execution.channels_last_generators == (upsample == "resize")
         a, b = t.batches.batch(0)
         first = t.train_step(a, b).metrics
-        grads = [p.grad.detach().clone() for p in t.G.parameters()]
-        t.step = 1
+        grads = [p.grad.detach().clone() for p in t.state.G.parameters()]
+        t.state.step = 1
         later = [t.train_step(*t.batches.batch(s)).metrics for s in (1, 2)]
         runs.append((first, grads, later[-1]))
     (f0, g0, l0), (f1, g1, l1) = runs
@@ -299,14 +306,28 @@ def test_speed_options_keep_the_mathematics(tmp_path, mode, upsample):
 
 
 def test_batched_generator_passes_equal_separate_passes(tmp_path):
-    """G([a; F(b); b]) in one call equals three calls: instance norm is per image."""
-    cfg = tiny_config()
+    """The step's own batched passes, F([b; a]) and G([a; F(b); b]) sliced by the step, equal one call
+    per input: instance norm is per image, so batching changes nothing, and each slice is the right one.
+
+    The paper recipe: an instance-norm generator without the input skip, so that G is far from the
+    identity at initialisation (an identity G would make every comparison below trivially true)."""
+    cfg = with_recipe(tiny_config(max_steps=1, batch_size=2), "paper").with_values(batch_size=2)
+    assert cfg.model.norm == "instance" and not cfg.model.input_skip and cfg.objective.lambda_id > 0
     t = trainer_for(tmp_path, cfg)
-    a, b = torch.rand(2, 1, 3, 32, 32) * 2 - 1
+    a, b = t.batches.batch(0)
+    G, F = t.state.G, t.state.F
     with torch.no_grad():
-        together = t.G(torch.cat([a, b]))
-        apart = torch.cat([t.G(a), t.G(b)])
-    assert torch.allclose(together, apart, atol=1e-6)
+        p = t.step_fn.generator_passes(a, b)
+        fake_b, fake_a = G(a), F(b)
+        expected = {"fake_b": fake_b, "fake_a": fake_a, "rec_a": F(fake_b), "rec_b": G(fake_a), "idt_b": G(b),
+                    "idt_a": F(a)}
+    assert (fake_b - a).abs().mean() > 0.1  # G is not the identity
+    for name, want in expected.items():
+        torch.testing.assert_close(getattr(p, name), want, rtol=1e-5, atol=1e-5, msg=name)
+    # and each image's result does not depend on the others in its batch
+    with torch.no_grad():
+        one_by_one = torch.cat([G(a[i:i + 1]) for i in range(len(a))])
+    torch.testing.assert_close(one_by_one, fake_b, rtol=1e-5, atol=1e-5)
 
 
 def test_generator_ema_follows_the_warmed_up_recursion(tmp_path):
@@ -314,18 +335,18 @@ def test_generator_ema_follows_the_warmed_up_recursion(tmp_path):
     import copy
 
     t = trainer_for(tmp_path, tiny_config(ema_decay=0.999, max_steps=100, save_every=100))
-    assert [t.ema_decay_at(s) for s in (0, 1, 990, 10_000)] == pytest.approx([0.1, 2 / 11, 0.991, 0.999])
-    expected = copy.deepcopy(t.G.state_dict())
+    assert [ema_decay_at(t.cfg.model.ema_decay, s) for s in (0, 1, 990, 10_000)] == pytest.approx([0.1, 2 / 11, 0.991, 0.999])
+    expected = copy.deepcopy(t.state.G.state_dict())
     for s in range(3):
         all_reports(t, stop_at=s + 1)
         assert t.step == s + 1
         d = min(0.999, (1 + s) / (10 + s))
-        w = t.G.state_dict()
+        w = t.state.G.state_dict()
         for k in expected:
             if expected[k].is_floating_point():
                 expected[k] = d * expected[k] + (1 - d) * w[k]
-    got = t.G_ema.state_dict()
+    got = t.state.G_ema.state_dict()
     for k in expected:
         if expected[k].is_floating_point():
             torch.testing.assert_close(got[k], expected[k], rtol=1e-5, atol=1e-6)
-    assert t.inference_generators()[0] is t.G_ema
+    assert t.state.inference_generators()[0] is t.state.G_ema

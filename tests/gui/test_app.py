@@ -91,12 +91,14 @@ def test_smoke_mode_end_to_end(tmp_path):
         assert shot.size[0] >= 1200 and tr.size == shot.size
 
 
-def test_many_qt_calls_do_not_exhaust_the_none_singleton():
-    """PySide6 6.12.0 drops a reference to None per void call on Python 3.11 and aborts the
-    interpreter within a few thousand calls; pyproject.toml excludes it. This guards the pin."""
+def test_qt_calls_do_not_leak_references_to_none():
+    """PySide6 6.12.0 drops a reference to None per void call on Python 3.11, which aborts the
+    interpreter once None's count reaches zero; pyproject.toml excludes it. 2,000 calls are far too
+    few to abort, but with that bug None's count would fall by about 2,000."""
     from PySide6.QtCore import QObject
 
     o = QObject()
-    for _ in range(100_000):
+    before = sys.getrefcount(None)
+    for _ in range(2_000):
         o.setObjectName("x")
-    assert sys.getrefcount(None) > 0
+    assert abs(sys.getrefcount(None) - before) < 100

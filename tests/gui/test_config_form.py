@@ -84,6 +84,27 @@ def test_wasserstein_fields_show_only_for_their_objective(qtbot):
     assert form.is_field_shown("lambda_cyc")
 
 
+def test_field_visibility_follows_the_engine_metadata(qtbot):
+    form = make_form(qtbot)
+    mode = form.editor("gan_mode")
+    gan_modes = next(s.choices for s in field_specs() if s.name == "gan_mode")
+    for gan_mode in gan_modes:
+        mode.setCurrentIndex(mode.findData(gan_mode))
+        for spec in field_specs():
+            assert form.is_field_shown(spec.name) == spec.applies_to(gan_mode), (gan_mode, spec.name)
+
+
+def test_cross_field_errors_land_on_the_field_they_name(qtbot):
+    form = make_form(qtbot)
+    form.set_values(load_size=64, crop_size=128)
+    assert not form.is_valid and "must not exceed load_size=64" in form.errors()["crop_size"]
+    form.set_values(load_size=72, crop_size=8, n_layers_D=3)
+    assert set(form.errors()) == {"n_layers_D"} and "at most 2" in form.errors()["n_layers_D"]
+    assert form.form_error.isHidden()
+    form.set_values(n_layers_D=2)
+    assert form.is_valid and not form.errors()
+
+
 def test_presets_and_custom(qtbot):
     form = make_form(qtbot)
     box = form.preset_box
@@ -96,7 +117,7 @@ def test_presets_and_custom(qtbot):
 
 
 def test_device_choices_disable_what_is_not_there(qtbot):
-    from engine.trainer import available_devices
+    from engine.devices import available_devices
 
     form = make_form(qtbot)
     box = form.editor("device")

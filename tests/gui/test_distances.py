@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import numpy as np
 import pytest
 
+from engine.wasserstein.distances import CASES
 from gui.critic_worker import CriticController, CriticJob
 from gui.distances_panel import DistancesPanel, DistancesSettings, isolated_points
 
@@ -146,6 +148,58 @@ def test_one_dimensional_cases_show_densities_and_f_as_a_curve(qtbot, panel):
     assert panel.param == 2.0 and panel.result is None and panel.dual_points() == 0
     fx, _ = panel.f_curve.getData()
     assert fx is None or len(fx) == 0
+
+
+def counting_sampler(monkeypatch, name):
+    """Replace case ``name`` by one whose sampler records the parameter of every call."""
+    case, calls = CASES[name], []
+
+    def sample(n, param, generator=None):
+        calls.append(param)
+        return case.sample(n, param, generator)
+
+    monkeypatch.setitem(CASES, name, replace(case, sample=sample))
+    return calls
+
+
+def test_samples_are_drawn_once_per_value_not_on_every_redraw(monkeypatch, panel):
+    calls = counting_sampler(monkeypatch, "parallel-lines")
+    panel.set_param(0.5)
+    for _ in range(5):  # e.g. the critic's progress redrawing the dual at 10 Hz
+        panel._redraw.mark()
+        panel.flush()
+    assert calls == [0.5]
+    px, _ = panel.p_scatter.getData()
+    qx, _ = panel.q_scatter.getData()
+    assert set(px) == {0.0} and set(qx) == {0.5}  # still showing them
+    panel.set_param(-0.25)
+    panel.flush()
+    panel._redraw.mark()
+    panel.flush()
+    assert calls == [0.5, -0.25]
+
+
+def test_one_dimensional_cases_draw_the_engines_densities_without_sampling(monkeypatch, panel):
+    panel.set_case("uniform")  # the fixed axes sample each case once, on its first visit
+    panel.flush()
+    calls = counting_sampler(monkeypatch, "uniform")
+    panel.set_param(3.0)
+    panel.flush()
+    assert calls == []
+    x, p = panel.p_density.getData()
+    _, q = panel.q_density.getData()
+    ep, eq = CASES["uniform"].density(x, 3.0)
+    np.testing.assert_array_equal(p, ep)
+    np.testing.assert_array_equal(q, eq)
+    assert panel.param_label.text() == "3.00"  # unsigned; the signed cases show +/−
+    panel.set_case("gauss-shift", 1.0)
+    assert panel.param_label.text() == "+1.00"
+
+
+def test_the_case_note_is_shown_beside_its_numbers(panel):
+    assert CASES["parallel-lines"].note in panel.values_label.text()
+    panel.set_case("gauss-scale")
+    assert "—" not in panel.values_label.text()
 
 
 def test_isolated_points_finds_single_point_jumps_only():

@@ -9,8 +9,8 @@ import pytest
 import torch
 from PySide6.QtWidgets import QApplication, QFileDialog
 
-from engine.networks import ResnetGenerator
-from engine.translate import TranslationModel
+from engine.io.translate import TranslationModel
+from engine.models.networks import ResnetGenerator
 from gui.export_dialog import ExportDialog
 from gui.status import tensorboard_command
 from gui.util import send_drop

@@ -7,7 +7,7 @@ import time
 import numpy as np
 
 from engine.config import preset
-from engine.reports import EvalReport, ProgressReport
+from engine.training.reports import EvalReport, ProgressReport
 from gui.plots import Series, TrainingPlots, ema
 
 

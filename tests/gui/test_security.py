@@ -13,7 +13,9 @@ from pathlib import Path
 import pytest
 from PySide6.QtWidgets import QFileDialog
 
+from engine.io.checkpoint import CheckpointManager, load_checkpoint
 from gui.util import send_drop
+from gui.worker import TrainingJob
 from tests.evil import make_evil_checkpoint
 
 from .conftest import quick_config
@@ -61,8 +63,6 @@ def test_open_run_through_the_menu_dialog(qtbot, window, errors, evil_run, monke
 
 def test_continuing_a_malicious_run_is_refused_by_the_worker(qtbot, window, errors, evil_run):
     """Even past the open check (e.g. the file swapped afterwards), resuming loads weights-only."""
-    from gui.worker import TrainingJob
-
     run, marker = evil_run
     c = window.controller
     with qtbot.waitSignal(c.failed, timeout=TIMEOUT) as failed:
@@ -103,8 +103,6 @@ def test_dropping_a_malicious_model_on_the_translate_tab_is_refused(qtbot, windo
 
 def test_closing_the_window_during_a_save_waits_for_the_save(qtbot, window, monkeypatch):
     """The save in flight is slowed down; close() must not return the window before it has finished."""
-    from engine.checkpoint import CheckpointManager, load_checkpoint
-
     original = CheckpointManager.save
     saving, saves_done = threading.Event(), []
 
@@ -126,7 +124,7 @@ def test_closing_the_window_during_a_save_waits_for_the_save(qtbot, window, monk
     assert window.isVisible() and c.state == c.STOPPING, "the window closed under a save in flight"
     closed_at = []
     qtbot.waitUntil(lambda: not window.isVisible() and (closed_at.append(time.monotonic()) or True), timeout=TIMEOUT)
-    assert not c.busy and c._thread is None  # joined
+    assert not c.busy and c.wait(0)  # joined
     # The requested save and the save on the way out both finished before the window went.
     assert len(saves_done) == 2 and saves_done[-1][1] <= closed_at[0]
     ck = Path(window.run_folder.path()) / "checkpoints" / "latest.pt"

@@ -33,7 +33,7 @@ def test_fifty_start_stop_cycles_leave_no_thread_and_bounded_memory(qtbot, windo
     c = window.controller
     proc = psutil.Process()
     threads: list[QThread] = []
-    c.started.connect(lambda _info: threads.append(c._thread))
+    c.started.connect(lambda _info: threads.append(c.jobs.thread))
     baseline_py_threads = None
     rss_first = None
     t0 = time.monotonic()
@@ -43,7 +43,7 @@ def test_fifty_start_stop_cycles_leave_no_thread_and_bounded_memory(qtbot, windo
             window.controls.train.click()
             window.controls.stop.click()  # while the trainer is still being built
         assert done.args[0].reason == "stopped", done.args[0]
-        assert not c.busy and c._thread is None and window.controls.train.isEnabled()
+        assert not c.busy and c.wait(0) and window.controls.train.isEnabled()
         if i == 0:
             _settle()
             rss_first = proc.memory_info().rss

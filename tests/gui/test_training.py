@@ -7,8 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from engine.reports import FinishedReport
-from gui.worker import TrainingController
+from engine.io.checkpoint import load_checkpoint
+from engine.training.reports import FinishedReport
+from engine.training.trainer import Trainer
+from gui.main_window import MainWindow
+from gui.worker import TrainingController, TrainingJob
 
 from .conftest import quick_config
 
@@ -95,17 +98,13 @@ def test_closing_mid_training_stops_joins_and_leaves_a_checkpoint(qtbot, window)
         assert c.state == c.STOPPING
     assert blocker.args[0].reason == "stopped"
     qtbot.waitUntil(lambda: not window.isVisible(), timeout=5000)
-    assert not c.busy and c._thread is None
+    assert not c.busy and c.wait(0)  # joined
     ck = run_dir(window) / "checkpoints" / "latest.pt"
     assert ck.is_file()
-    from engine.checkpoint import load_checkpoint
-
     assert load_checkpoint(ck)["step"] >= 1
 
 
 def test_exception_in_the_worker_shows_details_and_a_new_run_can_start(qtbot, window, errors, monkeypatch, tmp_path):
-    from engine.trainer import Trainer
-
     def boom(self, real_a, real_b):
         raise RuntimeError("simulated failure in the training step")
 
@@ -160,8 +159,6 @@ def test_open_run_restores_config_plots_preview_and_continue_resumes(qtbot, wind
     last = stopped.args[0].step
     run = str(run_dir(window))
 
-    from gui.main_window import MainWindow
-
     other = MainWindow(quick_config(), persist=False)
     qtbot.addWidget(other)
     assert other.open_run(run)
@@ -207,8 +204,6 @@ def test_open_run_with_an_invalid_config_is_an_error(qtbot, window, errors, tmp_
 
 
 def test_controller_can_be_used_alone_and_a_stop_before_the_trainer_exists(qtbot, domains, tmp_path):
-    from gui.worker import TrainingJob
-
     c = TrainingController()
     with qtbot.waitSignal(c.finished, timeout=TIMEOUT) as blocker:
         c.start(TrainingJob(str(tmp_path / "r"), quick_config(max_steps=50), str(domains[0]), str(domains[1])))
@@ -229,9 +224,8 @@ def test_quitting_the_app_mid_run_stops_and_joins_without_deadlock(qtbot, window
     window.form.set_values(max_steps=100000, preview_every=100000)
     with qtbot.waitSignal(c.progressed, timeout=TIMEOUT):
         window.controls.train.click()
-    thread = c._thread
-    c._on_app_about_to_quit()  # what QApplication.aboutToQuit runs
-    assert thread.isFinished()
+    c.jobs._on_app_about_to_quit()  # what QApplication.aboutToQuit runs
+    assert c.jobs.thread.isFinished()
     with qtbot.waitSignal(c.finished, timeout=TIMEOUT) as blocker:
         pass
     assert blocker.args[0].reason == "stopped" and not c.busy

@@ -11,8 +11,8 @@ from PySide6.QtCore import QMimeData, QPoint, QPointF, Qt, QUrl
 from PySide6.QtGui import QDragEnterEvent, QDropEvent
 from PySide6.QtWidgets import QApplication
 
-from engine.networks import build_generator
-from engine.translate import TranslationModel
+from engine.io.translate import TranslationModel
+from engine.models.networks import build_generator
 from gui.translate_panel import TranslatePanel
 
 from .conftest import quick_config

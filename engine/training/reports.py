@@ -20,6 +20,7 @@ __all__ = [
     "WarningReport",
     "FinishedReport",
     "LOSS_KEYS",
+    "ProgressWindow",
 ]
 
 # G_A: adversarial loss of G (A→B) against D_B;  G_B: of F (B→A) against D_A.
@@ -80,3 +81,22 @@ class FinishedReport(Report):
     reason: Literal["completed", "stopped", "time-limit", "error"]
     message: str = ""
     checkpoint: str | None = None
+
+
+class ProgressWindow:
+    """Steps and summed metrics since the last progress report: its rate and means go into the next one."""
+
+    def __init__(self, start: float):
+        self.start, self.steps, self.n, self.sums = start, 0, 0, {}
+
+    def add(self, metrics: dict[str, float]) -> None:
+        for k, v in metrics.items():
+            self.sums[k] = self.sums.get(k, 0.0) + v
+        self.n += 1
+
+    def take(self, now: float) -> tuple[float, dict[str, float]]:
+        """(steps per second, mean metrics) of the window, which starts afresh."""
+        its = self.steps / max(now - self.start, 1e-9)
+        means = {k: v / self.n for k, v in self.sums.items()}
+        self.start, self.steps, self.n, self.sums = now, 0, 0, {}
+        return its, means

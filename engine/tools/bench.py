@@ -21,9 +21,15 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from PIL import Image
+from torch.utils.flop_counter import FlopCounterMode
 
-from .cliutil import UsageError, add_config_args, load_config, positive_int
-from .config import Config
+from engine.cliutil import UsageError, add_config_args, load_config, positive_int
+from engine.config import Config
+from engine.data import open_domains
+from engine.devices import resolve_device
+from engine.models.networks import build_generator, translate_tensor
+from engine.training.trainer import Trainer
 
 __all__ = ["BenchResult", "measure_peak_gflops", "count_step_flops", "bench_training", "bench_translate"]
 
@@ -72,8 +78,6 @@ def measure_peak_gflops(device: torch.device, dtype: torch.dtype = torch.float32
 
 def count_step_flops(trainer, real_a: torch.Tensor, real_b: torch.Tensor) -> float:
     """FLOPs of one full training step (this runs one step)."""
-    from torch.utils.flop_counter import FlopCounterMode
-
     with FlopCounterMode(display=False) as fc:
         trainer.train_step(real_a, real_b)
     return float(fc.get_total_flops())
@@ -84,8 +88,6 @@ def _peak_rss_mb() -> float:
 
 
 def _synthetic_folders(root: Path, cfg: Config, n: int = 8) -> tuple[Path, Path]:
-    from PIL import Image
-
     rng = np.random.default_rng(0)
     dirs = []
     for name in ("A", "B"):
@@ -101,9 +103,6 @@ def _synthetic_folders(root: Path, cfg: Config, n: int = 8) -> tuple[Path, Path]
 def bench_training(cfg: Config, *, steps: int = 20, warmup: int = 3, data: tuple[str, str] | None = None,
                    preset_name: str = "custom") -> BenchResult:
     """Time full training steps after warm-up; on real folders when ``data`` is given."""
-    from .data import open_domains
-    from .trainer import Trainer
-
     cfg = cfg.with_values(val_fraction=0.0, val_min=0)
     with tempfile.TemporaryDirectory(prefix="cyclegan-bench-") as tmp:
         if data is None:
@@ -155,12 +154,6 @@ def bench_training(cfg: Config, *, steps: int = 20, warmup: int = 3, data: tuple
 
 def bench_translate(cfg: Config, size: int = 512, repeats: int = 3) -> dict[str, float]:
     """Time one generator pass on a size×size image against its FLOP-limited time (FLOPs ÷ peak)."""
-    from torch.utils.flop_counter import FlopCounterMode
-
-    from .networks import build_generator
-    from .trainer import resolve_device
-    from .translate import translate_tensor
-
     dev = resolve_device(cfg.output.device)
     net = build_generator(cfg).to(dev).eval()
     x = torch.rand(1, 3, size, size, device=dev) * 2 - 1

@@ -12,18 +12,20 @@ any moment leaves either the old file or the new one, never half of one.
 from __future__ import annotations
 
 import io
-import json
 import logging
 import os
 import pickle
 import re
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from .config import Config, ConfigError
+from engine.config import Config
+from engine.errors import CheckpointError, ConfigError
+from engine.io.atomic import atomic_write_bytes, fsync_dir
+from engine.io.run_folder import CHECKPOINTS, LATEST, RunFolder
+from engine.models.networks import generator_arch_from_state_dict
 
 log = logging.getLogger(__name__)
 
@@ -31,8 +33,6 @@ __all__ = [
     "FORMAT",
     "FORMAT_VERSION",
     "CheckpointError",
-    "atomic_write_bytes",
-    "atomic_write_text",
     "save_checkpoint",
     "load_checkpoint",
     "resolve_checkpoint",
@@ -44,69 +44,6 @@ __all__ = [
 FORMAT = "cyclegan-studio"
 FORMAT_VERSION = 1
 _STEP_RE = re.compile(r"^step_(\d{7,})\.pt$")
-
-
-class CheckpointError(Exception):
-    """A checkpoint cannot be written or read. The message says which file and why."""
-
-
-def _fsync_dir(path: Path) -> None:
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
-def _read_umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-_UMASK = _read_umask()  # read once, at import, while nothing else can be creating files
-
-
-def new_file_mode() -> int:
-    """The mode a plain ``open(path, "w")`` would give a new file (0o644 under the usual umask).
-    ``tempfile.mkstemp`` creates 0o600 files, which ``os.replace`` would carry over."""
-    return 0o666 & ~_UMASK
-
-
-def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
-    """Write ``data`` to ``path`` so that readers see the old file or the new one, never a partial one."""
-    path = Path(path)
-    tmp_name = None
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp_name = tempfile.mkstemp(prefix="." + path.name + ".", suffix=".tmp", dir=path.parent)
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp_name, new_file_mode())
-        os.replace(tmp_name, path)
-        tmp_name = None
-        _fsync_dir(path.parent)
-    except OSError as e:
-        reason = e.strerror or str(e)
-        raise CheckpointError(f"could not write {path}: {reason}") from e
-    finally:
-        if tmp_name is not None:
-            try:
-                os.unlink(tmp_name)
-            except OSError:
-                pass
-    return path
-
-
-def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
-    return atomic_write_bytes(path, text.encode("utf-8"))
 
 
 def save_checkpoint(path: str | os.PathLike, payload: dict[str, Any]) -> Path:
@@ -121,10 +58,10 @@ def resolve_checkpoint(path: str | os.PathLike) -> Path:
     """A checkpoint file, or a run folder (→ its latest checkpoint)."""
     p = Path(path)
     if p.is_dir():
-        for candidate in (p / "checkpoints" / "latest.pt", p / "latest.pt"):
+        for candidate in (RunFolder(p).latest_checkpoint, p / LATEST):
             if candidate.is_file():
                 return candidate
-        raise CheckpointError(f"{p} is a folder without a checkpoint (expected checkpoints/latest.pt)")
+        raise CheckpointError(f"{p} is a folder without a checkpoint (expected {CHECKPOINTS}/{LATEST})")
     if not p.exists():
         raise CheckpointError(f"{p} does not exist")
     return p
@@ -173,8 +110,6 @@ def config_from_checkpoint(ck: dict[str, Any], source: str = "checkpoint") -> Co
 
 def check_architecture(cfg: Config, state: dict[str, torch.Tensor], what: str) -> None:
     """Compare a generator state_dict with the architecture ``cfg`` asks for; name the first mismatch."""
-    from .networks import generator_arch_from_state_dict
-
     try:
         found = generator_arch_from_state_dict(state)
     except ValueError as e:
@@ -192,25 +127,12 @@ class CheckpointManager:
     """``RUN/checkpoints/step_XXXXXXX.pt`` plus ``latest.pt``; keeps the last ``keep`` numbered files."""
 
     def __init__(self, run_dir: str | os.PathLike, keep: int = 3):
-        self.dir = Path(run_dir) / "checkpoints"
+        self.dir = RunFolder(run_dir).checkpoints_dir
         self.keep = keep
 
     @property
     def latest(self) -> Path:
-        return self.dir / "latest.pt"
-
-    def remove_stale_temp_files(self) -> int:
-        """Delete temp files a killed process left mid-save (never a finished checkpoint). Returns how many."""
-        n = 0
-        if self.dir.is_dir():
-            for p in self.dir.iterdir():
-                if p.name.startswith(".") and p.name.endswith(".tmp"):
-                    try:
-                        p.unlink()
-                        n += 1
-                    except OSError:
-                        pass
-        return n
+        return self.dir / LATEST
 
     def numbered(self) -> list[tuple[int, Path]]:
         if not self.dir.is_dir():
@@ -235,7 +157,7 @@ class CheckpointManager:
             except OSError:
                 tmp.write_bytes(path.read_bytes())
             os.replace(tmp, self.latest)
-            _fsync_dir(self.dir)
+            fsync_dir(self.dir)
         except OSError as e:
             try:
                 tmp.unlink()
@@ -248,7 +170,3 @@ class CheckpointManager:
             except OSError as e:  # pruning is best effort: an extra old file loses nothing
                 log.warning("could not remove old checkpoint %s: %s", old, e)
         return path
-
-
-def write_json(path: str | os.PathLike, obj: Any) -> Path:
-    return atomic_write_text(path, json.dumps(obj, indent=2) + "\n")

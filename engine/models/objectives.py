@@ -5,7 +5,7 @@ Two families:
 * ``vanilla`` and ``lsgan`` score each 70×70 patch: the loss is averaged over the
   PatchGAN's (B, 1, h, w) map, exactly like the reference implementation.
 * ``wgan-clip`` and ``wgan-gp`` use a critic f with **one scalar per image**, the mean
-  of its patch map (``critic.score``). The critic loss, the gradient penalty and the
+  of its patch map (``critic_score``). The critic loss, the gradient penalty and the
   reported W estimate all use that same scalar, so the Lipschitz constraint and the
   estimate refer to the same function (a penalty on the patch map would constrain a
   function P times larger than the one whose dual value is reported).
@@ -31,6 +31,8 @@ __all__ = [
     "cycle_loss",
     "identity_loss",
     "clip_weights",
+    "critic_score",
+    "DLoss",
 ]
 
 
@@ -50,9 +52,30 @@ class DLoss:
         return self.f_real - self.f_fake
 
 
+def critic_score(critic: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """f(x), one scalar per image: (B, 3, H, W) → (B,), the mean of the critic's (B, 1, h, w) patch map.
+
+    The one way the engine scores images with a critic: the Wasserstein losses, the gradient
+    penalty and every W estimate use it, so all of them refer to the same function f.
+    """
+    score = getattr(critic, "score", None)
+    if score is not None:
+        return score(x)
+    out = critic(x)
+    return out.reshape(out.shape[0], -1).mean(dim=1)
+
+
 class Objective:
     name = ""
     wasserstein = False
+
+    @torch.no_grad()
+    def w_estimate(self, critic: nn.Module, real: torch.Tensor, fake: torch.Tensor) -> float | None:
+        """E_real f − E_fake f with this objective's critic, or None where the critic is not a
+        Wasserstein critic (a vanilla or LSGAN discriminator's outputs are no distance)."""
+        if not self.wasserstein:
+            return None
+        return float(critic_score(critic, real).float().mean() - critic_score(critic, fake).float().mean())
 
     def d_loss(self, critic: nn.Module, real: torch.Tensor, fake: torch.Tensor,
                generator: torch.Generator | None = None) -> DLoss:
@@ -97,15 +120,6 @@ class LSGAN(Objective):
         return F.mse_loss(pf, torch.ones_like(pf))
 
 
-def _critic_value(critic: nn.Module, x: torch.Tensor) -> torch.Tensor:
-    """(B, 3, H, W) → (B,) one scalar per image."""
-    score = getattr(critic, "score", None)
-    if score is not None:
-        return score(x)
-    out = critic(x)
-    return out.reshape(out.shape[0], -1).mean(dim=1)
-
-
 class WGANClip(Objective):
     """Arjovsky et al.: maximise E_real f − E_fake f, weights clipped to [−c, c] (so f is K-Lipschitz)."""
 
@@ -116,11 +130,11 @@ class WGANClip(Objective):
         self.clip_value = clip_value
 
     def d_loss(self, critic, real, fake, generator=None):
-        f_real, f_fake = _critic_value(critic, real).mean(), _critic_value(critic, fake).mean()
+        f_real, f_fake = critic_score(critic, real).mean(), critic_score(critic, fake).mean()
         return DLoss(f_fake - f_real, float(f_real.detach()), float(f_fake.detach()))
 
     def g_loss(self, critic, fake):
-        return -_critic_value(critic, fake).mean()
+        return -critic_score(critic, fake).mean()
 
     def after_d_step(self, critic):
         clip_weights(critic, self.clip_value)
@@ -136,13 +150,13 @@ class WGANGP(Objective):
         self.lambda_gp = lambda_gp
 
     def d_loss(self, critic, real, fake, generator=None):
-        f_real, f_fake = _critic_value(critic, real).mean(), _critic_value(critic, fake).mean()
-        gp, grad_norm = gradient_penalty(lambda x: _critic_value(critic, x), real, fake, generator)
+        f_real, f_fake = critic_score(critic, real).mean(), critic_score(critic, fake).mean()
+        gp, grad_norm = gradient_penalty(lambda x: critic_score(critic, x), real, fake, generator)
         loss = f_fake - f_real + self.lambda_gp * gp
         return DLoss(loss, float(f_real.detach()), float(f_fake.detach()), float(grad_norm))
 
     def g_loss(self, critic, fake):
-        return -_critic_value(critic, fake).mean()
+        return -critic_score(critic, fake).mean()
 
 
 def gradient_penalty(f, real: torch.Tensor, fake: torch.Tensor,

@@ -6,8 +6,8 @@ import math
 from collections import deque
 from typing import Mapping
 
-from .config import Config
-from .reports import WarningReport
+from engine.config import Config
+from engine.training.reports import WarningReport
 
 __all__ = ["FailureWatch"]
 

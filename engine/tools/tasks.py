@@ -28,7 +28,7 @@ from typing import Callable
 import numpy as np
 from PIL import Image
 
-from .demo import demo_transform, make_demo_dataset
+from engine.data.demo import demo_transform, make_demo_dataset
 
 log = logging.getLogger(__name__)
 

@@ -1,7 +1,7 @@
 """Scoring translations against ground truth, and measuring how fast a recipe learns.
 
 ``psnr`` and ``GroundTruth`` score a model: PSNR of G(x) against the true T(x) on held-out
-pairs. ``measure`` trains on a task with a known map T (``engine.tasks``) for a budget of
+pairs. ``measure`` trains on a task with a known map T (``engine.tools.tasks``) for a budget of
 *training* wall time and scores every so often; the time spent scoring is not counted.
 ``python -m engine quality`` drives it and writes ``curve.json``, ``curve.png`` (drawn by
 ``plot_curves`` with PIL alone) and ``grid.png`` (x | T(x) | G(x) | F(T(x)), labelled).
@@ -15,7 +15,6 @@ import logging
 import math
 import tempfile
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
@@ -23,79 +22,19 @@ import numpy as np
 import torch
 from PIL import Image, ImageDraw
 
-from .config import Config
-from .data import IMAGE_EXTENSIONS, load_image
+from engine.cliutil import UsageError, add_config_args, load_config, nonneg_float, positive_int
+from engine.config import Config
+from engine.data import open_domains
+from engine.images import to_uint8_image
+from engine.io.atomic import atomic_write_text, save_png
+from engine.metrics import GroundTruth, psnr
+from engine.tools.tasks import get_task
+from engine.training.reports import FinishedReport, ProgressReport, WarningReport
+from engine.training.trainer import Trainer
 
 log = logging.getLogger(__name__)
 
 __all__ = ["psnr", "GroundTruth", "measure", "comparison_grid", "plot_curves", "compare_runs", "add_cli", "run_cli"]
-
-
-def psnr(x: np.ndarray | torch.Tensor, y: np.ndarray | torch.Tensor, peak: float = 255.0) -> float:
-    """Peak signal-to-noise ratio in dB: 10·log10(peak² / MSE). Infinite for identical inputs."""
-    a = torch.as_tensor(np.asarray(x) if not torch.is_tensor(x) else x).double()
-    b = torch.as_tensor(np.asarray(y) if not torch.is_tensor(y) else y).double()
-    if a.shape != b.shape:
-        raise ValueError(f"psnr needs equal shapes, got {tuple(a.shape)} and {tuple(b.shape)}")
-    mse = float(((a - b) ** 2).mean())
-    return math.inf if mse == 0 else 10.0 * math.log10(peak * peak / mse)
-
-
-def _to_tensor(img: Image.Image, size: int) -> torch.Tensor:
-    img = img.resize((size, size), Image.Resampling.BICUBIC)
-    arr = np.asarray(img, dtype=np.float32) / 127.5 - 1.0
-    return torch.from_numpy(arr).permute(2, 0, 1).contiguous()
-
-
-@dataclass
-class GroundTruth:
-    """Pairs (x, T(x)) of held-out images: x from domain A, T(x) its true translation to B."""
-
-    x: torch.Tensor    # (N, 3, S, S) in [-1, 1]
-    tx: torch.Tensor   # (N, 3, S, S) in [-1, 1]
-
-    @classmethod
-    def from_dirs(cls, dir_x, dir_tx, size: int, limit: int = 16) -> "GroundTruth":
-        names = sorted(p.name for p in Path(dir_x).iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS)
-        names = [n for n in names if (Path(dir_tx) / n).is_file()][:limit]
-        if not names:
-            raise ValueError(f"no image pairs between {dir_x} and {dir_tx}")
-        xs = torch.stack([_to_tensor(load_image(Path(dir_x) / n), size) for n in names])
-        txs = torch.stack([_to_tensor(load_image(Path(dir_tx) / n), size) for n in names])
-        return cls(xs, txs)
-
-    @classmethod
-    def from_arrays(cls, x: np.ndarray, tx: np.ndarray) -> "GroundTruth":
-        """From uint8 (N, S, S, 3) arrays of inputs and their true translations."""
-        if x.shape != tx.shape or x.ndim != 4 or x.shape[-1] != 3:
-            raise ValueError(f"expected two equal (N, S, S, 3) arrays, got {x.shape} and {tx.shape}")
-        to = lambda a: torch.from_numpy(np.ascontiguousarray(a)).permute(0, 3, 1, 2).float() / 127.5 - 1.0  # noqa: E731
-        return cls(to(x), to(tx))
-
-    @classmethod
-    def from_demo_dir(cls, demo_dir, cfg: Config) -> "GroundTruth":
-        return cls.from_dirs(Path(demo_dir) / "testA", Path(demo_dir) / "testA_to_B", cfg.data.crop_size)
-
-    @staticmethod
-    def _u8(t: torch.Tensor) -> torch.Tensor:
-        return ((t.float().clamp(-1, 1) + 1) * 127.5).round()
-
-    @torch.no_grad()
-    def score(self, G: torch.nn.Module, F: torch.nn.Module, device: torch.device | str = "cpu") -> dict[str, float]:
-        """psnr_AtoB = PSNR(G(x), T(x)); psnr_BtoA = PSNR(F(T(x)), x); psnr_cycle = PSNR(F(G(x)), x);
-        psnr_identity = PSNR(x, T(x)), the do-nothing baseline. Computed on 8-bit values."""
-        was = G.training, F.training
-        G.eval(), F.eval()
-        x, tx = self.x.to(device), self.tx.to(device)
-        gx = G(x)
-        out = {
-            "psnr_AtoB": psnr(self._u8(gx), self._u8(tx)),
-            "psnr_BtoA": psnr(self._u8(F(tx)), self._u8(x)),
-            "psnr_cycle": psnr(self._u8(F(gx)), self._u8(x)),
-            "psnr_identity": psnr(self._u8(x), self._u8(tx)),
-        }
-        G.train(was[0]), F.train(was[1])
-        return out
 
 
 # --- measuring a recipe: train on a task with a known T, score against wall time ---------------
@@ -111,12 +50,12 @@ CURVE_KEYS = ("psnr_AtoB", "psnr_BtoA", "psnr_cycle")
 
 
 def _score_point(trainer, gt: GroundTruth, train_s: float, wall_s: float) -> dict[str, float]:
-    G, F = trainer.inference_generators()
+    G, F = trainer.state.inference_generators()
     scores = gt.score(G, F, trainer.device)
     point = {"minutes": train_s / 60.0, "step": trainer.step, "wall_minutes": wall_s / 60.0,
              **{k: scores[k] for k in CURVE_KEYS}}
-    if G is not trainer.G:  # EMA on: also the raw weights, to show what the average buys
-        raw = gt.score(trainer.G, trainer.F, trainer.device)
+    if G is not trainer.state.G:  # EMA on: also the raw weights, to show what the average buys
+        raw = gt.score(trainer.state.G, trainer.state.F, trainer.device)
         point.update({f"{k}_raw": raw[k] for k in CURVE_KEYS})
     return point
 
@@ -124,17 +63,13 @@ def _score_point(trainer, gt: GroundTruth, train_s: float, wall_s: float) -> dic
 def measure(cfg: Config, task_data, *, minutes: float | None = None, steps: int | None = None,
             score_every_s: float = 60.0, score_every_steps: int | None = None,
             on_point: Callable[[dict[str, float]], None] | None = None, device: str | None = None) -> dict[str, Any]:
-    """Train on ``task_data`` (an ``engine.tasks.TaskData``) for ``minutes`` of training time or ``steps``
+    """Train on ``task_data`` (an ``engine.tools.tasks.TaskData``) for ``minutes`` of training time or ``steps``
     steps, scoring on its held-out pairs at the start, every ``score_every_s`` seconds of training
     (or every ``score_every_steps`` steps) and at the end. Scoring time is not training time.
 
     Returns the curve: ``points`` (minutes, step, psnr_AtoB, psnr_BtoA, psnr_cycle, …), the identity
     baseline PSNR(x, T(x)), steps/s over the training time, and the final (G, F) outputs for a grid.
     """
-    from .data import open_domains
-    from .reports import FinishedReport, ProgressReport, WarningReport
-    from .trainer import Trainer
-
     if (minutes is None) == (steps is None):
         raise ValueError("give exactly one budget: minutes or steps")
     if minutes is not None and not minutes > 0:
@@ -193,16 +128,13 @@ def measure(cfg: Config, task_data, *, minutes: float | None = None, steps: int 
         raise RuntimeError(f"training failed at step {finished.step}: {finished.message}")
     score()
 
-    G, F = trainer.inference_generators()
-    with torch.no_grad():
-        G.eval(), F.eval()
-        x, tx = gt.x.to(trainer.device), gt.tx.to(trainer.device)
-        gx, ftx = G(x), F(tx)
-    to_u8 = lambda t: GroundTruth._u8(t).to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()  # noqa: E731
+    G, F = trainer.state.inference_generators()
+    gx = [to_uint8_image(t) for t in gt.translate(G, gt.x, trainer.device)]
+    ftx = [to_uint8_image(t) for t in gt.translate(F, gt.tx, trainer.device)]
     return {
         "task": task_data.name,
-        "identity_baseline": psnr(GroundTruth._u8(gt.x), GroundTruth._u8(gt.tx)),
-        "held_out": int(gt.x.shape[0]),
+        "identity_baseline": gt.identity_psnr(),
+        "held_out": len(gt),
         "steps": trainer.step,
         "train_minutes": train_s / 60.0,
         "steps_per_s": trainer.step / train_s if train_s > 0 else 0.0,
@@ -210,7 +142,7 @@ def measure(cfg: Config, task_data, *, minutes: float | None = None, steps: int 
         "device": str(trainer.device),
         "config": cfg.to_dict(),
         "points": points,
-        "images": {"x": task_data.x, "tx": task_data.tx, "gx": to_u8(gx), "ftx": to_u8(ftx)},
+        "images": {"x": task_data.x, "tx": task_data.tx, "gx": np.stack(gx), "ftx": np.stack(ftx)},
     }
 
 
@@ -315,8 +247,6 @@ def plot_curves(curves: Mapping[str, Sequence[tuple[float, float]]], baseline: f
         else:
             draw.line([(lx, yy), (lx + 17, yy)], fill=colour, width=2)
         draw.text((lx + 24, yy - 6), text, fill=_FG)
-    from .previews import save_png
-
     return save_png(img, path)
 
 
@@ -371,8 +301,6 @@ def compare_runs(curves: Sequence[Mapping[str, Any]]) -> list[str]:
 # --- CLI (registered by engine.__main__) ------------------------------------------------------
 
 def add_cli(subparsers) -> None:
-    from .cliutil import add_config_args, nonneg_float, positive_int
-
     p = subparsers.add_parser(
         "quality", help="train on a task with a known answer; PSNR against the truth over training minutes",
         description="Train for M minutes of training time on a task whose true map T is known, scoring "
@@ -425,10 +353,6 @@ def _run_compare(args) -> int:
 
 
 def run_cli(args) -> int:
-    from .cliutil import UsageError, load_config
-    from .previews import save_png
-    from .tasks import get_task
-
     if args.compare:
         return _run_compare(args)
     if not args.task:
@@ -472,8 +396,6 @@ def run_cli(args) -> int:
            "budget": {"minutes": args.minutes, "steps": steps, "score_every_s": args.score_every,
                       "score_every_steps": args.score_every_steps},
            **res, "grid": "grid.png", "plot": "curve.png"}
-    from .checkpoint import atomic_write_text
-
     atomic_write_text(out / "curve.json", json.dumps(res, indent=1) + "\n")
     if args.json:
         print(json.dumps(res))

@@ -14,22 +14,23 @@ import math
 import numbers
 import os
 from pathlib import Path
-from typing import Mapping
+from typing import Iterator, Mapping
 
 import numpy as np
 
-from .interop import MissingExtraError
-from .previews import preview_grid
-from .reports import EvalReport, PreviewReport, ProgressReport, Report
+from engine.errors import MissingExtraError
+from engine.io.previews import preview_grid
+from engine.training.reports import EvalReport, PreviewReport, ProgressReport, Report, WarningReport
 
-__all__ = ["TensorBoardLogger", "tensorboard_available", "MissingExtraError"]
+__all__ = ["TensorBoardLogger", "tensorboard_available", "logged"]
 
 _INSTALL = "pip install tensorboard  (or: pip install -e .[tensorboard])"
 
 
 def _summary_writer_class():
     try:
-        from torch.utils.tensorboard import SummaryWriter
+        # An optional extra (the tensorboard package), imported only when a run asks for it.
+        from torch.utils.tensorboard import SummaryWriter  # noqa: PLC0415
     except ImportError:
         raise MissingExtraError(f"TensorBoard logging needs the tensorboard package: {_INSTALL}") from None
     return SummaryWriter
@@ -94,3 +95,21 @@ class TensorBoardLogger:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+def logged(reports: Iterator[Report], run_dir: str | os.PathLike | None, enabled: bool) -> Iterator[Report]:
+    """``reports`` passed through, each also written to ``run_dir``/tb when ``enabled``. A missing
+    tensorboard package is a warning report, not an error: metrics.jsonl has everything anyway."""
+    if not enabled or run_dir is None:
+        yield from reports
+        return
+    try:
+        tb = TensorBoardLogger(run_dir)
+    except MissingExtraError as e:
+        yield WarningReport(0, "tensorboard", str(e), "Metrics are still in metrics.jsonl.")
+        yield from reports
+        return
+    with tb:
+        for rep in reports:
+            tb.log(rep)
+            yield rep

@@ -15,9 +15,11 @@ import functools
 import math
 
 import torch
+import torch.nn.functional as Fn
 from torch import nn
 
-from .config import Config
+from engine.config import Config
+from engine.errors import CheckpointError
 
 __all__ = [
     "ResnetBlock",
@@ -29,6 +31,9 @@ __all__ = [
     "init_unnormalised",
     "count_parameters",
     "generator_arch_from_state_dict",
+    "generator_from_state_dict",
+    "pad_to_multiple",
+    "translate_tensor",
 ]
 
 
@@ -276,3 +281,43 @@ def receptive_field(n_layers: int) -> int:
 
 
 assert math.isclose(receptive_field(3), 70)
+
+
+def generator_from_state_dict(state: dict[str, torch.Tensor], what: str, norm: str = "instance") -> ResnetGenerator:
+    """A ResNet generator in eval mode built to fit ``state`` (reference layout); ``what`` names it in errors."""
+    # Older reference files carry InstanceNorm running stats that a non-tracking norm does not use.
+    state = {k: v for k, v in state.items() if not k.endswith(("running_mean", "running_var", "num_batches_tracked"))}
+    try:
+        arch = generator_arch_from_state_dict(state)
+    except ValueError as e:
+        raise CheckpointError(f"{what}: {e}") from None
+    net = ResnetGenerator(arch["input_nc"], arch["output_nc"], arch["ngf"], arch["n_blocks"], norm, arch["upsample"],
+                          arch["input_skip"])
+    try:
+        net.load_state_dict(state)
+    except RuntimeError as e:
+        raise CheckpointError(f"{what} does not fit a ResNet generator: {str(e).splitlines()[0][:300]}") from None
+    return net.eval()
+
+
+# --- inference at any size ---------------------------------------------------------------------
+def pad_to_multiple(x: torch.Tensor, m: int = 4, min_size: int = 8) -> tuple[torch.Tensor, tuple[int, int]]:
+    """Reflect-pad (B, C, H, W) on the bottom/right to multiples of m, at least ``min_size``.
+
+    The generator's own reflection pads need at least 2 pixels at quarter resolution, hence
+    ``min_size`` 8. Returns (padded, (H, W)) so the caller can crop back.
+    """
+    h, w = x.shape[-2:]
+    ph, pw = max(min_size, h + (-h) % m) - h, max(min_size, w + (-w) % m) - w
+    if ph or pw:
+        # Reflect padding needs pad < size; tiny images fall back to replicating the edge.
+        mode = "reflect" if ph < h and pw < w else "replicate"
+        x = Fn.pad(x, (0, pw, 0, ph), mode=mode)
+    return x, (h, w)
+
+
+@torch.no_grad()
+def translate_tensor(net: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """(B, 3, H, W) in [-1, 1] → same size, through the generator."""
+    padded, (h, w) = pad_to_multiple(x, 4)
+    return net(padded)[..., :h, :w]

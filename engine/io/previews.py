@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Mapping
 
 import numpy as np
 from PIL import Image, ImageDraw
-
-from .checkpoint import atomic_write_bytes
 
 ROWS = (
     (("real_A", "real A"), ("fake_B", "G(A)"), ("rec_A", "F(G(A))")),
@@ -40,11 +37,3 @@ def preview_grid(images: Mapping[str, np.ndarray], step: int | None = None, scal
             x += cw + pad
         y += ch + _LABEL_H + pad
     return grid
-
-
-def save_png(image: Image.Image, path: str | Path) -> Path:
-    import io
-
-    buf = io.BytesIO()
-    image.save(buf, format="PNG")
-    return atomic_write_bytes(path, buf.getvalue())

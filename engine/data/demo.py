@@ -14,6 +14,7 @@ quality plot and ``python -m engine score`` compare against.
 
 from __future__ import annotations
 
+import argparse
 import json
 import logging
 import os
@@ -296,8 +297,6 @@ def make_demo_dataset(out_dir, *, n_train: int = 150, n_test: int = 24, size: in
 # --- CLI (registered by engine.__main__) ------------------------------------------------------
 
 def _positive_int(text: str) -> int:
-    import argparse
-
     try:
         v = int(text)
     except ValueError:

@@ -1,0 +1,290 @@
+"""A run folder: the one place that knows its layout, and the lock that keeps it to one writer.
+
+    RUN/config.json          every hyperparameter (the same JSON the checkpoint carries)
+    RUN/run.json             data folders, device, total steps
+    RUN/metrics.jsonl        one JSON object per report (type "progress" or "eval")
+    RUN/previews/step_XXXXXXX.png
+    RUN/checkpoints/step_XXXXXXX.pt, latest.pt
+    RUN/.lock                held (an OS file lock) by the process that is training the run
+
+Writing a run takes the lock for the life of the run: a second writer, in another process,
+gets a ``RunLockedError`` that names the folder and the process that holds it. The OS drops
+the lock when its process ends, however it ends, so a crash never leaves a stale lock.
+Reading a run (opening it, translating, exporting) never needs the lock.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import socket
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterator
+
+from engine.config import Config
+from engine.errors import ConfigError, EngineError, RunLockedError
+from engine.io.atomic import atomic_write_text, save_png, write_json
+from engine.io.previews import preview_grid
+
+try:
+    import fcntl
+except ImportError:  # Windows
+    fcntl = None  # type: ignore[assignment]
+    import msvcrt
+
+log = logging.getLogger(__name__)
+
+__all__ = ["RunFolder", "RunInfo", "RunError", "RunLock", "RUN_FILES"]
+
+CONFIG, RUN, METRICS, PREVIEWS, CHECKPOINTS, LOCK = ("config.json", "run.json", "metrics.jsonl", "previews",
+                                                     "checkpoints", ".lock")
+LATEST = "latest.pt"
+RUN_FILES = frozenset({CONFIG, RUN, METRICS})  # files that stand for the run folder they are in
+_PREVIEW_RE = re.compile(r"^step_(\d+)\.png$")
+
+
+class RunError(EngineError):
+    """The folder is not a readable run. The message says what is wrong."""
+
+
+@dataclass(frozen=True)
+class RunInfo:
+    """What a run folder says about itself, read from its small text files only."""
+
+    run_dir: str
+    config: Config
+    rows: tuple[dict, ...]
+    preview_path: str | None
+    preview_step: int | None
+    data_paths: tuple[str, str]
+    has_checkpoint: bool
+    total_steps: int | None = None
+
+    @property
+    def can_continue(self) -> bool:
+        """A checkpoint, and the schedule not yet done (as far as the metrics tell)."""
+        return self.has_checkpoint and (self.total_steps is None or self.last_step < self.total_steps)
+
+    @property
+    def last_step(self) -> int:
+        return max((int(r.get("step", 0)) for r in self.rows), default=0)
+
+
+# --- the lock ---------------------------------------------------------------------------------------
+# Held locks of this process, by real path: a process that already holds a run's lock (the CLI
+# takes it before the slow data scan, then the trainer takes it again) re-enters it.
+_HELD: dict[str, list] = {}
+_HELD_GUARD = threading.Lock()
+
+
+def _try_lock(fd: int) -> bool:
+    try:
+        if fcntl is not None:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        else:
+            msvcrt.locking(fd, msvcrt.LK_NBLCK, 1)
+    except OSError:
+        return False
+    return True
+
+
+def _unlock(fd: int) -> None:
+    try:
+        if fcntl is not None:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+        else:
+            os.lseek(fd, 0, os.SEEK_SET)
+            msvcrt.locking(fd, msvcrt.LK_UNLCK, 1)
+    except OSError:
+        pass
+
+
+def _describe_holder(path: Path) -> str:
+    try:
+        info = json.loads(path.read_text(encoding="utf-8"))
+        since = time.strftime("%Y-%m-%d %H:%M", time.localtime(float(info["since"])))
+        return f"process {int(info['pid'])} on {info['host']}, since {since}: {info['command']}"
+    except (OSError, ValueError, KeyError, TypeError):
+        return "another process"
+
+
+class RunLock:
+    """The exclusive lock of one run folder; ``release()`` (or leaving the ``with``) gives it back."""
+
+    def __init__(self, run_dir: Path):
+        self.path = run_dir / LOCK
+        self.key = os.path.realpath(run_dir)
+        self._released = False
+        with _HELD_GUARD:
+            held = _HELD.get(self.key)
+            if held is not None:
+                held[1] += 1
+                return
+            run_dir.mkdir(parents=True, exist_ok=True)
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+            if not _try_lock(fd):
+                os.close(fd)
+                raise RunLockedError(f"{run_dir} is in use by {_describe_holder(self.path)}. Wait until that run "
+                                     "ends, or choose another run folder.")
+            holder = {"pid": os.getpid(), "host": socket.gethostname(), "since": time.time(),
+                      "command": " ".join([os.path.basename(sys.argv[0] or "python")] + sys.argv[1:])[:300]}
+            os.ftruncate(fd, 0)
+            os.lseek(fd, 0, os.SEEK_SET)
+            os.write(fd, json.dumps(holder).encode())
+            _HELD[self.key] = [fd, 1]
+
+    def release(self) -> None:
+        if self._released:
+            return
+        self._released = True
+        with _HELD_GUARD:
+            held = _HELD.get(self.key)
+            if held is None:
+                return
+            held[1] -= 1
+            if held[1] == 0:
+                del _HELD[self.key]
+                _unlock(held[0])
+                os.close(held[0])
+
+    def __enter__(self) -> "RunLock":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.release()
+
+
+# --- the folder --------------------------------------------------------------------------------------
+class RunFolder:
+    def __init__(self, path: str | os.PathLike):
+        self.path = Path(path)
+
+    def __repr__(self) -> str:
+        return f"RunFolder({str(self.path)!r})"
+
+    # --- layout ---
+    @property
+    def config_file(self) -> Path:
+        return self.path / CONFIG
+
+    @property
+    def run_file(self) -> Path:
+        return self.path / RUN
+
+    @property
+    def metrics_file(self) -> Path:
+        return self.path / METRICS
+
+    @property
+    def previews_dir(self) -> Path:
+        return self.path / PREVIEWS
+
+    @property
+    def checkpoints_dir(self) -> Path:
+        return self.path / CHECKPOINTS
+
+    @property
+    def latest_checkpoint(self) -> Path:
+        return self.path / CHECKPOINTS / LATEST
+
+    def preview_file(self, step: int) -> Path:
+        return self.path / PREVIEWS / f"step_{step:07d}.png"
+
+    def has_checkpoint(self) -> bool:
+        return self.latest_checkpoint.is_file()
+
+    def looks_like_run(self) -> bool:
+        return self.config_file.is_file() or self.has_checkpoint()
+
+    # --- writing (the trainer, holding the lock) ---
+    def lock(self) -> RunLock:
+        """Take the run's exclusive lock (re-entrant within this process). Raises ``RunLockedError``."""
+        return RunLock(self.path)
+
+    def prepare(self, config: Config, meta: dict[str, Any], resume_step: int) -> None:
+        """Create the layout, write config.json and run.json, drop metric rows written after
+        ``resume_step`` (a run killed between checkpoints repeats those steps) and the temp files
+        of a save that a kill interrupted (never a finished checkpoint)."""
+        self.previews_dir.mkdir(parents=True, exist_ok=True)
+        self.checkpoints_dir.mkdir(parents=True, exist_ok=True)
+        for stale in self.checkpoints_dir.glob(".*.tmp"):
+            log.info("removing %s, left by an interrupted save", stale)
+            stale.unlink(missing_ok=True)
+        atomic_write_text(self.config_file, config.to_json() + "\n")
+        write_json(self.run_file, meta)
+        if self.metrics_file.exists():
+            keep = [line for line, row in self._metric_lines() if int(row.get("step", 0)) <= resume_step]
+            atomic_write_text(self.metrics_file, "".join(k + "\n" for k in keep))
+
+    def save_preview(self, images: dict, step: int) -> str | None:
+        """The labelled preview grid of ``images`` as previews/step_XXXXXXX.png; None if it cannot be written."""
+        try:
+            return str(save_png(preview_grid(images, step), self.preview_file(step)))
+        except EngineError as e:
+            log.warning("could not save preview: %s", e)
+            return None
+
+    def append_metrics(self, kind: str, step: int, elapsed_s: float, values: dict[str, Any]) -> None:
+        """One row of metrics.jsonl: {"type": kind, "step", "time" (training seconds), **values}."""
+        row = {"type": kind, "step": step, "time": round(elapsed_s, 3), **values}
+        try:
+            with open(self.metrics_file, "a", encoding="utf-8") as f:
+                f.write(json.dumps(row) + "\n")
+        except OSError as e:
+            log.warning("could not append to %s: %s", self.metrics_file, e)
+
+    # --- reading (anyone, no lock) ---
+    def _metric_lines(self) -> Iterator[tuple[str, dict]]:
+        if not self.metrics_file.is_file():
+            return
+        for line in self.metrics_file.read_text(encoding="utf-8", errors="replace").splitlines():
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError:
+                continue  # a torn last line from a killed run
+            if isinstance(row, dict):
+                yield line, row
+
+    def metric_rows(self) -> list[dict]:
+        """The progress and eval rows of metrics.jsonl, in order."""
+        return [row for _, row in self._metric_lines() if row.get("type") in ("progress", "eval")]
+
+    def latest_preview(self) -> tuple[int, Path] | tuple[None, None]:
+        found = []
+        if self.previews_dir.is_dir():
+            for p in self.previews_dir.iterdir():
+                m = _PREVIEW_RE.match(p.name)
+                if m:
+                    found.append((int(m.group(1)), p))
+        return max(found) if found else (None, None)
+
+    def read_meta(self) -> dict[str, Any]:
+        try:
+            meta = json.loads(self.run_file.read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError):
+            return {}
+        return meta if isinstance(meta, dict) else {}
+
+    def read(self) -> RunInfo:
+        """Config, metrics, latest preview and data folders. Raises ``RunError`` when it is no run."""
+        if not self.config_file.is_file():
+            raise RunError(f"{self.path} is not a run folder: it has no {CONFIG}")
+        try:
+            config = Config.from_json(self.config_file.read_text(encoding="utf-8"))
+        except ConfigError as e:
+            raise RunError(f"{self.config_file} is not a valid configuration: {e}") from None
+        except (OSError, UnicodeDecodeError) as e:
+            raise RunError(f"cannot read {self.config_file}: {e}") from None
+        meta = self.read_meta()
+        paths = meta.get("data", [])
+        data = (str(paths[0]), str(paths[1])) if isinstance(paths, list) and len(paths) == 2 else ("", "")
+        total = meta.get("total_steps") if isinstance(meta.get("total_steps"), int) else None
+        step, preview = self.latest_preview()
+        return RunInfo(str(self.path), config, tuple(self.metric_rows()), str(preview) if preview else None, step,
+                       data, self.has_checkpoint(), total)

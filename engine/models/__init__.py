@@ -1,0 +1,1 @@
+"""Networks (generators, PatchGAN critics), the GAN objectives and losses, and the history pool of fakes."""

@@ -1,0 +1,137 @@
+"""One CycleGAN training step: the generator update, then the critic update, as in the paper.
+
+Notation (paper → code): G: A→B is ``state.G`` (paper's G), F: B→A is ``state.F`` (paper's F),
+D_B judges domain B (paper's D_Y), D_A judges domain A (paper's D_X).
+
+    L(G, F, D_A, D_B) = L_GAN(G, D_B) + L_GAN(F, D_A) + λ·L_cyc(G, F) [+ λ·λ_id·L_idt]
+    G*, F* = argmin_{G,F} max_{D_A, D_B} L
+
+Everything random in a step (pool draws, gradient-penalty interpolation) comes from a
+generator seeded by (seed, step), so a resumed run repeats an uninterrupted one exactly.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from engine.config import Config
+from engine.data.batches import UnpairedBatches
+from engine.models.objectives import DLoss, build_objective, cycle_loss, identity_loss
+from engine.training.distributed import DistInfo
+from engine.training.execution import Execution
+from engine.training.faults import apply_update
+from engine.training.reports import LOSS_KEYS
+from engine.training.schedule import ema_decay_at, step_generator
+from engine.training.state import TrainingState, set_requires_grad
+
+__all__ = ["CycleGANStep", "StepResult", "GeneratorPasses"]
+
+
+@dataclass
+class StepResult:
+    metrics: dict[str, float]
+    faulted: bool  # an update was skipped (non-finite loss or gradient)
+
+
+@dataclass
+class GeneratorPasses:
+    """Every generator output one G update needs. idt_* are None when λ_id = 0."""
+
+    fake_b: torch.Tensor   # G(a)
+    fake_a: torch.Tensor   # F(b)
+    rec_a: torch.Tensor    # F(G(a))
+    rec_b: torch.Tensor    # G(F(b))
+    idt_b: torch.Tensor | None  # G(b): G should leave B alone
+    idt_a: torch.Tensor | None  # F(a)
+
+
+class CycleGANStep:
+    def __init__(self, cfg: Config, state: TrainingState, execution: Execution, dist: DistInfo,
+                 critic_batches: UnpairedBatches):
+        self.cfg, self.state, self.ex, self.dist = cfg, state, execution, dist
+        self.objective = build_objective(cfg)
+        self.critic_batches = critic_batches  # fresh batches for the extra Wasserstein critic updates
+        self._g, self._f = execution.forward_of(state.G), execution.forward_of(state.F)
+
+    def generator_passes(self, real_a: torch.Tensor, real_b: torch.Tensor) -> GeneratorPasses:
+        """Each generator's independent passes in one batched call (instance norm is per image, so
+        batching changes nothing): F([b; a]) → F(b), F(a); G([a; F(b); b]) → G(a), G(F(b)), G(b)."""
+        bs, use_idt = real_a.shape[0], self.cfg.objective.lambda_id > 0
+        f_out = self._f(torch.cat([real_b, real_a]) if use_idt else real_b)
+        fake_a = f_out[:bs]
+        g_out = self._g(torch.cat([real_a, fake_a, real_b]) if use_idt else torch.cat([real_a, fake_a]))
+        fake_b = g_out[:bs]
+        return GeneratorPasses(fake_b=fake_b, fake_a=fake_a, rec_a=self._f(fake_b), rec_b=g_out[bs:2 * bs],
+                               idt_b=g_out[2 * bs:] if use_idt else None, idt_a=f_out[bs:] if use_idt else None)
+
+    def generator_update(self, real_a: torch.Tensor, real_b: torch.Tensor
+                         ) -> tuple[dict[str, torch.Tensor], GeneratorPasses, bool]:
+        """Minimise L_GAN(G, D_B) + L_GAN(F, D_A) + λ·L_cyc (+ λ·λ_id·L_idt) over G and F, with D frozen."""
+        s, o = self.state, self.cfg.objective
+        lam = o.lambda_cyc
+        set_requires_grad(s.critics, False)
+        s.opt_G.zero_grad(set_to_none=True)
+        with self.ex.autocast():
+            p = self.generator_passes(real_a, real_b)
+            losses = {
+                "G_A": self.objective.g_loss(s.D_B, p.fake_b),   # G: A→B against D_B
+                "G_B": self.objective.g_loss(s.D_A, p.fake_a),   # F: B→A against D_A
+                "cycle_A": lam * cycle_loss(p.rec_a, real_a),    # ‖F(G(a)) − a‖₁
+                "cycle_B": lam * cycle_loss(p.rec_b, real_b),    # ‖G(F(b)) − b‖₁
+            }
+            zero = torch.zeros((), device=real_a.device)
+            losses["idt_A"] = lam * o.lambda_id * identity_loss(p.idt_b, real_b) if p.idt_b is not None else zero
+            losses["idt_B"] = lam * o.lambda_id * identity_loss(p.idt_a, real_a) if p.idt_a is not None else zero
+            loss = sum(losses.values())
+        ok = apply_update(s.opt_G, loss, self.dist)
+        if ok:
+            s.update_ema(ema_decay_at(self.cfg.model.ema_decay, s.step))
+        set_requires_grad(s.critics, True)
+        return losses, p, ok
+
+    def critic_update(self, real_a: torch.Tensor, real_b: torch.Tensor, fake_a: torch.Tensor, fake_b: torch.Tensor,
+                      gen: torch.Generator) -> tuple[DLoss, DLoss, bool]:
+        """Maximise L_GAN over D_A and D_B (minimise their losses) on detached fakes."""
+        s = self.state
+        s.opt_D.zero_grad(set_to_none=True)
+        with self.ex.autocast():
+            d_b = self.objective.d_loss(s.D_B, real_b, fake_b.detach(), gen)  # real B vs G(a)
+            d_a = self.objective.d_loss(s.D_A, real_a, fake_a.detach(), gen)  # real A vs F(b)
+        if not apply_update(s.opt_D, d_a.loss + d_b.loss, self.dist):
+            return d_a, d_b, False
+        for critic in s.critics:
+            self.objective.after_d_step(critic)  # weight clipping (wgan-clip)
+        return d_a, d_b, True
+
+    def __call__(self, real_a: torch.Tensor, real_b: torch.Tensor) -> StepResult:
+        """One generator update and the critic update(s) that go with it, at step ``state.step``."""
+        s, cfg = self.state, self.cfg
+        gen = step_generator(cfg.schedule.seed, s.step, "step")
+        real_a, real_b = self.ex.generator_input(real_a), self.ex.generator_input(real_b)
+        faulted = False
+        # Wasserstein: the first n_critic − 1 critic updates, on fresh batches, before the generators move.
+        n_extra = cfg.objective.n_critic - 1 if cfg.is_wasserstein else 0
+        for k in range(n_extra):
+            ca, cb = (self.ex.generator_input(x) for x in self.critic_batches.batch(s.step * n_extra + k))
+            with torch.no_grad(), self.ex.autocast():
+                cfa, cfb = self._f(cb), self._g(ca)
+            faulted |= not self.critic_update(ca, cb, cfa, cfb, gen)[2]
+
+        losses, p, g_ok = self.generator_update(real_a, real_b)
+        # The critics see the fakes through the history pools (off for Wasserstein critics).
+        fake_b = s.pool_B.query(p.fake_b.detach(), gen)
+        fake_a = s.pool_A.query(p.fake_a.detach(), gen)
+        d_a, d_b, d_ok = self.critic_update(real_a, real_b, fake_a, fake_b, gen)
+        losses.update(D_A=d_a.loss, D_B=d_b.loss)
+
+        # One device→host transfer for all losses instead of eight synchronising .item() calls.
+        values = torch.stack([losses[k].detach().float() for k in LOSS_KEYS]).cpu().tolist()
+        metrics = dict(zip(LOSS_KEYS, values))
+        if cfg.is_wasserstein:
+            # E_real f − E_fake f on the current fakes, by the critic the generator step just faced.
+            metrics.update(w_B=float(d_b.w_estimate), w_A=float(d_a.w_estimate))
+            if d_b.grad_norm is not None:
+                metrics.update(gp_grad_norm_A=float(d_a.grad_norm), gp_grad_norm_B=float(d_b.grad_norm))
+        return StepResult(metrics, faulted or not g_ok or not d_ok)

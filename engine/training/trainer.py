@@ -1,0 +1,260 @@
+"""The training loop and its controls.
+
+``Trainer.run()`` is a generator: each ``yield`` is a step boundary where the caller may
+stop or pause, and what it yields is a frozen report (``engine.training.reports``). The
+trainer knows nothing about threads or widgets; ``pause``/``resume``/``stop``/``request_save``
+(``Controls``) are thread-safe requests that take effect at the next step boundary.
+
+It drives ``TrainingState`` (networks, optimisers, pools), ``CycleGANStep`` (the paper's maths),
+``Schedule``, ``Evaluator``, ``Checkpoints``, ``RunFolder``, ``FailureWatch`` and ``FaultTally``.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+import torch
+
+from engine import __version__
+from engine.config import Config
+from engine.data import ImageFolder, UnpairedBatches, open_domains
+from engine.devices import resolve_device
+from engine.errors import CheckpointError, DataGoneError
+from engine.io.run_folder import RunFolder
+from engine.training import tb
+from engine.training.checkpoints import Checkpoints, resume_point
+from engine.training.controls import Controls
+from engine.training.distributed import SINGLE, DistInfo, agree_any
+from engine.training.evaluation import Evaluator
+from engine.training.execution import Execution
+from engine.training.faults import FaultTally, out_of_memory, rollback
+from engine.training.reports import (
+    EvalReport,
+    FinishedReport,
+    PreviewReport,
+    ProgressReport,
+    ProgressWindow,
+    Report,
+    WarningReport,
+)
+from engine.training.schedule import Schedule
+from engine.training.state import TrainingState
+from engine.training.step import CycleGANStep, StepResult
+from engine.training.watch import FailureWatch
+
+log = logging.getLogger(__name__)
+
+__all__ = ["Trainer"]
+
+
+class Trainer(Controls):
+    """Trains CycleGAN on two ImageFolders. See the module docstring for the contract."""
+
+    def __init__(self, config: Config, dataset_a: ImageFolder, dataset_b: ImageFolder,
+                 device: str | torch.device | None = None, run_dir: str | Path | None = None,
+                 *, ground_truth: Any = None, dist_info: DistInfo = SINGLE, data_paths: tuple[str, str] = ("", "")):
+        super().__init__()
+        cfg, d, seed = config, config.data, config.schedule.seed
+        self.cfg, self.dist, self.data_paths = cfg, dist_info, data_paths
+        self.device = device if isinstance(device, torch.device) else resolve_device(device or cfg.output.device)
+        # Only rank 0 writes metrics, previews and checkpoints.
+        self.run_folder = RunFolder(run_dir) if run_dir is not None and dist_info.is_main else None
+        if cfg.output.threads:
+            torch.set_num_threads(cfg.output.threads)
+
+        # Held-out images are never trained on; each rank trains on its own disjoint shard of the rest.
+        split = dict(val_fraction=d.val_fraction, val_min=d.val_min, seed=seed, shard=(dist_info.rank, dist_info.world_size))
+        self.train_a, self.val_a = dataset_a.training_split(**split)
+        self.train_b, self.val_b = dataset_b.training_split(**split)
+        batch = dict(batch_size=d.batch_size, crop_size=d.crop_size, flip=d.flip, device=self.device)
+        self.batches = UnpairedBatches(self.train_a, self.train_b, seed=seed, **batch)
+        self.schedule = Schedule(cfg, self.batches.steps_per_epoch)
+        self.total_steps = self.schedule.total_steps
+
+        self.state = TrainingState(cfg, self.device, dist_info)
+        self.execution = Execution(cfg, self.device)
+        self.execution.prepare(self.state.generators, self.state.critics)
+        # Extra critic updates (Wasserstein, n_critic > 1) draw fresh batches from a stream of their own.
+        critic_batches = UnpairedBatches(self.train_a, self.train_b, seed=seed + 7919, **batch)
+        self.step_fn = CycleGANStep(cfg, self.state, self.execution, dist_info, critic_batches)
+        self.evaluator = Evaluator(cfg, self.state, self.step_fn.objective, self.execution,
+                                   (self.train_a, self.train_b), (self.val_a, self.val_b), ground_truth)
+        self.checkpoints = (Checkpoints(self.state, self.run_folder, cfg.schedule.keep_checkpoints, self._payload_meta)
+                            if self.run_folder is not None else None)
+        self.watch = FailureWatch(cfg)
+        self.faults = FaultTally()
+        self.data_wait_s = 0.0  # time run() spent waiting for batches (the benchmark reads it)
+        self._session_start: float | None = None  # perf_counter at the start of this run() session
+
+    @classmethod
+    def from_folders(cls, config: Config, path_a, path_b, run_dir=None, device=None,
+                     dist_info: DistInfo = SINGLE, ground_truth: Any = None) -> "Trainer":
+        ds_a, ds_b = open_domains(path_a, path_b, config)
+        return cls(config, ds_a, ds_b, device=device, run_dir=run_dir, ground_truth=ground_truth, dist_info=dist_info,
+                   data_paths=(str(Path(path_a).resolve()), str(Path(path_b).resolve())))
+
+    @classmethod
+    def resume_run(cls, run_dir, device=None, *, max_steps: int | None = None,
+                   data_paths: tuple[str, str] | None = None, dist_info: DistInfo = SINGLE,
+                   ground_truth_for: Callable[[str, Config], Any] | None = None) -> "Trainer":
+        """Rebuild a trainer from a run folder's latest checkpoint and its data folders."""
+        ck, cfg, paths = resume_point(run_dir, max_steps, data_paths)
+        gt = ground_truth_for(paths[0], cfg) if ground_truth_for is not None and dist_info.is_main else None
+        trainer = cls.from_folders(cfg, *paths, run_dir=run_dir, device=device, dist_info=dist_info, ground_truth=gt)
+        trainer.load_state(ck, str(run_dir))
+        return trainer
+
+    run_dir = property(lambda self: self.run_folder.path if self.run_folder is not None else None)
+
+    step = property(lambda self: self.state.step)
+
+    def elapsed(self) -> float:
+        """Training seconds of the whole run so far (pauses excluded)."""
+        now = time.perf_counter() - self._session_start if self._session_start is not None else 0.0
+        return self.state.elapsed_s + now
+
+    def train_step(self, real_a: torch.Tensor, real_b: torch.Tensor) -> StepResult:
+        """One generator update and the critic update(s) that go with it. Mutates the models."""
+        return self.step_fn(real_a, real_b)
+
+    def load_state(self, ck: dict[str, Any], source: str = "checkpoint") -> None:
+        self.state.restore(ck, source, self.device)
+        self.faults.total = self.state.fault_count
+        if self.checkpoints is not None:
+            self.checkpoints.saved_step = self.step
+
+    # --- the loop ------------------------------------------------------------------------------------
+    def run(self, stop_at: int | None = None) -> Iterator[Report]:
+        """Train until ``stop_at`` (default: the end of the schedule), yielding reports. Holds the run
+        folder's lock throughout (``RunLockedError`` if another process writes it)."""
+        try:
+            lock = self.run_folder.lock() if self.run_folder is not None else None
+        except OSError as e:  # the folder cannot be created (RunLockedError, another writer, propagates)
+            yield FinishedReport(self.step, "error", f"cannot write the run folder: {e}")
+            return
+        try:
+            yield from tb.logged(self._run(stop_at), self.run_dir, self.cfg.output.tensorboard)
+        finally:
+            if lock is not None:
+                lock.release()
+
+    def _run(self, stop_at: int | None) -> Iterator[Report]:
+        end = min(stop_at, self.total_steps) if stop_at is not None else self.total_steps
+        self._session_start = time.perf_counter()
+        if self.run_folder is not None:
+            try:
+                self.run_folder.prepare(self.cfg, {"version": __version__, "data": list(self.data_paths),
+                                                   "device": str(self.device), "total_steps": self.total_steps}, self.step)
+            except (OSError, CheckpointError) as e:
+                yield FinishedReport(self.step, "error", f"cannot write the run folder: {e}")
+                return
+        self._window = ProgressWindow(time.perf_counter())
+        reason, message = "completed", ""
+        batches = self.batches.prefetch(self.step)
+        for net in (*self.state.critics, self.state.G, self.state.F):
+            net.train()
+        try:
+            while self.step < end:
+                yield from self._step_boundary()
+                stop, time_up = self.stopping, self.schedule.out_of_time(time.perf_counter() - self._session_start)
+                if self.dist.enabled:  # all ranks stop at the same step, or the collectives would hang
+                    stop, time_up = agree_any(stop, self.device), agree_any(time_up, self.device)
+                if stop or time_up:
+                    minutes = self.cfg.schedule.time_limit
+                    reason, message = ("stopped", "") if stop else ("time-limit", f"time limit of {minutes:g} min reached")
+                    break
+                try:
+                    t_wait = time.perf_counter()
+                    real_a, real_b = next(batches)
+                    self.data_wait_s += time.perf_counter() - t_wait
+                except DataGoneError as e:
+                    reason, message = "error", str(e)
+                    break
+                lr = self.state.set_lr(self.schedule.lr_multiplier(self.step))
+                try:
+                    result = self.train_step(real_a, real_b)
+                except torch.OutOfMemoryError:
+                    reason, message = "error", out_of_memory(self)
+                    break
+                self.state.step += 1
+                self._window.steps += 1
+                self.faults.record(result.faulted)
+                self.state.fault_count = self.faults.total
+                if result.faulted:
+                    yield self.faults.warning(self.step)
+                    if self.faults.needs_rollback:
+                        yield rollback(self)
+                    continue
+                self._window.add(result.metrics)
+                yield from self._periodic_reports(lr, end)
+        finally:
+            batches.close()
+        yield from self._final_reports(reason, message)
+
+    def _step_boundary(self) -> Iterator[Report]:
+        """Pause here while asked to (saving on request meanwhile), and honour a save request."""
+        save = self._checkpoint_report if self.checkpoints is not None else None
+        paused_s = yield from self.wait_while_paused(save)
+        self._session_start += paused_s  # time paused is not training time
+        self._window.start += paused_s
+        if self.take_save_request() and save is not None:
+            yield save()
+
+    def _periodic_reports(self, lr: float, end: int) -> Iterator[Report]:
+        s, step = self.cfg.schedule, self.step
+        if step % s.log_every == 0 or step == end:
+            its, metrics = self._window.take(time.perf_counter())
+            eta = (self.total_steps - step) / its if its > 0 else math.inf
+            rep = ProgressReport(step, self.total_steps, self.batches.epoch_of(step), lr, its,
+                                 its * self.cfg.data.batch_size, self.elapsed(), eta, metrics)
+            self._log_row("progress", epoch=rep.epoch, lr=lr, its_per_s=its, **metrics)
+            yield rep
+            for w in self.watch.observe(step, metrics):
+                log.warning("%s %s", w.message, w.hint)
+                yield w
+        if step % s.eval_every == 0 and self.dist.is_main:
+            ev = self.evaluator.evaluate()
+            if ev:
+                self._log_row("eval", **ev)
+                yield EvalReport(step, self.elapsed(), ev)
+        if step % s.preview_every == 0 and self.dist.is_main:
+            yield self._preview_report()
+        if step % s.save_every == 0 and self.checkpoints is not None:
+            yield self._checkpoint_report()
+
+    def _final_reports(self, reason: str, message: str) -> Iterator[Report]:
+        checkpoint = None
+        if self.checkpoints is not None:
+            if reason == "completed" and self.checkpoints.up_to_date():
+                checkpoint = str(self.checkpoints.latest)
+            else:
+                rep = self._checkpoint_report()
+                yield rep
+                checkpoint = getattr(rep, "path", None)
+        if reason == "completed" and self.step % self.cfg.schedule.preview_every != 0 and self.dist.is_main:
+            yield self._preview_report()
+        self.state.elapsed_s, self._session_start = self.elapsed(), None
+        yield FinishedReport(self.step, reason, message, checkpoint)
+
+    def _payload_meta(self) -> dict[str, Any]:
+        return {"epoch": self.batches.epoch_of(self.step), "total_steps": self.total_steps,
+                "elapsed_s": self.elapsed(), "data_paths": self.data_paths}
+
+    def _log_row(self, kind: str, **values: Any) -> None:
+        if self.run_folder is not None:
+            self.run_folder.append_metrics(kind, self.step, self.elapsed(), values)
+
+    def _preview_report(self) -> PreviewReport:
+        images = self.evaluator.preview()
+        path = self.run_folder.save_preview(images, self.step) if self.run_folder is not None else None
+        return PreviewReport(self.step, images, path)
+
+    def _checkpoint_report(self) -> Report:
+        rep = self.checkpoints.save_report()
+        if isinstance(rep, WarningReport):
+            self.pause()  # a full disk or a read-only folder: the user can free space, then resume
+        return rep
