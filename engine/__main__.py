@@ -16,6 +16,7 @@ from pathlib import Path
 from engine.cliutil import Parser as _Parser
 from engine.cliutil import UsageError, add_config_args, load_config
 from engine.cliutil import nonneg_float as _nonneg_float
+from engine.cliutil import positive_float as _positive_float
 from engine.cliutil import positive_int as _positive_int
 from engine.data import demo
 from engine.errors import EngineError
@@ -55,7 +56,8 @@ def _drive(trainer, stop_at=None, quiet: bool = False) -> int:
                 losses = "  ".join(f"{k} {m[k]:.3f}" for k in ("G_A", "G_B", "D_A", "D_B", "cycle_A", "cycle_B") if k in m)
                 if "w_A" in m:
                     losses += f"  w_A {m['w_A']:.3f}  w_B {m['w_B']:.3f}"
-                line = (f"step {rep.step}/{rep.total_steps} ({100 * rep.step / rep.total_steps:.0f}%)  "
+                total = f"/{rep.total_steps}" if rep.total_steps else ""
+                line = (f"step {rep.step}{total} ({100 * rep.progress:.0f}%)  "
                         f"epoch {rep.epoch}  {rep.its_per_s:.2f} it/s  ETA {_fmt_time(rep.eta_s)}  {losses}")
                 print(("\r" + line) if tty else line, end="" if tty else "\n", flush=True)
             elif isinstance(rep, WarningReport):
@@ -189,8 +191,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("dir_b", metavar="DIR_B")
     p.add_argument("--out", required=True, metavar="RUN_DIR")
     add_config_args(p)
-    p.add_argument("--steps", type=_positive_int, help="stop after N steps (the LR schedule is stretched to fit)")
-    p.add_argument("--time-limit", type=_nonneg_float, metavar="MIN", help="stop cleanly after MIN minutes")
+    p.add_argument("--steps", type=_positive_int, help="train N steps (the LR schedule is stretched to fit)")
+    p.add_argument("--minutes", type=_positive_float, metavar="M",
+                   help="train for M minutes of training time: the whole schedule (LR decay, generator average) "
+                        "fitted into them; the run ends decayed, with a checkpoint")
+    p.add_argument("--time-limit", type=_nonneg_float, metavar="MIN",
+                   help="stop cleanly after MIN minutes, wherever the schedule is")
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=cmd_train)
 

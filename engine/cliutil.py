@@ -8,7 +8,7 @@ from pathlib import Path
 
 from engine.config import PRESETS, RECIPES, Config, preset, with_recipe
 
-__all__ = ["UsageError", "Parser", "load_config", "add_config_args", "positive_int", "nonneg_float"]
+__all__ = ["UsageError", "Parser", "load_config", "add_config_args", "positive_int", "nonneg_float", "positive_float"]
 
 
 class UsageError(Exception):
@@ -36,6 +36,8 @@ def load_config(args) -> Config:
         cfg = cfg.with_overrides(args.set)
     if getattr(args, "steps", None) is not None:
         cfg = cfg.with_values(max_steps=args.steps)
+    if getattr(args, "minutes", None) is not None:
+        cfg = cfg.with_values(minutes=args.minutes)
     if getattr(args, "time_limit", None) is not None:
         cfg = cfg.with_values(time_limit=args.time_limit)
     if getattr(args, "device", None):
@@ -60,6 +62,13 @@ def nonneg_float(text: str) -> float:
         raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
     if not math.isfinite(v) or v < 0:
         raise argparse.ArgumentTypeError(f"expected a non-negative number, got {text!r}")
+    return v
+
+
+def positive_float(text: str) -> float:
+    v = nonneg_float(text)
+    if v <= 0:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
     return v
 
 

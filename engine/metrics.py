@@ -106,7 +106,8 @@ class GroundTruth:
     @torch.no_grad()
     def score(self, G: torch.nn.Module, F: torch.nn.Module, device: torch.device | str = "cpu") -> dict[str, float]:
         """psnr_AtoB = PSNR(G(x), T(x)); psnr_BtoA = PSNR(F(T(x)), x); psnr_cycle = PSNR(F(G(x)), x);
-        psnr_identity = PSNR(x, T(x)), the do-nothing baseline. On 8-bit values, pooled over all pairs."""
+        psnr_identity = PSNR(x, T(x)), the do-nothing baseline; moved_AtoB = mean |G(x) − x| / mean |T(x) − x|.
+        On 8-bit values, pooled over all pairs."""
         was = G.training, F.training
         G.eval(), F.eval()
         try:
@@ -116,11 +117,15 @@ class GroundTruth:
         finally:
             G.train(was[0]), F.train(was[1])
         q = quantize
+        moved = sum(float((q(g) - q(x)).abs().sum()) for g, x in zip(gx, self.x))
+        needed = sum(float((q(t) - q(x)).abs().sum()) for t, x in zip(self.tx, self.x))
         return {
             "psnr_AtoB": _pooled_psnr([(q(a), q(b)) for a, b in zip(gx, self.tx)]),
             "psnr_BtoA": _pooled_psnr([(q(a), q(b)) for a, b in zip(ftx, self.x)]),
             "psnr_cycle": _pooled_psnr([(q(a), q(b)) for a, b in zip(fgx, self.x)]),
             "psnr_identity": _pooled_psnr([(q(a), q(b)) for a, b in zip(self.x, self.tx)]),
+            # How far G moved x, as a share of how far T moves it: 0 for the identity, 1 for a move as large as T's.
+            "moved_AtoB": moved / needed if needed > 0 else math.inf,
         }
 
     def identity_psnr(self) -> float:

@@ -11,8 +11,9 @@ from PIL import Image
 from engine.__main__ import main
 from engine.config import RECIPE_FIELDS, RECIPES, Config, ConfigError, preset, with_recipe
 from engine.metrics import GroundTruth, psnr
-from engine.tools.quality import _time_to_reach, _value_at, compare_runs, comparison_grid, measure, plot_curves
-from engine.tools.tasks import CELL, PHOTOS, crop_photo, dusk_transform, get_task, load_photo
+from engine.tools.charts import comparison_grid, plot_curves
+from engine.tools.quality import _time_to_reach, _value_at, compare_runs, compare_suites, measure, suite_table
+from engine.tools.tasks import PHOTOS, SIZE, SUITES, TASKS, get_task, load_photo, photo_windows, suite
 from tests.helpers import tiny_config
 
 # --- PSNR ---------------------------------------------------------------------------------------
@@ -51,68 +52,124 @@ def test_ground_truth_scores_a_known_map_exactly():
 
 # --- tasks ----------------------------------------------------------------------------------------
 
-def test_dusk_transform_is_per_pixel_and_changes_colour():
-    rng = np.random.default_rng(1)
-    img = rng.integers(0, 256, size=(16, 16, 3), dtype=np.uint8)
-    out = dusk_transform(img)
-    assert out.shape == img.shape and out.dtype == np.uint8
-    # Per pixel: a pixel's value does not depend on its neighbours or the array's shape.
-    assert np.array_equal(dusk_transform(img[3:5, 7:9]), out[3:5, 7:9])
-    # Hand-computed for white: clip(M·1 + o)^γ = (1.05→1, 0.80, 0.80)^(1.35, 1.5, 1.25).
-    white = dusk_transform(np.full((1, 1, 3), 255, np.uint8))[0, 0]
-    assert white.tolist() == [255, round(0.80**1.5 * 255), round(0.80**1.25 * 255)]
-    assert dusk_transform(np.zeros((1, 1, 3), np.uint8))[0, 0].tolist() == [0, 0, round(0.12**1.25 * 255)]
-    with pytest.raises(ValueError, match="uint8"):
-        dusk_transform(img.astype(np.float32))
-
-
 def _png(path):
     with Image.open(path) as im:
         return np.array(im.convert("RGB"))
 
 
+PER_PIXEL = ("dusk", "faded", "grey", "sepia", "falsecolor", "demo")
+LOCAL = ("sketch", "sharpen", "cartoon")
+
+
+def test_the_suite_has_every_kind_and_a_held_out_check_set():
+    assert len(TASKS) >= 8 and set(PER_PIXEL + LOCAL) == set(TASKS)
+    assert {t.kind for t in TASKS.values()} == {"colour", "texture", "large"}
+    check = suite("check")
+    assert len(check) >= 3 and {t.kind for t in check} == {"colour", "texture", "large"}
+    assert set(SUITES["tuning"]).isdisjoint(SUITES["check"]) and set(SUITES["all"]) == set(TASKS)
+    assert any(t.ill_posed for t in suite("tuning")) and any(t.ill_posed for t in check)
+    with pytest.raises(ValueError, match="unknown suite"):
+        suite("everything")
+
+
+@pytest.mark.parametrize("name", PER_PIXEL)
+def test_global_maps_are_per_pixel(name):
+    img = np.random.default_rng(1).integers(0, 256, size=(16, 16, 3), dtype=np.uint8)
+    t = get_task(name).transform
+    out = t(img)
+    assert out.shape == img.shape and out.dtype == np.uint8 and not np.array_equal(out, img)
+    # A pixel's value depends on that pixel alone, not on its neighbours or the array's shape.
+    assert np.array_equal(t(img[3:5, 7:9]), out[3:5, 7:9])
+    with pytest.raises(ValueError, match="uint8"):
+        t(img.astype(np.float32))
+
+
+@pytest.mark.parametrize("name", LOCAL)
+def test_local_maps_read_a_neighbourhood(name):
+    img = np.full((32, 32, 3), 126, np.uint8)  # just under a cartoon posterisation step (126/255·4 = 1.98)
+    t = get_task(name).transform
+    out = t(img)
+    assert out.shape == img.shape and out.dtype == np.uint8
+    changed = img.copy()
+    changed[16, 16] = 255
+    diff = np.abs(t(changed).astype(int) - out.astype(int)).sum(-1)
+    ring = diff[12:21, 12:21].copy()
+    ring[4, 4] = 0
+    assert ring.any()  # neighbours of the changed pixel see it
+    assert diff[0, 0] == 0 and diff[31, 31] == 0  # pixels far away do not
+
+
+def test_maps_match_hand_computed_values():
+    px = lambda *rgb: np.array([[rgb]], np.uint8)  # noqa: E731
+    # dusk on white: clip(M·1 + o)^γ = (1.05→1, 0.80, 0.80)^(1.35, 1.5, 1.25).
+    assert get_task("dusk").transform(px(255, 255, 255))[0, 0].tolist() == [255, round(0.80**1.5 * 255),
+                                                                           round(0.80**1.25 * 255)]
+    assert get_task("dusk").transform(px(0, 0, 0))[0, 0].tolist() == [0, 0, round(0.12**1.25 * 255)]
+    # grey: ITU-R 601 luma in all three channels.
+    assert get_task("grey").transform(px(200, 100, 50))[0, 0].tolist() == [round(0.299 * 200 + 0.587 * 100 + 0.114 * 50)] * 3
+    # sepia of white clips to (255, 255, 239): the blue row sums to 0.937.
+    assert get_task("sepia").transform(px(255, 255, 255))[0, 0].tolist() == [255, 255, round(0.937 * 255)]
+    # false colour rotates the channels (R ← B, G ← R, B ← G) and stretches about mid-grey by 1.3.
+    out = get_task("falsecolor").transform(px(255, 0, 128))[0, 0].tolist()
+    assert out == [round(((128 / 255 - 0.5) * 1.3 + 0.5) * 255), 255, 0]
+    # A flat image has no edges: sharpening leaves it, the sketch of it is white.
+    flat = np.full((24, 24, 3), 90, np.uint8)
+    assert np.array_equal(get_task("sharpen").transform(flat), flat)
+    assert (get_task("sketch").transform(flat) == 255).all()
+
+
 def test_photo_task_is_unpaired_disjoint_and_transforms_b_only(tmp_path):
     pytest.importorskip("skimage")
-    data = get_task("photo").build(tmp_path, load_size=40, crop_size=32, seed=3, n_train=12, n_test=5)
+    pytest.importorskip("sklearn")
+    task = get_task("faded")
+    data = task.build(tmp_path, seed=3, n_train=12)
     manifest = json.loads((tmp_path / "task.json").read_text())
-    cells = {k: {tuple(c) for c in v} for k, v in manifest["cells"].items()}
-    # Every cell belongs to exactly one split, and the splits cover whole photos' cells.
-    assert not (cells["A"] & cells["B"]) and not (cells["A"] & cells["test"]) and not (cells["B"] & cells["test"])
-    assert len(cells["A"]) > 10 and len(cells["B"]) > 10 and len(cells["test"]) >= 4
+    cells = {s: {n: np.array(m, bool) for n, m in per.items()} for s, per in manifest["cells"].items()}
     photos = {n: load_photo(n) for n in PHOTOS}
-    for split, folder, transform in (("A", data.dir_a, None), ("B", data.dir_b, dusk_transform)):
+    # Every cell belongs to exactly one split.
+    for name in PHOTOS:
+        owners = sum(cells[s][name].astype(int) for s in ("A", "B", "test"))
+        assert (owners == 1).all()
+    for split, folder, transform in (("A", data.dir_a, None), ("B", data.dir_b, task.transform)):
         files = sorted(folder.glob("*.png"))
         assert len(files) == 12
-        for f, (name, y, x, s) in zip(files, manifest["crops"][split]):
-            # The crop lies inside one cell of its own split ...
-            cell = (name, y // CELL * CELL, x // CELL * CELL)
-            assert cell in cells[split] and y + s <= cell[1] + CELL and x + s <= cell[2] + CELL
-            # ... and the file is that crop, with T applied in B only.
-            crop = crop_photo(photos[name], (y, x, s), 40)
+        for f, (name, y, x) in zip(files, manifest["windows"][split]):
+            # The window lies in cells of its own split only ...
+            assert cells[split][name][y // SIZE:(y + SIZE - 1) // SIZE + 1, x // SIZE:(x + SIZE - 1) // SIZE + 1].all()
+            # ... and the file is that window at the photo's own resolution, with T applied in B only.
+            crop = photos[name][y:y + SIZE, x:x + SIZE]
             assert np.array_equal(_png(f), transform(crop) if transform else crop)
-    # Held-out pairs: x is a centre crop of a test-cell crop, and tx is exactly T(x).
-    assert data.x.shape == (5, 32, 32, 3) and np.array_equal(data.tx, np.stack([dusk_transform(x) for x in data.x]))
-    name, y, x, s = manifest["crops"]["test"][0]
-    assert np.array_equal(data.x[0], crop_photo(photos[name], (y, x, s), 40)[4:36, 4:36])
-    # Same seed, same task; another seed, other crops.
-    again = get_task("photo").build(tmp_path / "again", load_size=40, crop_size=32, seed=3, n_train=12, n_test=5)
+    # Held-out pairs: exactly the test cells, at full size, and tx is exactly T(x).
+    assert data.x.shape[1:] == (SIZE, SIZE, 3) and len(data.x) == len(manifest["windows"]["test"]) >= 12
+    assert np.array_equal(data.tx, np.stack([task.transform(x) for x in data.x]))
+    name, y, x = manifest["windows"]["test"][0]
+    assert cells["test"][name][y // SIZE, x // SIZE] and np.array_equal(data.x[0], photos[name][y:y + SIZE, x:x + SIZE])
+    # Same seed, same task; another seed, other cells.
+    again = task.build(tmp_path / "again", seed=3, n_train=12)
     assert np.array_equal(again.x, data.x)
-    other = get_task("photo").build(tmp_path / "other", load_size=40, crop_size=32, seed=4, n_train=12, n_test=5)
-    assert not np.array_equal(other.x, data.x)
+    other = task.build(tmp_path / "other", seed=4, n_train=12)
+    assert not np.array_equal(other.x[:5], data.x[:5])
+
+
+def test_photo_windows_stay_inside_owned_cells():
+    owned = {"p": np.array([[True, True], [False, True]])}
+    wins = photo_windows(owned)
+    assert ("p", 0, 0) in wins and ("p", 0, SIZE) in wins and ("p", SIZE, SIZE) in wins
+    assert ("p", SIZE, 0) not in wins  # the bottom-left cell is someone else's
+    assert all(y + SIZE <= 2 * SIZE and x + SIZE <= 2 * SIZE for _, y, x in wins)
+    assert ("p", 0, SIZE // 2) in wins and ("p", SIZE // 2, 0) not in wins
 
 
 def test_demo_task_holds_out_its_pairs(tmp_path):
-    data = get_task("demo").build(tmp_path, load_size=36, crop_size=32, n_train=6, n_test=3)
-    assert data.x.shape == (3, 32, 32, 3)
+    data = get_task("demo").build(tmp_path, n_train=6, n_test=3)
+    assert data.x.shape == (3, SIZE, SIZE, 3)
     assert len(list(data.dir_a.glob("*.png"))) == 6 and len(list(data.dir_b.glob("*.png"))) == 6
     # Held-out x are test images, none of which is a training image of A.
     train = [_png(p) for p in data.dir_a.glob("*.png")]
-    assert not any(np.array_equal(t[2:34, 2:34], x) for t in train for x in data.x)
+    assert not any(np.array_equal(t, x) for t in train for x in data.x)
     assert np.array_equal(data.tx, np.stack([get_task("demo").transform(x) for x in data.x]))
     with pytest.raises(ValueError, match="unknown task"):
         get_task("horses")
-    with pytest.raises(ValueError, match="crop_size"):
-        get_task("demo").build(tmp_path, load_size=30, crop_size=32)
 
 
 # --- recipes --------------------------------------------------------------------------------------
@@ -135,7 +192,7 @@ def test_recipes_set_only_method_fields_and_paper_is_the_published_recipe():
 # --- measuring ------------------------------------------------------------------------------------
 
 def _tiny_task(tmp_path):
-    return get_task("demo").build(tmp_path / "task", load_size=36, crop_size=32, n_train=6, n_test=3)
+    return get_task("demo").build(tmp_path / "task", n_train=6, n_test=3)
 
 
 def test_measure_scores_at_the_start_every_n_steps_and_at_the_end(tmp_path):
@@ -144,10 +201,12 @@ def test_measure_scores_at_the_start_every_n_steps_and_at_the_end(tmp_path):
     res = measure(tiny_config(ema_decay=0.9), data, steps=4, score_every_steps=2, on_point=seen.append, device="cpu")
     assert [p["step"] for p in res["points"]] == [0, 2, 4] and seen == res["points"]
     assert res["steps"] == 4 and res["identity_baseline"] == pytest.approx(psnr(data.x, data.tx))
-    assert {"psnr_AtoB_raw", "psnr_BtoA", "psnr_cycle"} <= set(res["points"][-1])  # EMA: raw weights too
-    assert res["images"]["gx"].shape == data.x.shape and res["images"]["gx"].dtype == np.uint8
+    assert {"psnr_AtoB_raw", "psnr_BtoA", "psnr_cycle", "moved"} <= set(res["points"][-1])  # EMA: raw weights too
+    assert res["points"][0]["moved"] == 0.0  # the studio generator starts as the identity
+    # Held-out images are translated whole, at their full size, not at the training crop.
+    assert res["images"]["gx"].shape == data.x.shape == (3, SIZE, SIZE, 3) and res["images"]["gx"].dtype == np.uint8
     grid = comparison_grid(res["images"], "title")
-    assert grid.width == 4 * (64 + 4) + 4
+    assert grid.width == 4 * (2 * SIZE + 4) + 4
     with pytest.raises(ValueError, match="one budget"):
         measure(tiny_config(), data, minutes=1, steps=1)
 
@@ -168,25 +227,61 @@ def test_curve_comparison_interpolates_hand_made_curves(tmp_path):
         assert im.size == (760, 460)
 
 
-def test_quality_cli_writes_curve_plot_and_grid(tmp_path, capsys):
+TINY = ["--set", "load_size=36", "--set", "crop_size=32", "--set", "ngf=8", "--set", "ndf=8", "--set", "n_blocks=1",
+        "--set", "n_layers_D=2"]
+
+
+def test_quality_cli_runs_tasks_and_writes_the_table_curves_and_grids(tmp_path, capsys):
     out = tmp_path / "q"
-    args = ["quality", "--task", "demo", "--steps", "2", "--score-every-steps", "1", "--recipe", "paper", "--out", str(out),
-            "--set", "load_size=36", "--set", "crop_size=32", "--set", "ngf=8", "--set", "ndf=8", "--set", "n_blocks=1",
-            "--set", "n_layers_D=2", "--json"]
+    args = ["quality", "--task", "demo", "--task", "grey", "--steps", "2", "--score-every-steps", "1", "--recipe", "paper",
+            "--out", str(out), "--json", *TINY]
     assert main(args) == 0
     res = json.loads(capsys.readouterr().out)
-    assert res["recipe"] == "paper" and [p["step"] for p in res["points"]] == [0, 1, 2]
-    assert res["config"]["model"]["upsample"] == "transpose"  # the paper recipe, at the --set widths
-    assert json.loads((out / "curve.json").read_text())["points"] == res["points"]
-    for name in ("curve.png", "grid.png"):
-        with Image.open(out / name) as im:
-            assert im.width > 100
-    assert main(["quality", "--compare", str(out), str(out), "--out", str(tmp_path / "cmp.png")]) == 0
-    assert "lead at" in capsys.readouterr().out
+    assert res["label"] == "paper" and [t["task"] for t in res["tasks"]] == ["demo", "grey"]
+    demo = res["tasks"][0]
+    assert [p["step"] for p in demo["points"]] == [0, 1, 2] and demo["split"] == "check" and demo["kind"] == "large"
+    assert demo["config"]["model"]["upsample"] == "transpose"  # the paper recipe, at the --set widths
+    assert demo["config"]["schedule"]["max_steps"] == 2  # the schedule fitted into the budget
+    summary = json.loads((out / "summary.json").read_text())
+    assert [t["task"] for t in summary["tasks"]] == ["demo", "grey"]
+    table = (out / "table.md").read_text()
+    assert table.startswith("| task | kind | split | identity |") and "| demo | large | check |" in table
+    for task in ("demo", "grey"):
+        assert json.loads((out / task / "curve.json").read_text())["points"] == \
+            next(t for t in res["tasks"] if t["task"] == task)["points"]
+        for name in ("curve.png", "grid.png"):
+            with Image.open(out / task / name) as im:
+                assert im.width > 100
+    # Two saved suites side by side (here the same one twice: a zero lead everywhere).
+    assert main(["quality", "--compare", str(out), str(out), "--out", str(tmp_path / "cmp.md")]) == 0
+    text = capsys.readouterr().out
+    assert "| demo |" in text and "mean lead of paper over paper: +0.00 dB over 2 tasks" in text
+    assert (tmp_path / "cmp.md").read_text().strip() == text.strip()
     # Usage errors: one line, exit 2, nothing written.
     assert main(["quality", "--task", "demo"]) == 2
+    assert main(["quality", "--steps", "1"]) == 2
     assert main(["quality", "--task", "nope", "--steps", "1"]) == 2
-    assert main(["quality", "--task", "demo", "--minutes", "0"]) == 2
+    assert main(["quality", "--suite", "all", "--minutes", "0"]) == 2
     assert main(["quality", "--compare", str(tmp_path / "missing")]) == 2
     err = capsys.readouterr().err
-    assert "budget" in err and "unknown task" in err and "cannot read" in err
+    assert "budget" in err and "name the tasks" in err and "unknown task" in err and "cannot read" in err
+
+
+def _result(task, finals, identity=10.0, moved=0.5, minutes=3.0):
+    pts = [{"minutes": minutes * i / (len(finals) - 1), "step": 100 * i, "psnr_AtoB": v, "psnr_BtoA": v,
+            "psnr_cycle": v, "moved": moved} for i, v in enumerate(finals)]
+    return {"task": task, "kind": "colour", "split": "tuning", "identity_baseline": identity, "points": pts,
+            "stuck": moved < 0.05, "steps": 300, "steps_per_s": 1.5, "budget": {"minutes": minutes, "steps": None}}
+
+
+def test_suite_table_and_comparison_from_hand_made_results():
+    a = [_result("dusk", [10, 14, 16, 18]), _result("sketch", [5, 5, 5, 5], identity=5.0, moved=0.0)]
+    b = [_result("dusk", [10, 12, 13, 15]), _result("sketch", [5, 9, 11, 12], identity=5.0)]
+    table = "\n".join(suite_table(a))
+    assert "| 1 min | 2 min | 3 min | final |" in table
+    assert "| dusk | colour | tuning | 10.00 | 14.00 | 16.00 | 18.00 | **18.00** | +8.00 | 0.50 | no |" in table
+    assert "| sketch | colour | tuning | 5.00 | 5.00 | 5.00 | 5.00 | **5.00** | +0.00 | 0.00 | **yes** |" in table
+    assert "stuck on 1 of 2 tasks" in table and "mean gain over the identity +4.00 dB" in table
+    cmp = "\n".join(compare_suites([{"label": "new", "tasks": a}, {"label": "old", "tasks": b}]))
+    assert "| dusk | 10.00 | 18.00 | 15.00 | +3.00 |" in cmp and "| sketch | 5.00 | 5.00 (stuck) | 12.00 | -7.00 |" in cmp
+    assert "mean lead of new over old: -2.00 dB over 2 tasks; ahead (or within 0.5 dB) on 1 of 2" in cmp

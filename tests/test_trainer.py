@@ -3,6 +3,7 @@
 import json
 import math
 import threading
+import time
 
 import pytest
 import torch
@@ -18,7 +19,7 @@ from engine.training.reports import (
     ProgressReport,
     WarningReport,
 )
-from engine.training.schedule import ema_decay_at, lr_multiplier
+from engine.training.schedule import Schedule, ema_decay_at, lr_multiplier
 from engine.training.trainer import Trainer
 from tests.helpers import make_domains, tiny_config
 
@@ -350,3 +351,63 @@ def test_generator_ema_follows_the_warmed_up_recursion(tmp_path):
         if expected[k].is_floating_point():
             torch.testing.assert_close(got[k], expected[k], rtol=1e-5, atol=1e-6)
     assert t.state.inference_generators()[0] is t.state.G_ema
+
+
+# --- train for N minutes ---------------------------------------------------------------------------
+
+def test_schedule_fits_the_learning_rate_and_the_average_into_the_budget():
+    cfg = tiny_config(n_epochs=1, n_epochs_decay=1, max_steps=1000, ema_decay=0.999, ema_horizon=0.1)
+    s = Schedule(cfg, steps_per_epoch=10)
+    assert s.total_steps == 1000 and not s.timed
+    assert [s.lr_multiplier(k, 0.0) for k in (0, 499, 500, 999)] == pytest.approx([1, 1, 0.5, 0.5])
+    assert s.progress(250, 123.0) == 0.25 and s.done(1000, 0.0) and not s.done(999, 1e9)
+    # The average covers at most a tenth of the run: decay ≤ 1 − 1/100, after the warm-up.
+    assert s.ema_decay_for(5000, 0.0) == pytest.approx(0.99) and s.ema_decay_for(3, 0.0) == pytest.approx(4 / 13)
+    timed = Schedule(cfg.with_values(minutes=2.0), steps_per_epoch=10)  # minutes win over max_steps
+    assert timed.timed and timed.total_steps == 0
+    assert timed.progress(7, 30.0) == 0.25 and timed.lr_multiplier(7, 59.0) == 1.0 and timed.lr_multiplier(7, 61.0) == 0.5
+    assert timed.estimated_total(300, 60.0) == 600 and timed.remaining_s(300, 60.0, 5.0) == 60.0
+    # 300 steps in 110 of 120 s: the pace predicts 327 steps, a tenth of which the average may span.
+    assert timed.ema_decay_for(300, 110.0) == pytest.approx(1 - 1 / 32.7)
+    assert timed.done(10, 120.0) and not timed.done(10, 119.0)
+
+
+def test_a_minutes_budget_ends_completed_and_decayed_with_a_checkpoint(tmp_path):
+    cfg = tiny_config(minutes=0.02, max_steps=10**6, save_every=10**6, log_every=1)  # 1.2 s of training
+    t = trainer_for(tmp_path, cfg)
+    t0 = time.perf_counter()
+    reps = all_reports(t)
+    fin, prog = reps[-1], [r for r in reps if isinstance(r, ProgressReport)]
+    assert fin.reason == "completed" and fin.checkpoint and load_checkpoint(fin.checkpoint)["step"] == fin.step
+    assert 1.2 <= t.state.elapsed_s < 1.2 + 1.0 and time.perf_counter() - t0 >= 1.2
+    # 1 + 1 epochs: the second half of the budget runs at half the rate (the reference's stairs).
+    assert prog[0].lr == pytest.approx(2e-4) and prog[-1].lr == pytest.approx(1e-4)
+    assert prog[-1].progress == 1.0 and prog[len(prog) // 2].progress == pytest.approx(0.5, abs=0.15)
+    assert prog[-1].eta_s == 0.0 and prog[-1].total_steps == fin.step
+
+
+def test_pausing_does_not_count_against_the_budget(tmp_path):
+    cfg = tiny_config(minutes=0.02, max_steps=10**6, save_every=10**6)
+    t = trainer_for(tmp_path, cfg)
+    gen = t.run()
+    next(r for r in gen if isinstance(r, ProgressReport))
+    t.pause()
+    threading.Timer(1.5, t.resume).start()
+    t0 = time.perf_counter()
+    fin = list(gen)[-1]
+    assert fin.reason == "completed" and time.perf_counter() - t0 >= 1.5
+    assert t.state.elapsed_s < 1.2 + 1.0  # the 1.5 s paused are not training time
+
+
+def test_resume_continues_the_same_budget(tmp_path):
+    cfg = tiny_config(minutes=0.03, max_steps=10**6, save_every=10**6)  # 1.8 s
+    t = trainer_for(tmp_path, cfg)
+    for rep in t.run():
+        if isinstance(rep, ProgressReport) and rep.elapsed_s > 0.6:
+            t.stop()
+    assert rep.reason == "stopped" and 0.6 < t.state.elapsed_s < 1.8
+    first = t.step
+    again = Trainer.resume_run(tmp_path / "run", device="cpu")
+    assert again.state.elapsed_s == pytest.approx(t.state.elapsed_s, abs=0.2)  # as of the last checkpoint
+    fin = all_reports(again)[-1]
+    assert fin.reason == "completed" and fin.step > first and 1.8 <= again.state.elapsed_s < 1.8 + 1.0

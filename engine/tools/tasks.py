@@ -1,19 +1,28 @@
-"""Translation tasks with a known answer, for measuring how fast a training recipe learns.
+"""Translation tasks with known answers: the suite every recipe and default is judged on.
 
-A task has a fixed, deterministic per-pixel map T: A → B. ``Task.build(root, ...)`` writes
-two *unpaired* training folders — ``trainA`` holds images x, ``trainB`` holds T applied to
-*other* images — and returns held-out pairs (x, T(x)) that training never sees, so
-PSNR(G(x), T(x)) says how close the learned G is to the true map.
+A task has a fixed, deterministic map T: A → B. ``Task.build(root, seed=…)`` writes two
+*unpaired* training folders — ``trainA`` holds images x, ``trainB`` holds T applied to *other*
+images — and returns held-out pairs (x, T(x)) that training never sees, so PSNR(G(x), T(x))
+says how close the learned G is to the true map. Every image is ``SIZE`` × ``SIZE`` pixels at
+the photograph's own resolution; the held-out images are scored at that full size, as a user
+translates their photos, whatever scale the recipe trains at.
 
-* ``demo``: the built-in procedural summer → winter landscapes (``engine.demo``).
-* ``photo``: real photographs under a "dusk" colour grade (``dusk_transform``). The
-  photographs are the colour photos that ship inside scikit-image's wheel (a test-time
-  extra: ``pip install 'cyclegan-studio[quality]'``); nothing is downloaded. Each photo is
-  cut into 96-px cells, and every cell belongs to exactly one of A, B or held-out, so the
-  three sets of crops share no pixel. Crops of 64–96 px are taken inside a cell and resized
-  to the load size.
+Kinds (``Task.kind``):
 
-Both write ``task.json`` into ``root`` recording what went where.
+* ``colour``: a global, per-pixel colour map (a grade, sepia, greyscale, a hue rotation);
+* ``texture``: a local map whose output pixel depends on a neighbourhood (a pencil sketch,
+  a cartoon, sharpening);
+* ``large``: a large change of the whole image (the demo's summer → winter, false colour).
+
+``Task.ill_posed``: B → A must invent what T threw away (greyscale, sepia, sketch, cartoon).
+
+The suite is split (``Task.split``): recipes are tuned on ``tuning`` tasks only; the
+``check`` tasks (one of each kind) are reported for every recipe kept, to show whether a
+choice generalises. Photographs are the colour photos inside scikit-image's and
+scikit-learn's wheels (a test-time extra: ``pip install 'cyclegan-studio[quality]'``); nothing
+is downloaded. Each photograph is cut into ``SIZE``-px cells and every cell belongs to one of
+A, B or held-out, so the three share no pixel; a training image is any ``SIZE``-px window that
+lies inside cells of its own split.
 """
 
 from __future__ import annotations
@@ -23,7 +32,7 @@ import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Literal
 
 import numpy as np
 from PIL import Image
@@ -32,8 +41,12 @@ from engine.data.demo import demo_transform, make_demo_dataset
 
 log = logging.getLogger(__name__)
 
-__all__ = ["TaskData", "Task", "TASKS", "get_task", "TaskUnavailable", "dusk_transform", "photo_dir",
-           "PHOTOS", "crop_photo", "load_photo"]
+__all__ = ["TaskData", "Task", "TASKS", "SUITES", "get_task", "suite", "TaskUnavailable", "PHOTOS", "SIZE",
+           "load_photo", "photo_windows"]
+
+SIZE = 128            # side of every training and held-out image, in photograph pixels
+HELD_OUT = 0.25       # share of each photograph's cells held out for scoring
+STRIDE = 16           # training windows start on this grid inside their split's cells
 
 
 class TaskUnavailable(ValueError):
@@ -42,7 +55,7 @@ class TaskUnavailable(ValueError):
 
 @dataclass(frozen=True)
 class TaskData:
-    """What ``Task.build`` made: two training folders and held-out pairs, uint8 (N, S, S, 3)."""
+    """What ``Task.build`` made: two training folders and held-out pairs, uint8 (N, SIZE, SIZE, 3)."""
 
     name: str
     dir_a: Path
@@ -51,176 +64,265 @@ class TaskData:
     tx: np.ndarray
 
 
+Kind = Literal["colour", "texture", "large"]
+
+
 @dataclass(frozen=True)
 class Task:
     name: str
+    kind: Kind
+    split: Literal["tuning", "check"]
     description: str
     transform: Callable[[np.ndarray], np.ndarray]  # T: uint8 (H, W, 3) → uint8 (H, W, 3)
-    _build: Callable[..., TaskData]
+    ill_posed: bool = False
+    source: Literal["photos", "demo"] = "photos"
 
-    def build(self, root, *, load_size: int, crop_size: int, seed: int = 0, n_train: int | None = None,
-              n_test: int | None = None) -> TaskData:
+    def build(self, root, *, seed: int = 0, n_train: int = 200, n_test: int | None = None) -> TaskData:
         """Write the training folders under ``root`` and return them with the held-out pairs."""
-        if not 0 < crop_size <= load_size:
-            raise ValueError(f"crop_size={crop_size} must be positive and at most load_size={load_size}")
         root = Path(root)
         root.mkdir(parents=True, exist_ok=True)
-        kw = {k: v for k, v in (("n_train", n_train), ("n_test", n_test)) if v is not None}
-        return self._build(root, load_size=load_size, crop_size=crop_size, seed=seed, **kw)
+        if self.source == "demo":
+            return _build_demo(self, root, seed=seed, n_train=n_train, n_test=n_test or 24)
+        return _build_photos(self, root, seed=seed, n_train=n_train, n_test=n_test)
 
 
-def _centre(img: np.ndarray, size: int) -> np.ndarray:
-    h, w = img.shape[:2]
-    y, x = (h - size) // 2, (w - size) // 2
-    return np.ascontiguousarray(img[y:y + size, x:x + size])
+# --- the maps T --------------------------------------------------------------------------------------
+# Each takes and returns uint8 (H, W, 3) and is deterministic. The global ones are per pixel (a pixel's
+# output depends on that pixel alone); the local ones read a neighbourhood through PIL's filters.
+
+def _check(img: np.ndarray) -> np.ndarray:
+    a = np.asarray(img)
+    if a.dtype != np.uint8 or a.ndim != 3 or a.shape[2] != 3:
+        raise ValueError(f"expected a uint8 (H, W, 3) image, got {a.dtype} {a.shape}")
+    return a.astype(np.float64) / 255.0
 
 
-def _read(path: Path) -> np.ndarray:
-    with Image.open(path) as im:
+def _u8(x: np.ndarray) -> np.ndarray:
+    return np.clip(np.rint(x * 255.0), 0, 255).astype(np.uint8)
+
+
+def _mix(x: np.ndarray, m: np.ndarray, offset=0.0) -> np.ndarray:
+    """Per-pixel colour matrix, written per channel so that a pixel's bytes never depend on the array's shape."""
+    return x[..., 0:1] * m[:, 0] + x[..., 1:2] * m[:, 1] + x[..., 2:3] * m[:, 2] + offset
+
+
+_LUMA = np.array([0.299, 0.587, 0.114])
+_DUSK_MATRIX = np.array([[0.95, 0.10, 0.00], [0.06, 0.70, 0.04], [0.00, 0.06, 0.62]])
+_DUSK_OFFSET = np.array([0.0, 0.0, 0.12])
+_DUSK_GAMMA = np.array([1.35, 1.5, 1.25])
+
+
+def dusk_transform(img: np.ndarray) -> np.ndarray:
+    """Day → dusk: a warm, dimmed grade with lifted, bluish shadows (3×3 matrix, blue offset, per-channel gamma)."""
+    y = np.clip(_mix(_check(img), _DUSK_MATRIX, _DUSK_OFFSET), 0.0, 1.0) ** _DUSK_GAMMA
+    return _u8(y)
+
+
+def faded_transform(img: np.ndarray) -> np.ndarray:
+    """A faded print: half the saturation, a darker tone curve (γ 1.6), a blue tint."""
+    x = _check(img)
+    luma = (x * _LUMA).sum(-1, keepdims=True)
+    y = luma + 0.5 * (x - luma)
+    y = np.clip(y, 0, 1) ** 1.6 * np.array([0.88, 0.94, 1.0]) + np.array([0.0, 0.02, 0.10])
+    return _u8(np.clip(y, 0, 1))
+
+
+_SEPIA = np.array([[0.393, 0.769, 0.189], [0.349, 0.686, 0.168], [0.272, 0.534, 0.131]])
+
+
+def sepia_transform(img: np.ndarray) -> np.ndarray:
+    """Classic sepia: every colour onto one brown line, so B → A must guess the colours back."""
+    return _u8(np.clip(_mix(_check(img), _SEPIA), 0, 1))
+
+
+def grey_transform(img: np.ndarray) -> np.ndarray:
+    """Colour → greyscale (ITU-R 601 luma), kept as three equal channels."""
+    luma = (_check(img) * _LUMA).sum(-1, keepdims=True)
+    return _u8(np.repeat(luma, 3, axis=-1))
+
+
+def falsecolor_transform(img: np.ndarray) -> np.ndarray:
+    """False colour: the channels rotated (R ← B, G ← R, B ← G) and the contrast raised by 1.3 about mid-grey."""
+    x = _check(img)[..., [2, 0, 1]]
+    return _u8(np.clip((x - 0.5) * 1.3 + 0.5, 0, 1))
+
+
+def _gauss(a: np.ndarray, sigma: float) -> np.ndarray:
+    """Gaussian blur (H, W[, C]) in float64: separable, truncated at 3σ, edges mirrored."""
+    r = max(1, int(3 * sigma + 0.5))
+    k = np.exp(-0.5 * (np.arange(-r, r + 1) / sigma) ** 2)
+    k /= k.sum()
+    for axis in (0, 1):
+        pad = [(r, r) if ax == axis else (0, 0) for ax in range(a.ndim)]
+        padded = np.pad(a, pad, mode="reflect")
+        n = a.shape[axis]
+        a = sum(w * np.take(padded, np.arange(i, i + n), axis=axis) for i, w in enumerate(k))
+    return a
+
+
+def sketch_transform(img: np.ndarray) -> np.ndarray:
+    """A pencil sketch: greyscale colour-dodged with its blurred negative (σ 3 px: about a 12-px neighbourhood)."""
+    luma = (_check(img) * _LUMA).sum(-1)
+    blurred_negative = _gauss(1.0 - luma, 3.0)
+    sketch = np.clip(luma / np.maximum(1.0 - blurred_negative, 1e-3), 0, 1)
+    return _u8(np.repeat(sketch[..., None], 3, axis=-1))
+
+
+def cartoon_transform(img: np.ndarray) -> np.ndarray:
+    """A cartoon: colours smoothed (σ 1.5) and posterised to 4 levels, dark outlines where the luma edges are strong."""
+    x = _check(img)
+    smooth = _gauss(x, 1.5)
+    poster = np.floor(np.clip(smooth, 0, 0.9999) * 4) / 3
+    luma = (x * _LUMA).sum(-1)
+    gy, gx = np.gradient(_gauss(luma, 1.0))
+    edge = np.hypot(gx, gy) > 0.06
+    poster[edge] *= 0.25
+    return _u8(poster)
+
+
+def sharpen_transform(img: np.ndarray) -> np.ndarray:
+    """Unsharp masking: x + 1.5·(x − blur(x)) with σ 2 px, clipped."""
+    x = _check(img)
+    return _u8(np.clip(x + 1.5 * (x - _gauss(x, 2.0)), 0, 1))
+
+
+# --- photographs ---------------------------------------------------------------------------------------
+# Colour photographs inside the scikit-image and scikit-learn wheels, read straight from disk with PIL: no
+# import of either package, no download. Name → (package, file).
+PHOTOS: dict[str, tuple[str, str]] = {
+    "astronaut": ("skimage", "data/astronaut.png"),
+    "coffee": ("skimage", "data/coffee.png"),
+    "chelsea": ("skimage", "data/chelsea.png"),
+    "rocket": ("skimage", "data/rocket.jpg"),
+    "motorcycle": ("skimage", "data/motorcycle_left.png"),
+    "china": ("sklearn", "datasets/images/china.jpg"),
+    "flower": ("sklearn", "datasets/images/flower.jpg"),
+}
+_INSTALL_HINT = ("the photo tasks need the photographs bundled with scikit-image and scikit-learn; install them "
+                 "with: pip install 'cyclegan-studio[quality]'  (or: pip install scikit-image scikit-learn)")
+
+
+def _photo_path(name: str) -> Path:
+    package, rel = PHOTOS[name]
+    try:
+        spec = importlib.util.find_spec(package)
+    except (ImportError, ValueError):
+        spec = None
+    if spec is None or not spec.origin:
+        raise TaskUnavailable(_INSTALL_HINT)
+    path = Path(spec.origin).parent / rel
+    if not path.is_file():
+        raise TaskUnavailable(f"{_INSTALL_HINT} (this {package} lacks {rel})")
+    return path
+
+
+def load_photo(name: str) -> np.ndarray:
+    with Image.open(_photo_path(name)) as im:
         return np.array(im.convert("RGB"), dtype=np.uint8)
+
+
+def _split_cells(photos: dict[str, np.ndarray], seed: int) -> dict[str, dict[str, np.ndarray]]:
+    """Per split ("A", "B", "test"), per photo, a boolean (rows, cols) map of the SIZE-px cells it owns."""
+    cells = [(name, r, c) for name, img in photos.items()
+             for r in range(img.shape[0] // SIZE) for c in range(img.shape[1] // SIZE)]
+    order = np.random.default_rng([seed, 20170330]).permutation(len(cells))
+    n_test = max(4, round(HELD_OUT * len(cells)))
+    n_a = (len(cells) - n_test) // 2
+    owner = {}
+    for rank, k in enumerate(order):
+        owner[cells[k]] = "test" if rank < n_test else "A" if rank < n_test + n_a else "B"
+    out: dict[str, dict[str, np.ndarray]] = {s: {} for s in ("A", "B", "test")}
+    for name, img in photos.items():
+        shape = (img.shape[0] // SIZE, img.shape[1] // SIZE)
+        for s in out:
+            out[s][name] = np.zeros(shape, bool)
+        for r in range(shape[0]):
+            for c in range(shape[1]):
+                out[owner[(name, r, c)]][name][r, c] = True
+    return out
+
+
+def photo_windows(owned: dict[str, np.ndarray]) -> list[tuple[str, int, int]]:
+    """Every (photo, top, left) SIZE-px window on the STRIDE grid whose pixels all lie in ``owned`` cells."""
+    out = []
+    for name, mask in owned.items():
+        rows, cols = mask.shape
+        for y in range(0, (rows - 1) * SIZE + 1, STRIDE):
+            for x in range(0, (cols - 1) * SIZE + 1, STRIDE):
+                r0, c0, r1, c1 = y // SIZE, x // SIZE, (y + SIZE - 1) // SIZE, (x + SIZE - 1) // SIZE
+                if mask[r0:r1 + 1, c0:c1 + 1].all():
+                    out.append((name, y, x))
+    return out
 
 
 def _write(arr: np.ndarray, path: Path) -> None:
     Image.fromarray(arr).save(path, "PNG", compress_level=1)
 
 
-# --- demo: procedural summer → winter ---------------------------------------------------------
-
-def _build_demo(root: Path, *, load_size: int, crop_size: int, seed: int, n_train: int = 150,
-                n_test: int = 24) -> TaskData:
-    # Rendered at the load size, so training sees the scenes at the scale the held-out pairs have,
-    # and the held-out pair is an exact (x, T(x)) centre crop: T is per pixel.
-    demo = root / "demo"
-    make_demo_dataset(demo, n_train=n_train, n_test=n_test, size=load_size, seed=seed)
-    xs = np.stack([_centre(_read(p), crop_size) for p in sorted((demo / "testA").glob("*.png"))])
-    txs = np.stack([demo_transform(x) for x in xs])
-    (root / "task.json").write_text(json.dumps({"task": "demo", "seed": seed, "load_size": load_size,
-                                                "n_train": n_train, "n_test": n_test}, indent=2))
-    return TaskData("demo", demo / "trainA", demo / "trainB", xs, txs)
+def _fresh(folder: Path) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    for f in folder.glob("*.png"):
+        f.unlink()
+    return folder
 
 
-# --- photo: real photographs at dusk -----------------------------------------------------------
-# Colour photographs inside the scikit-image wheel (skimage/data), read straight from disk with
-# PIL: no skimage import, no pooch, no network. Name → file.
-PHOTOS: dict[str, str] = {
-    "astronaut": "astronaut.png",
-    "coffee": "coffee.png",
-    "chelsea": "chelsea.png",
-    "rocket": "rocket.jpg",
-    "motorcycle": "motorcycle_left.png",
-}
-CELL = 96  # photos are cut into CELL × CELL cells; a cell belongs to one split only
-CROP_RANGE = (64, 96)  # side of a crop (in photo pixels) before it is resized to the load size
-_INSTALL_HINT = ("the photo task needs the photographs bundled with scikit-image; "
-                 "install them with: pip install 'cyclegan-studio[quality]'  (or: pip install scikit-image)")
-
-
-def photo_dir() -> Path:
-    """The folder holding scikit-image's bundled photographs. Raises ``TaskUnavailable`` with the fix."""
-    try:
-        spec = importlib.util.find_spec("skimage")
-    except (ImportError, ValueError):
-        spec = None
-    if spec is None or not spec.origin:
-        raise TaskUnavailable(_INSTALL_HINT)
-    d = Path(spec.origin).parent / "data"
-    missing = [f for f in PHOTOS.values() if not (d / f).is_file()]
-    if missing:
-        raise TaskUnavailable(f"{_INSTALL_HINT} (this scikit-image lacks {', '.join(missing)} in {d})")
-    return d
-
-
-def load_photo(name: str) -> np.ndarray:
-    return _read(photo_dir() / PHOTOS[name])
-
-
-# T: "dusk". A warm, dimmed colour grade with lifted, bluish shadows: a 3×3 colour matrix with
-# a blue offset, then a per-channel power curve that darkens the mid-tones. Smooth and
-# invertible on the colours photos contain (nothing clips), so F can learn T⁻¹ too.
-_DUSK_MATRIX = np.array([[0.95, 0.10, 0.00],
-                         [0.06, 0.70, 0.04],
-                         [0.00, 0.06, 0.62]], np.float64)
-_DUSK_OFFSET = np.array([0.0, 0.0, 0.12], np.float64)
-_DUSK_GAMMA = np.array([1.35, 1.5, 1.25], np.float64)
-
-
-def dusk_transform(img: np.ndarray) -> np.ndarray:
-    """T: day → dusk, per pixel and deterministic. uint8 (H, W, 3) → uint8 (H, W, 3)."""
-    a = np.asarray(img)
-    if a.dtype != np.uint8 or a.ndim != 3 or a.shape[2] != 3:
-        raise ValueError(f"expected a uint8 (H, W, 3) image, got {a.dtype} {a.shape}")
-    x = a.astype(np.float64) / 255.0
-    m = _DUSK_MATRIX
-    # Per channel, not a matmul: the bytes for a pixel must not depend on the array's shape.
-    y = x[..., 0:1] * m[:, 0] + x[..., 1:2] * m[:, 1] + x[..., 2:3] * m[:, 2] + _DUSK_OFFSET
-    y = np.clip(y, 0.0, 1.0) ** _DUSK_GAMMA
-    return np.clip(np.rint(y * 255.0), 0, 255).astype(np.uint8)
-
-
-def _cells(photos: dict[str, np.ndarray]) -> list[tuple[str, int, int]]:
-    """(photo, top, left) of every whole CELL × CELL cell of every photo."""
-    out = []
-    for name, img in photos.items():
-        h, w = img.shape[:2]
-        out += [(name, r * CELL, c * CELL) for r in range(h // CELL) for c in range(w // CELL)]
-    return out
-
-
-def crop_photo(photo: np.ndarray, box: tuple[int, int, int], size: int) -> np.ndarray:
-    """The square crop ``box = (top, left, side)`` of ``photo``, resized to ``size`` (bicubic)."""
-    y, x, s = box
-    img = Image.fromarray(np.ascontiguousarray(photo[y:y + s, x:x + s]))
-    if s != size:
-        img = img.resize((size, size), Image.Resampling.BICUBIC)
-    return np.array(img, dtype=np.uint8)
-
-
-def _build_photo(root: Path, *, load_size: int, crop_size: int, seed: int, n_train: int = 400,
-                 n_test: int = 32) -> TaskData:
+def _build_photos(task: Task, root: Path, *, seed: int, n_train: int, n_test: int | None) -> TaskData:
     photos = {name: load_photo(name) for name in PHOTOS}
-    cells = _cells(photos)
-    rng = np.random.default_rng([seed, 20170330])
-    order = rng.permutation(len(cells))
-    n_held = max(4, round(0.12 * len(cells)))
-    n_a = (len(cells) - n_held) // 2
-    split_cells = {"test": [cells[k] for k in order[:n_held]],
-                   "A": [cells[k] for k in order[n_held:n_held + n_a]],
-                   "B": [cells[k] for k in order[n_held + n_a:]]}
-
-    def boxes(split: str, n: int) -> list[tuple[str, int, int, int]]:
-        g = np.random.default_rng([seed, 7, ord(split[0])])
-        out = []
-        for _ in range(n):
-            name, cy, cx = split_cells[split][int(g.integers(len(split_cells[split])))]
-            s = int(g.integers(CROP_RANGE[0], CROP_RANGE[1] + 1))
-            out.append((name, cy + int(g.integers(CELL - s + 1)), cx + int(g.integers(CELL - s + 1)), s))
-        return out
-
-    manifest = {"task": "photo", "seed": seed, "load_size": load_size, "cell": CELL, "crop_range": list(CROP_RANGE),
-                "photos": PHOTOS, "cells": {k: [list(c) for c in v] for k, v in split_cells.items()}, "crops": {}}
-    for split, folder, n, transform in (("A", "trainA", n_train, None), ("B", "trainB", n_train, dusk_transform)):
-        (root / folder).mkdir(exist_ok=True)
-        for f in (root / folder).glob("*.png"):
-            f.unlink()
-        bx = boxes(split, n)
-        for i, (name, y, x, s) in enumerate(bx):
-            img = crop_photo(photos[name], (y, x, s), load_size)
-            _write(transform(img) if transform else img, root / folder / f"{i:04d}.png")
-        manifest["crops"][split] = [list(b) for b in bx]
-    # Held out: resized like a training crop, then the centre crop_size window (what the networks see).
-    bx = boxes("test", n_test)
-    xs = np.stack([_centre(crop_photo(photos[name], (y, x, s), load_size), crop_size) for name, y, x, s in bx])
-    txs = np.stack([dusk_transform(x) for x in xs])
-    manifest["crops"]["test"] = [list(b) for b in bx]
+    owned = _split_cells(photos, seed)
+    crop = lambda name, y, x: np.ascontiguousarray(photos[name][y:y + SIZE, x:x + SIZE])  # noqa: E731
+    manifest = {"task": task.name, "seed": seed, "size": SIZE, "photos": {k: v[1] for k, v in PHOTOS.items()},
+                "cells": {s: {n: m.astype(int).tolist() for n, m in owned[s].items()} for s in owned}, "windows": {}}
+    for split, folder, transform in (("A", "trainA", None), ("B", "trainB", task.transform)):
+        windows = photo_windows(owned[split])
+        pick = np.random.default_rng([seed, 7, ord(split)]).choice(len(windows), size=n_train, replace=n_train > len(windows))
+        chosen = [windows[k] for k in pick]
+        out = _fresh(root / folder)
+        for i, (name, y, x) in enumerate(chosen):
+            img = crop(name, y, x)
+            _write(transform(img) if transform else img, out / f"{i:04d}.png")
+        manifest["windows"][split] = [list(w) for w in chosen]
+    # Held out: exactly the test cells (no two overlap), in a fixed order.
+    test = [(name, int(r) * SIZE, int(c) * SIZE) for name, m in owned["test"].items() for r, c in zip(*np.nonzero(m))]
+    test = test[:n_test] if n_test else test
+    xs = np.stack([crop(*w) for w in test])
+    manifest["windows"]["test"] = [list(w) for w in test]
     (root / "task.json").write_text(json.dumps(manifest))
-    return TaskData("photo", root / "trainA", root / "trainB", xs, txs)
+    return TaskData(task.name, root / "trainA", root / "trainB", xs, np.stack([task.transform(x) for x in xs]))
 
 
-TASKS: dict[str, Task] = {
-    "demo": Task("demo", "procedural summer landscapes → winter (engine.demo's colour map)", demo_transform,
-                 _build_demo),
-    "photo": Task("photo", "real photographs (scikit-image's bundled photos) → dusk colour grade", dusk_transform,
-                  _build_photo),
+def _build_demo(task: Task, root: Path, *, seed: int, n_train: int, n_test: int) -> TaskData:
+    demo = root / "demo"
+    make_demo_dataset(demo, n_train=n_train, n_test=n_test, size=SIZE, seed=seed)
+    read = lambda p: np.array(Image.open(p).convert("RGB"), dtype=np.uint8)  # noqa: E731
+    xs = np.stack([read(p) for p in sorted((demo / "testA").glob("*.png"))])
+    (root / "task.json").write_text(json.dumps({"task": task.name, "seed": seed, "size": SIZE, "n_train": n_train,
+                                                "n_test": n_test}))
+    return TaskData(task.name, demo / "trainA", demo / "trainB", xs, np.stack([task.transform(x) for x in xs]))
+
+
+# --- the suite -------------------------------------------------------------------------------------------
+TASKS: dict[str, Task] = {t.name: t for t in (
+    # tuning: every recipe decision is made on these
+    Task("dusk", "colour", "tuning", "photos → dusk grade (warm, dimmed, bluish shadows)", dusk_transform),
+    Task("faded", "colour", "tuning", "photos → faded print (half saturation, darker tone curve, blue tint)",
+         faded_transform),
+    Task("grey", "colour", "tuning", "photos → greyscale", grey_transform, ill_posed=True),
+    Task("sketch", "texture", "tuning", "photos → pencil sketch (colour dodge, ~12-px neighbourhood)",
+         sketch_transform, ill_posed=True),
+    Task("sharpen", "texture", "tuning", "photos → unsharp-masked (σ 2 px, amount 1.5)", sharpen_transform),
+    Task("falsecolor", "large", "tuning", "photos → false colour (channels rotated, contrast ×1.3)",
+         falsecolor_transform),
+    # check: reported for every recipe kept, never tuned on
+    Task("sepia", "colour", "check", "photos → sepia", sepia_transform, ill_posed=True),
+    Task("cartoon", "texture", "check", "photos → cartoon (posterised colours, dark outlines)", cartoon_transform,
+         ill_posed=True),
+    Task("demo", "large", "check", "procedural summer landscapes → winter (engine.data.demo)", demo_transform,
+         source="demo"),
+)}
+SUITES: dict[str, tuple[str, ...]] = {
+    "tuning": tuple(n for n, t in TASKS.items() if t.split == "tuning"),
+    "check": tuple(n for n, t in TASKS.items() if t.split == "check"),
+    "all": tuple(TASKS),
 }
 
 
@@ -228,3 +330,9 @@ def get_task(name: str) -> Task:
     if name not in TASKS:
         raise ValueError(f"unknown task {name!r}; valid tasks: {', '.join(TASKS)}")
     return TASKS[name]
+
+
+def suite(name: str) -> list[Task]:
+    if name not in SUITES:
+        raise ValueError(f"unknown suite {name!r}; valid suites: {', '.join(SUITES)}")
+    return [TASKS[n] for n in SUITES[name]]

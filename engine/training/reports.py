@@ -45,6 +45,7 @@ class ProgressReport(Report):
     elapsed_s: float
     eta_s: float
     metrics: Mapping[str, float] = field(default_factory=dict)
+    progress: float = 0.0  # share of the run done, 0 … 1 (of its steps, or of its minutes)
 
 
 @dataclass(frozen=True)

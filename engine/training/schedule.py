@@ -1,7 +1,13 @@
-"""What follows training progress: the learning rate, the generator average's decay, and the random streams.
+"""The run's length, and what follows progress along it: the learning rate, the generator average's
+decay, and the per-step random streams.
 
-Everything here is a pure function of its arguments, so a run resumed at step N continues
-exactly as an uninterrupted one would.
+A run lasts ``minutes`` of training time when that is set (progress = elapsed / budget), else
+``max_steps`` steps, else ``n_epochs + n_epochs_decay`` epochs (progress = step / total steps).
+The learning rate is constant for the first n_epochs / (n_epochs + n_epochs_decay) of the run and
+then decays linearly towards 0, in epoch-sized stairs as the reference does. The generator
+average (EMA) spans at most ``ema_horizon`` of the run. Step-based schedules are pure functions
+of the step, so a run resumed at step N continues exactly as an uninterrupted one; a minutes
+budget follows the clock, so it is reproducible only as far as the machine's speed is.
 """
 
 from __future__ import annotations
@@ -21,17 +27,21 @@ def step_generator(seed: int, step: int, stream: str) -> torch.Generator:
     return torch.Generator().manual_seed(int.from_bytes(h, "little") & ((1 << 63) - 1))
 
 
+def _decay_at(progress: float, n_epochs: int, n_epochs_decay: int) -> float:
+    total_epochs = n_epochs + n_epochs_decay
+    if total_epochs == 0 or n_epochs_decay == 0:
+        return 1.0
+    epoch = int(progress * total_epochs)
+    return max(0.0, 1.0 - max(0, epoch + 1 - n_epochs) / float(n_epochs_decay + 1))
+
+
 def lr_multiplier(step: int, total_steps: int, n_epochs: int, n_epochs_decay: int) -> float:
     """The reference's linear decay: constant for n_epochs, then linearly to 0 over n_epochs_decay.
 
     Epochs are measured as a fraction of the whole run, so a step-limited run decays over
     the same share of its steps as an epoch-limited one.
     """
-    total_epochs = n_epochs + n_epochs_decay
-    if total_epochs == 0 or n_epochs_decay == 0:
-        return 1.0
-    epoch = int(step * total_epochs / max(total_steps, 1))
-    return max(0.0, 1.0 - max(0, epoch + 1 - n_epochs) / float(n_epochs_decay + 1))
+    return _decay_at(step / max(total_steps, 1), n_epochs, n_epochs_decay)
 
 
 def ema_decay_at(decay: float, step: int) -> float:
@@ -43,23 +53,53 @@ def ema_decay_at(decay: float, step: int) -> float:
 
 
 class Schedule:
-    """The run's length and the learning rate along it.
-
-    The run lasts ``max_steps`` steps, or ``n_epochs + n_epochs_decay`` epochs when that is 0;
-    the learning rate is constant for the first ``n_epochs`` share and then decays linearly to
-    0 (the reference's schedule). ``time_limit`` stops a run early, wherever its schedule is.
-    """
-
     def __init__(self, cfg: Config, steps_per_epoch: int):
-        s = cfg.schedule
+        s, m = cfg.schedule, cfg.model
         self.n_epochs, self.n_epochs_decay = s.n_epochs, s.n_epochs_decay
-        self.total_steps = s.max_steps or (s.n_epochs + s.n_epochs_decay) * steps_per_epoch
-        if self.total_steps <= 0:
-            raise ValueError("nothing to train: n_epochs + n_epochs_decay is 0 and max_steps is 0")
+        self.budget_s = s.minutes * 60.0
+        self.total_steps = 0 if self.budget_s else s.max_steps or (s.n_epochs + s.n_epochs_decay) * steps_per_epoch
+        if not self.budget_s and self.total_steps <= 0:
+            raise ValueError("nothing to train: n_epochs + n_epochs_decay is 0 and max_steps and minutes are 0")
         self.time_limit_s = s.time_limit * 60.0
+        self.ema_decay, self.ema_horizon = m.ema_decay, m.ema_horizon
 
-    def lr_multiplier(self, step: int) -> float:
-        return lr_multiplier(step, self.total_steps, self.n_epochs, self.n_epochs_decay)
+    @property
+    def timed(self) -> bool:
+        """Whether the run's length is a budget of training minutes."""
+        return bool(self.budget_s)
+
+    def progress(self, step: int, elapsed_s: float) -> float:
+        """How much of the run is done, 0 … 1."""
+        done = elapsed_s / self.budget_s if self.timed else step / self.total_steps
+        return min(1.0, max(0.0, done))
+
+    def done(self, step: int, elapsed_s: float) -> bool:
+        return self.progress(step, elapsed_s) >= 1.0
+
+    def estimated_total(self, step: int, elapsed_s: float) -> int:
+        """The run's length in steps: exact for step budgets, extrapolated from the pace so far for minutes."""
+        if not self.timed:
+            return self.total_steps
+        p = self.progress(step, elapsed_s)
+        return max(step, round(step / p)) if p > 0.01 and step else 0
+
+    def remaining_s(self, step: int, elapsed_s: float, steps_per_s: float) -> float:
+        if self.timed:
+            return max(0.0, self.budget_s - elapsed_s)
+        return (self.total_steps - step) / steps_per_s if steps_per_s > 0 else float("inf")
+
+    def lr_multiplier(self, step: int, elapsed_s: float) -> float:
+        return _decay_at(self.progress(step, elapsed_s), self.n_epochs, self.n_epochs_decay)
+
+    def ema_decay_for(self, step: int, elapsed_s: float) -> float:
+        """The decay of the generator average's update after ``step`` steps: warmed up (``ema_decay_at``) and
+        capped at 1 − 1/(horizon × run length), so the average covers at most that share of the run."""
+        decay = ema_decay_at(self.ema_decay, step)
+        total = self.estimated_total(step, elapsed_s)
+        if self.ema_horizon and total:
+            decay = min(decay, max(0.0, 1.0 - 1.0 / (self.ema_horizon * total)))
+        return decay
 
     def out_of_time(self, session_s: float) -> bool:
+        """The session's hard time limit (``time_limit``), wherever the schedule is."""
         return bool(self.time_limit_s) and session_s >= self.time_limit_s

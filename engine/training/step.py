@@ -13,6 +13,7 @@ generator seeded by (seed, step), so a resumed run repeats an uninterrupted one 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Callable
 
 import torch
 
@@ -23,7 +24,7 @@ from engine.training.distributed import DistInfo
 from engine.training.execution import Execution
 from engine.training.faults import apply_update
 from engine.training.reports import LOSS_KEYS
-from engine.training.schedule import ema_decay_at, step_generator
+from engine.training.schedule import step_generator
 from engine.training.state import TrainingState, set_requires_grad
 
 __all__ = ["CycleGANStep", "StepResult", "GeneratorPasses"]
@@ -49,8 +50,9 @@ class GeneratorPasses:
 
 class CycleGANStep:
     def __init__(self, cfg: Config, state: TrainingState, execution: Execution, dist: DistInfo,
-                 critic_batches: UnpairedBatches):
+                 critic_batches: UnpairedBatches, ema_decay: Callable[[int], float]):
         self.cfg, self.state, self.ex, self.dist = cfg, state, execution, dist
+        self.ema_decay = ema_decay  # step → the decay of the generator average's update after that step
         self.objective = build_objective(cfg)
         self.critic_batches = critic_batches  # fresh batches for the extra Wasserstein critic updates
         self._g, self._f = execution.forward_of(state.G), execution.forward_of(state.F)
@@ -87,7 +89,7 @@ class CycleGANStep:
             loss = sum(losses.values())
         ok = apply_update(s.opt_G, loss, self.dist)
         if ok:
-            s.update_ema(ema_decay_at(self.cfg.model.ema_decay, s.step))
+            s.update_ema(self.ema_decay(s.step))
         set_requires_grad(s.critics, True)
         return losses, p, ok
 

@@ -80,7 +80,8 @@ class Trainer(Controls):
         self.execution.prepare(self.state.generators, self.state.critics)
         # Extra critic updates (Wasserstein, n_critic > 1) draw fresh batches from a stream of their own.
         critic_batches = UnpairedBatches(self.train_a, self.train_b, seed=seed + 7919, **batch)
-        self.step_fn = CycleGANStep(cfg, self.state, self.execution, dist_info, critic_batches)
+        self.step_fn = CycleGANStep(cfg, self.state, self.execution, dist_info, critic_batches,
+                                    ema_decay=lambda step: self.schedule.ema_decay_for(step, self._now))
         self.evaluator = Evaluator(cfg, self.state, self.step_fn.objective, self.execution,
                                    (self.train_a, self.train_b), (self.val_a, self.val_b), ground_truth)
         self.checkpoints = (Checkpoints(self.state, self.run_folder, cfg.schedule.keep_checkpoints, self._payload_meta)
@@ -89,6 +90,7 @@ class Trainer(Controls):
         self.faults = FaultTally()
         self.data_wait_s = 0.0  # time run() spent waiting for batches (the benchmark reads it)
         self._session_start: float | None = None  # perf_counter at the start of this run() session
+        self._now = 0.0  # training seconds as read at the top of the current step
 
     @classmethod
     def from_folders(cls, config: Config, path_a, path_b, run_dir=None, device=None,
@@ -117,6 +119,12 @@ class Trainer(Controls):
         now = time.perf_counter() - self._session_start if self._session_start is not None else 0.0
         return self.state.elapsed_s + now
 
+    def exclude_time(self, seconds: float) -> None:
+        """Do not count the last ``seconds`` as training time (a caller's own work between two steps)."""
+        if self._session_start is not None:
+            self._session_start += seconds
+            self._window.start += seconds
+
     def train_step(self, real_a: torch.Tensor, real_b: torch.Tensor) -> StepResult:
         """One generator update and the critic update(s) that go with it. Mutates the models."""
         return self.step_fn(real_a, real_b)
@@ -143,12 +151,13 @@ class Trainer(Controls):
                 lock.release()
 
     def _run(self, stop_at: int | None) -> Iterator[Report]:
-        end = min(stop_at, self.total_steps) if stop_at is not None else self.total_steps
+        end = stop_at if stop_at is not None else math.inf
         self._session_start = time.perf_counter()
         if self.run_folder is not None:
             try:
                 self.run_folder.prepare(self.cfg, {"version": __version__, "data": list(self.data_paths),
-                                                   "device": str(self.device), "total_steps": self.total_steps}, self.step)
+                                                   "device": str(self.device), "total_steps": self.total_steps,
+                                                   "minutes": self.cfg.schedule.minutes}, self.step)
             except (OSError, CheckpointError) as e:
                 yield FinishedReport(self.step, "error", f"cannot write the run folder: {e}")
                 return
@@ -160,7 +169,11 @@ class Trainer(Controls):
         try:
             while self.step < end:
                 yield from self._step_boundary()
-                stop, time_up = self.stopping, self.schedule.out_of_time(time.perf_counter() - self._session_start)
+                session_s = time.perf_counter() - self._session_start  # the clock, read once per step
+                self._now = elapsed = self.state.elapsed_s + session_s
+                if self.schedule.done(self.step, elapsed):
+                    break
+                stop, time_up = self.stopping, self.schedule.out_of_time(session_s)
                 if self.dist.enabled:  # all ranks stop at the same step, or the collectives would hang
                     stop, time_up = agree_any(stop, self.device), agree_any(time_up, self.device)
                 if stop or time_up:
@@ -174,7 +187,7 @@ class Trainer(Controls):
                 except DataGoneError as e:
                     reason, message = "error", str(e)
                     break
-                lr = self.state.set_lr(self.schedule.lr_multiplier(self.step))
+                lr = self.state.set_lr(self.schedule.lr_multiplier(self.step, elapsed))
                 try:
                     result = self.train_step(real_a, real_b)
                 except torch.OutOfMemoryError:
@@ -205,12 +218,12 @@ class Trainer(Controls):
             yield save()
 
     def _periodic_reports(self, lr: float, end: int) -> Iterator[Report]:
-        s, step = self.cfg.schedule, self.step
-        if step % s.log_every == 0 or step == end:
+        s, step, elapsed = self.cfg.schedule, self.step, self.elapsed()
+        if step % s.log_every == 0 or step == end or self.schedule.done(step, elapsed):
             its, metrics = self._window.take(time.perf_counter())
-            eta = (self.total_steps - step) / its if its > 0 else math.inf
-            rep = ProgressReport(step, self.total_steps, self.batches.epoch_of(step), lr, its,
-                                 its * self.cfg.data.batch_size, self.elapsed(), eta, metrics)
+            rep = ProgressReport(step, self.schedule.estimated_total(step, elapsed), self.batches.epoch_of(step), lr, its,
+                                 its * self.cfg.data.batch_size, elapsed, self.schedule.remaining_s(step, elapsed, its),
+                                 metrics, self.schedule.progress(step, elapsed))
             self._log_row("progress", epoch=rep.epoch, lr=lr, its_per_s=its, **metrics)
             yield rep
             for w in self.watch.observe(step, metrics):
