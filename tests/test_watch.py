@@ -45,3 +45,43 @@ def test_cycle_loss_rising_steadily():
     # it ends at 0.133 < 0.1 · λ_cyc = 1.
     low = [dict(HEALTHY, cycle_A=0.1 * 1.1 ** (i // 10), cycle_B=0.0) for i in range(40)]
     assert feed(FailureWatch(Config(), window=10), low) == []
+
+
+def test_discriminator_won_uses_the_objectives_chance_level():
+    lsgan = Config().with_values(log_every=10)  # 300 steps = 30 reports
+    w = feed(FailureWatch(lsgan), [dict(HEALTHY, D_A=0.04)] * 31)
+    assert [x.code for x in w] == ["d-won-D_A"]
+    assert feed(FailureWatch(lsgan), [dict(HEALTHY, D_A=0.04)] * 29) == []  # not yet hundreds of steps
+    assert feed(FailureWatch(lsgan), [dict(HEALTHY, D_A=0.1)] * 100) == []  # winning, not won
+    vanilla = lsgan.with_values(gan_mode="vanilla")  # chance is log 2 = 0.69 there
+    assert [x.code for x in feed(FailureWatch(vanilla), [dict(HEALTHY, D_B=0.12)] * 31)] == ["d-won-D_B"]
+
+
+def evals(watch, rows, losses=HEALTHY):
+    out = []
+    for i, ev in enumerate(rows):
+        watch.observe(i, losses)
+        out += watch.observe_eval(i, ev)
+    return out
+
+
+STILL = {"gap_AtoB": 0.002, "gap_BtoA": 0.2, "saturated_AtoB": 0.0, "saturated_BtoA": 0.0, "saturated_real_A": 0.0,
+         "saturated_real_B": 0.0}
+
+
+def test_a_generator_stuck_at_the_identity_is_named():
+    rejected = dict(HEALTHY, G_A=0.9)  # D_B still rejects G's output
+    w = evals(FailureWatch(Config()), [STILL] * 3, rejected)
+    assert [x.code for x in w] == ["stuck-AtoB"] and "G (A→B) returns its input unchanged" in w[0].message and w[0].hint
+    assert evals(FailureWatch(Config()), [STILL] * 2, rejected) == []  # not for three evaluations yet
+    assert evals(FailureWatch(Config()), [STILL] * 5, dict(HEALTHY, G_A=0.2)) == []  # close to the identity and fooling D
+    assert evals(FailureWatch(Config()), [dict(STILL, gap_AtoB=0.05)] * 5, rejected) == []  # moving
+    wgan = Config().with_values(gan_mode="wgan-gp")
+    assert [x.code for x in evals(FailureWatch(wgan), [STILL] * 3, dict(HEALTHY, w_B=2.0, w_A=1.0))] == ["stuck-AtoB"]
+
+
+def test_saturated_output_is_named_unless_the_target_is_saturated_too():
+    w = evals(FailureWatch(Config()), [dict(STILL, gap_AtoB=0.3, saturated_AtoB=0.8, saturated_real_B=0.1)])
+    assert [x.code for x in w] == ["saturated-AtoB"] and "80%" in w[0].message
+    # A pencil sketch is mostly white: as saturated as the real sketches, so nothing is wrong.
+    assert evals(FailureWatch(Config()), [dict(STILL, gap_AtoB=0.3, saturated_AtoB=0.9, saturated_real_B=0.85)]) == []

@@ -26,6 +26,7 @@ __all__ = ["Evaluator", "PREVIEW_IMAGES"]
 
 PREVIEW_IMAGES = 2   # images per domain in each preview
 EVAL_IMAGES = 16     # held-out images per domain in each evaluation
+SATURATED = 0.99     # an output pixel this close to ±1 is saturated
 
 
 class Evaluator:
@@ -71,6 +72,14 @@ class Evaluator:
                 fake_b, fake_a = s.G(real_a), s.F(real_b)
                 out["cycle_A_val"] = float(cycle_loss(s.F(fake_b).float(), real_a.float()) * lam)
                 out["cycle_B_val"] = float(cycle_loss(s.G(fake_a).float(), real_b.float()) * lam)
+                # What the failure watch reads: how far each generator moves its input (mean |G(x) − x| in
+                # [-1, 1] units, 1/127.5 per grey level), and how much of its output sits at ±1 next to
+                # how much of the real target domain does.
+                for way, target, fake, src, real in (("AtoB", "B", fake_b, real_a, real_b),
+                                                     ("BtoA", "A", fake_a, real_b, real_a)):
+                    out[f"gap_{way}"] = float((fake.float() - src.float()).abs().mean())
+                    out[f"saturated_{way}"] = float((fake.float().abs() > SATURATED).float().mean())
+                    out[f"saturated_real_{target}"] = float((real.float().abs() > SATURATED).float().mean())
                 w_b = self.objective.w_estimate(s.D_B, real_b, fake_b)
                 w_a = self.objective.w_estimate(s.D_A, real_a, fake_a)
             if w_b is not None and w_a is not None:

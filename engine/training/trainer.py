@@ -226,14 +226,13 @@ class Trainer(Controls):
                                  metrics, self.schedule.progress(step, elapsed))
             self._log_row("progress", epoch=rep.epoch, lr=lr, its_per_s=its, **metrics)
             yield rep
-            for w in self.watch.observe(step, metrics):
-                log.warning("%s %s", w.message, w.hint)
-                yield w
+            yield from self._warn(self.watch.observe(step, metrics))
         if step % s.eval_every == 0 and self.dist.is_main:
             ev = self.evaluator.evaluate()
             if ev:
                 self._log_row("eval", **ev)
                 yield EvalReport(step, self.elapsed(), ev)
+                yield from self._warn(self.watch.observe_eval(step, ev))
         if step % s.preview_every == 0 and self.dist.is_main:
             yield self._preview_report()
         if step % s.save_every == 0 and self.checkpoints is not None:
@@ -256,6 +255,11 @@ class Trainer(Controls):
     def _payload_meta(self) -> dict[str, Any]:
         return {"epoch": self.batches.epoch_of(self.step), "total_steps": self.total_steps,
                 "elapsed_s": self.elapsed(), "data_paths": self.data_paths}
+
+    def _warn(self, warnings: list[WarningReport]) -> Iterator[WarningReport]:
+        for w in warnings:
+            log.warning("%s %s", w.message, w.hint)
+            yield w
 
     def _log_row(self, kind: str, **values: Any) -> None:
         if self.run_folder is not None:

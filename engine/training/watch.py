@@ -1,4 +1,27 @@
-"""The failure watch: spots the classic ways a GAN run goes wrong and says so in plain words."""
+"""The failure watch: spots the classic ways a GAN run goes wrong and says so in plain words.
+
+From the training losses of each progress report (``observe``):
+
+* **discriminator won**: a D loss at a small share of its chance level for ``patience_steps``
+  (an LSGAN discriminator that outputs ½ everywhere scores 0.25; one at 0.01–0.06 for hundreds
+  of steps tells real from fake every time, and its generator learns little from it);
+* W estimate exploding (|w| beyond ``w_explode``) or collapsing (w ≤ 0 for ``patience_steps``);
+* NaN or Inf in any reported loss;
+* cycle loss rising steadily: each of the last three windows of ``window`` reports higher than
+  the one before by more than 5 %, to above ``0.1·λ_cyc`` (a mean L1 error of 0.05, about six
+  grey levels, per direction). Below that a rise is a generator leaving the identity it
+  started from (``input_skip``), not a failure.
+
+From the held-out figures of each evaluation (``observe_eval``):
+
+* **generator stuck at the identity**: G (or F) changes its held-out inputs by less than a grey
+  level on average for ``stuck_evals`` evaluations in a row, while its adversarial loss stays
+  high (its discriminator still rejects what it makes). The output then equals the input;
+* **output saturated**: most of a generator's output pixels sit at ±1, far more than in the real
+  images of its target domain.
+
+Each warning fires once, until its condition clears.
+"""
 
 from __future__ import annotations
 
@@ -9,28 +32,36 @@ from typing import Mapping
 from engine.config import Config
 from engine.training.reports import WarningReport
 
-__all__ = ["FailureWatch"]
+__all__ = ["FailureWatch", "D_WON", "G_HIGH"]
+
+# Per objective: the D loss below which the discriminator has won (its chance level: lsgan 0.25,
+# vanilla log 2 = 0.69), and the generator loss above which its fakes are still being rejected
+# (chance: lsgan 0.25, vanilla 0.69).
+D_WON = {"lsgan": 0.06, "vanilla": 0.15}
+G_HIGH = {"lsgan": 0.5, "vanilla": 1.5}
+STUCK_GAP = 1.0 / 127.5     # mean |G(x) − x| under one grey level
+SATURATED_SHARE = 0.5       # most output pixels at ±1 …
+SATURATED_EXCESS = 0.25     # … and that many more than in the real target images
 
 
 class FailureWatch:
-    """Fed the averaged metrics of each progress report; returns warnings, each once until it clears.
+    """Fed the averaged metrics of each progress report and the held-out figures of each evaluation;
+    returns warnings, each once until it clears."""
 
-    * discriminator won: a D loss near 0 for ``patience`` reports in a row (vanilla/lsgan);
-    * W estimate exploding (|w| beyond ``w_explode``) or collapsing (w ≤ 0 for ``patience`` reports);
-    * NaN or Inf in any reported loss;
-    * cycle loss rising steadily: each of the last three windows of ``window`` reports higher than
-      the one before by more than 5%, to above ``0.1·λ_cyc`` (a mean L1 error of 0.05, about six
-      grey levels, per direction). Below that a rise is a generator leaving the identity it
-      started from (``input_skip``), not a failure.
-    """
-
-    def __init__(self, cfg: Config, *, patience: int = 20, d_floor: float = 0.005, w_explode: float = 1e3,
-                 window: int = 10):
+    def __init__(self, cfg: Config, *, patience: int | None = None, patience_steps: int = 300,
+                 d_floor: float | None = None, w_explode: float = 1e3, window: int = 10, stuck_evals: int = 3):
+        mode = cfg.objective.gan_mode
         self.wasserstein = cfg.is_wasserstein
-        self.patience, self.d_floor, self.w_explode, self.window = patience, d_floor, w_explode, window
+        # in reports: hundreds of steps, whatever the report interval
+        self.patience = patience or max(3, math.ceil(patience_steps / cfg.schedule.log_every))
+        self.d_floor = d_floor if d_floor is not None else D_WON.get(mode, 0.0)
+        self.g_high = G_HIGH.get(mode)
+        self.w_explode, self.window, self.stuck_evals = w_explode, window, stuck_evals
         self._low_d = {"D_A": 0, "D_B": 0}
         self._neg_w = {"w_A": 0, "w_B": 0}
+        self._still = {"AtoB": 0, "BtoA": 0}
         self._cycle = deque(maxlen=4 * window)
+        self._last: Mapping[str, float] = {}
         self.cycle_floor = 0.1 * cfg.objective.lambda_cyc
         self._active: set[str] = set()
 
@@ -44,6 +75,7 @@ class FailureWatch:
 
     def observe(self, step: int, metrics: Mapping[str, float]) -> list[WarningReport]:
         out: list[WarningReport] = []
+        self._last = metrics
         bad = [k for k, v in metrics.items() if not math.isfinite(v)]
         if bad:
             self._fire(step, "nan", f"NaN or Inf in {', '.join(sorted(bad))} at step {step}",
@@ -60,7 +92,7 @@ class FailureWatch:
                 code = f"d-won-{k}"
                 if self._low_d[k] >= self.patience:
                     self._fire(step, code, f"{k} loss has stayed near 0 ({v:.2g}) for {self._low_d[k]} reports: "
-                               "the discriminator has won and the generator is likely stuck",
+                               "the discriminator has won and its generator learns little from it",
                                "Try a smaller discriminator learning rate (lr_D), fewer D layers, or spectral norm.", out)
                 elif self._low_d[k] == 0:
                     self._clear(code)
@@ -93,4 +125,39 @@ class FailureWatch:
                                f"(from {means[0]:.3g})", "Lower the learning rate or raise λ cycle.", out)
                 elif means[-1] <= means[-2]:
                     self._clear("cycle-rising")
+        return out
+
+    def _rejected(self, way: str) -> bool:
+        """Whether the generator of ``way`` is still being told its output is fake (by the last report)."""
+        if self.wasserstein:
+            w = self._last.get("w_B" if way == "AtoB" else "w_A")
+            return w is not None and w > 0
+        g = self._last.get("G_A" if way == "AtoB" else "G_B")
+        return g is not None and self.g_high is not None and g > self.g_high
+
+    def observe_eval(self, step: int, ev: Mapping[str, float]) -> list[WarningReport]:
+        out: list[WarningReport] = []
+        for way, name, target in (("AtoB", "G (A→B)", "B"), ("BtoA", "F (B→A)", "A")):
+            gap = ev.get(f"gap_{way}")
+            if gap is None:
+                continue
+            self._still[way] = self._still[way] + 1 if gap < STUCK_GAP and self._rejected(way) else 0
+            code = f"stuck-{way}"
+            if self._still[way] >= self.stuck_evals:
+                self._fire(step, code, f"{name} returns its input unchanged (mean change {gap * 127.5:.2f} grey levels "
+                           f"on held-out images) while its discriminator still rejects it: it is stuck at the identity",
+                           "The discriminator wins before the generator moves. Try the paper recipe's discriminator "
+                           "(instance norm), a smaller lr_D, or a lower λ cycle.", out)
+            elif self._still[way] == 0:
+                self._clear(code)
+            sat, real = ev.get(f"saturated_{way}"), ev.get(f"saturated_real_{target}")
+            if sat is None or real is None:
+                continue
+            code = f"saturated-{way}"
+            if sat > SATURATED_SHARE and sat > real + SATURATED_EXCESS:
+                self._fire(step, code, f"{name}'s output is saturated: {sat:.0%} of its pixels are at ±1 "
+                           f"(real {target} images: {real:.0%})",
+                           "The generator has diverged: lower the learning rate, or resume from an earlier checkpoint.", out)
+            else:
+                self._clear(code)
         return out
