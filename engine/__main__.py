@@ -14,18 +14,17 @@ import sys
 from pathlib import Path
 
 from engine.cliutil import Parser as _Parser
-from engine.cliutil import UsageError, add_config_args, load_config
+from engine.cliutil import UsageError, add_checkpoint_arg, add_config_args, byte_size, load_config
 from engine.cliutil import nonneg_float as _nonneg_float
 from engine.cliutil import positive_float as _positive_float
 from engine.cliutil import positive_int as _positive_int
-from engine.data import demo
 from engine.errors import EngineError
-from engine.io import export
 from engine.io.checkpoint import config_from_checkpoint, load_checkpoint
 from engine.io.run_folder import RunFolder
+from engine.io.tiling import DEFAULT_MEMORY
 from engine.io.translate import TranslationModel, translate_files
 from engine.metrics import GroundTruth, demo_ground_truth
-from engine.tools import bench, quality
+from engine.tools import bench, commands, quality
 from engine.tools import distances as distances_cli
 from engine.training.distributed import DistInfo, init_from_env, shutdown
 from engine.training.reports import CheckpointReport, FinishedReport, ProgressReport, WarningReport
@@ -146,8 +145,25 @@ def cmd_resume(args) -> int:
 
 # --- translate / score ------------------------------------------------------------------------
 def cmd_translate(args) -> int:
-    model = TranslationModel.load(args.model)
-    written, skipped = translate_files(model, args.inputs, args.out, args.direction)
+    model = TranslationModel.load(args.model, checkpoint=args.checkpoint)
+    scale = model.train_scale(args.direction) or 1.0 if args.scale == "train" else float(args.scale)
+    note = model.scale_note(args.direction) if args.scale != "train" else ""
+    if note:
+        print(f"note: {note}", file=sys.stderr)
+    tty = sys.stderr.isatty()
+
+    def on_image(path: Path):
+        def progress(done: int, total: int) -> None:
+            if tty:
+                bar = "#" * (20 * done // total)
+                print(f"\r{path.name}: [{bar:<20}] {done}/{total} tiles", end="" if done < total else "\n",
+                      file=sys.stderr, flush=True)
+            elif done == total:
+                print(f"{path.name}: {total} tile{'s' if total != 1 else ''}", file=sys.stderr, flush=True)
+        return progress
+
+    written, skipped = translate_files(model, args.inputs, args.out, args.direction, on_image=on_image, tile=args.tile,
+                                       max_memory=args.max_memory, scale=scale)
     for path, reason in skipped:
         print(f"skipped {path}: {reason}", file=sys.stderr)
     print(f"translated {len(written)} image(s) {args.direction} into {args.out}")
@@ -177,7 +193,7 @@ def cmd_score(args) -> int:
 
 # --- parser -----------------------------------------------------------------------------------
 # Commands that live in their own modules register themselves through add_cli(subparsers).
-_COMMAND_MODULES = (demo, export, distances_cli, bench, quality)
+_COMMAND_MODULES = (commands, distances_cli, bench, quality)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -213,6 +229,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("inputs", nargs="+", metavar="INPUT")
     p.add_argument("--out", required=True, metavar="DIR")
     p.add_argument("--direction", choices=["AtoB", "BtoA"], default="AtoB")
+    add_checkpoint_arg(p)
+    p.add_argument("--max-memory", type=byte_size, default=DEFAULT_MEMORY, metavar="SIZE",
+                   help="memory the generator's activations may use, e.g. 512M or 4G (default 2G); large images go "
+                        "through it in overlapping tiles that fit")
+    p.add_argument("--tile", type=_positive_int, metavar="PX", help="tile side in pixels (instead of from --max-memory)")
+    p.add_argument("--scale", default="1", metavar="FACTOR|train",
+                   help="shrink each image by FACTOR before translating (the result has the input's size); 'train': "
+                        "the scale the model learned at")
     p.set_defaults(func=cmd_translate)
 
     p = sub.add_parser("score", help="PSNR of a run's translations against the demo data's ground truth")

@@ -8,7 +8,8 @@ from pathlib import Path
 
 from engine.config import PRESETS, RECIPES, Config, preset, with_recipe
 
-__all__ = ["UsageError", "Parser", "load_config", "add_config_args", "positive_int", "nonneg_float", "positive_float"]
+__all__ = ["UsageError", "Parser", "load_config", "add_config_args", "positive_int", "nonneg_float", "positive_float",
+           "add_checkpoint_arg", "byte_size"]
 
 
 class UsageError(Exception):
@@ -81,3 +82,33 @@ def add_config_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--set", action="append", metavar="KEY=VALUE", default=[],
                    help="override one setting, e.g. --set crop_size=64 (repeatable)")
     p.add_argument("--device", choices=["auto", "cpu", "cuda", "mps"])
+
+
+def checkpoint_choice(text: str) -> str | int:
+    if text in ("best", "latest"):
+        return text
+    try:
+        step = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected best, latest or a step number, got {text!r}") from None
+    if step < 0:
+        raise argparse.ArgumentTypeError(f"expected best, latest or a step number, got {text!r}")
+    return step
+
+
+def add_checkpoint_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--checkpoint", type=checkpoint_choice, default="latest", metavar="best|latest|STEP",
+                   help="for a run folder: its latest checkpoint (default), the best one by the W monitor, or a step's")
+
+
+def byte_size(text: str) -> int:
+    """'512M', '2G', '1.5g', '800000000' → bytes."""
+    t = text.strip().upper().rstrip("B")
+    units = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
+    try:
+        value = float(t[:-1]) * units[t[-1]] if t and t[-1] in units else float(t)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a size like 512M or 2G, got {text!r}") from None
+    if not math.isfinite(value) or value < 64 << 20:
+        raise argparse.ArgumentTypeError(f"expected at least 64M, got {text!r}")
+    return int(value)

@@ -144,7 +144,16 @@ class ScheduleConfig:
     seed: int = _f(0, "Seed", "Random seed. Training is deterministic for a given seed on CPU.", lo=0, hi=2**31 - 1)
     log_every: int = _f(10, "Report every", "Steps between progress reports (losses, it/s).", lo=1, hi=100000, unit="steps")
     preview_every: int = _f(100, "Preview every", "Steps between preview images.", lo=1, hi=1000000, unit="steps")
-    eval_every: int = _f(200, "Evaluate every", "Steps between held-out W estimates.", lo=1, hi=1000000, unit="steps")
+    eval_every: int = _f(200, "Evaluate every", "Steps between held-out evaluations (the W monitor, the held-out losses).",
+                         lo=1, hi=1000000, unit="steps")
+    monitor: bool = _f(True, "W monitor", "At every evaluation, estimate W1 between translated held-out images and real "
+                       "held-out ones (patches), per direction, with a critic of its own that never trains the "
+                       "generators; keep checkpoints/best.pt at the lowest. Needs held-out images.")
+    plateau_evals: int = _f(10, "Plateau after", "Say that training has reached a plateau when the monitored W has not "
+                            "improved by more than its confidence interval for this many evaluations.", lo=1, hi=10000,
+                            unit="evaluations", advanced=True)
+    stop_on_plateau: bool = _f(False, "Stop on plateau", "Stop (with a checkpoint) at the plateau notice instead of "
+                               "only reporting it.", advanced=True)
     save_every: int = _f(500, "Checkpoint every", "Steps between checkpoints.", lo=1, hi=1000000, unit="steps")
     keep_checkpoints: int = _f(3, "Checkpoints kept", "Numbered checkpoints kept besides latest.", lo=1, hi=1000)
 

@@ -12,13 +12,13 @@ from PIL import Image
 
 from engine.data.demo import (
     SUBFOLDERS,
-    add_cli,
     demo_transform,
     ground_truth_dir,
     is_demo_dataset,
     make_demo_dataset,
     render_scene,
 )
+from engine.tools.commands import add_cli
 
 
 def read(path: Path) -> np.ndarray:

@@ -14,10 +14,8 @@ quality plot and ``python -m engine score`` compare against.
 
 from __future__ import annotations
 
-import argparse
 import json
 import logging
-import os
 import time
 from pathlib import Path
 
@@ -27,7 +25,7 @@ from PIL import Image
 log = logging.getLogger(__name__)
 
 __all__ = ["make_demo_dataset", "render_scene", "demo_transform", "is_demo_dataset", "ground_truth_dir",
-           "add_cli", "run_cli", "SUBFOLDERS"]
+           "SUBFOLDERS"]
 
 SUBFOLDERS = ("trainA", "trainB", "testA", "testB", "testA_to_B")
 MARKER = "demo.json"
@@ -295,33 +293,3 @@ def make_demo_dataset(out_dir, *, n_train: int = 150, n_test: int = 24, size: in
 
 
 # --- CLI (registered by engine.__main__) ------------------------------------------------------
-
-def _positive_int(text: str) -> int:
-    try:
-        v = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if v < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
-    return v
-
-
-def add_cli(subparsers) -> None:
-    p = subparsers.add_parser("demo-data", help="write the built-in summer → winter demo dataset into DIR")
-    p.add_argument("dir", metavar="DIR")
-    p.add_argument("--n-train", type=_positive_int, default=150, help="training images per domain (default 150)")
-    p.add_argument("--n-test", type=_positive_int, default=24, help="test images per domain (default 24)")
-    p.add_argument("--size", type=_positive_int, default=128, help="image size in pixels (default 128)")
-    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-    p.set_defaults(func=run_cli)
-
-
-def run_cli(args) -> int:
-    t0 = time.perf_counter()
-    counts = make_demo_dataset(args.dir, n_train=args.n_train, n_test=args.n_test, size=args.size, seed=args.seed)
-    total = sum(f.stat().st_size for s in SUBFOLDERS for f in (Path(args.dir) / s).glob("*.png"))
-    amount = f"{total / 1e6:.1f} MB" if total >= 1e5 else f"{total / 1e3:.0f} kB"
-    print(f"demo data in {os.path.abspath(args.dir)}: "
-          + ", ".join(f"{k} {v}" for k, v in counts.items())
-          + f" ({args.size} px, {amount}, {time.perf_counter() - t0:.1f} s)")
-    return 0

@@ -8,13 +8,11 @@ ONNX needs the optional extra ``pip install -e .[export]`` (torch's exporter run
 
 from __future__ import annotations
 
-import argparse
 import copy
 import io
 import json
 import logging
 import os
-import sys
 import warnings
 from pathlib import Path
 from typing import Mapping
@@ -26,7 +24,6 @@ from torch import nn
 from engine.errors import MissingExtraError
 from engine.io.atomic import atomic_path, atomic_write_bytes
 from engine.io.translate import MODEL_FORMAT, TranslationModel
-from engine.models.networks import generator_arch_from_state_dict
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +33,9 @@ __all__ = [
     "PaddedGenerator",
     "import_reference",
     "export_generator",
-    "add_cli",
+    "format_for",
+    "describe_arch",
+    "require_onnx",
 ]
 
 EXPORT_FORMATS = ("safetensors", "onnx", "torchscript")
@@ -88,7 +87,7 @@ def _metadata(model: TranslationModel, direction: str) -> dict[str, str]:
     return meta
 
 
-def _require_onnx() -> None:
+def require_onnx() -> None:
     try:
         # An optional extra, imported only when an ONNX export is asked for.
         import onnx  # noqa: F401, PLC0415 - torch.onnx.export(dynamo=True) needs both
@@ -99,7 +98,7 @@ def _require_onnx() -> None:
 
 
 def _export_onnx(net: nn.Module, meta: dict[str, str], out: Path) -> Path:
-    _require_onnx()
+    require_onnx()
     Dim = torch.export.Dim
     example = torch.zeros(1, 3, 64, 64)
     # The torch.export-based exporter (the default since torch 2.9; the TorchScript one is deprecated).
@@ -140,7 +139,7 @@ def export_generator(model: TranslationModel, direction: str, fmt: str, out: str
     return _export_torchscript(net, _metadata(model, direction), out)
 
 
-def _format_for(out: Path, fmt: str | None) -> str:
+def format_for(out: Path, fmt: str | None) -> str:
     if fmt:
         return fmt
     guessed = _SUFFIX_FORMATS.get(out.suffix.lower())
@@ -150,47 +149,7 @@ def _format_for(out: Path, fmt: str | None) -> str:
     return guessed
 
 
-def _describe(arch: Mapping[str, int | str]) -> str:
+def describe_arch(arch: Mapping[str, int | str]) -> str:
     skip = "input skip, " if arch.get("input_skip") else ""
     return (f"ResNet generator, {arch['n_blocks']} blocks, ngf {arch['ngf']}, {arch['upsample']} upsampling, {skip}"
             f"{arch['input_nc']}→{arch['output_nc']} channels")
-
-
-# --- CLI ---------------------------------------------------------------------------------------
-def cmd_import_reference(args: argparse.Namespace) -> int:
-    path, model = import_reference(args.file, args.out, args.other)
-    arch = generator_arch_from_state_dict(model.G.state_dict())
-    print(f"wrote {path}: {model.describe_directions()}, {_describe(arch)}")
-    return 0
-
-
-def cmd_export(args: argparse.Namespace) -> int:
-    out = Path(args.out)
-    fmt = _format_for(out, args.format)
-    try:
-        if fmt == "onnx":
-            _require_onnx()  # before loading a large model
-        model = TranslationModel.load(args.model)
-        path = export_generator(model, args.direction, fmt, out)
-    except MissingExtraError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    size_mb = path.stat().st_size / 1e6
-    print(f"wrote {path}: {args.direction} generator as {fmt} ({size_mb:.1f} MB)")
-    return 0
-
-
-def add_cli(subparsers) -> None:
-    p = subparsers.add_parser(
-        "import-reference", help="convert the reference implementation's latest_net_G*.pth into a model file")
-    p.add_argument("file", metavar="FILE.pth", help="a generator state_dict; it becomes the A→B direction")
-    p.add_argument("--other", metavar="FILE_B.pth", help="the B→A generator (e.g. latest_net_G_B.pth)")
-    p.add_argument("--out", required=True, metavar="MODEL.safetensors")
-    p.set_defaults(func=cmd_import_reference)
-
-    p = subparsers.add_parser("export", help="write one generator as safetensors, ONNX or TorchScript")
-    p.add_argument("model", metavar="MODEL", help="a run folder, checkpoint, .safetensors model or reference .pth")
-    p.add_argument("--format", choices=EXPORT_FORMATS, help="default: from the --out suffix (.safetensors, .onnx, .pt)")
-    p.add_argument("--direction", choices=["AtoB", "BtoA"], default="AtoB")
-    p.add_argument("--out", required=True, metavar="FILE")
-    p.set_defaults(func=cmd_export)

@@ -4,7 +4,7 @@
     RUN/run.json             data folders, device, total steps
     RUN/metrics.jsonl        one JSON object per report (type "progress" or "eval")
     RUN/previews/step_XXXXXXX.png
-    RUN/checkpoints/step_XXXXXXX.pt, latest.pt
+    RUN/checkpoints/step_XXXXXXX.pt, latest.pt, best.pt (the lowest monitored W; generators only)
     RUN/.lock                held (an OS file lock) by the process that is training the run
 
 Writing a run takes the lock for the life of the run: a second writer, in another process,
@@ -44,7 +44,7 @@ __all__ = ["RunFolder", "RunInfo", "RunError", "RunLock", "RUN_FILES"]
 
 CONFIG, RUN, METRICS, PREVIEWS, CHECKPOINTS, LOCK = ("config.json", "run.json", "metrics.jsonl", "previews",
                                                      "checkpoints", ".lock")
-LATEST = "latest.pt"
+LATEST, BEST = "latest.pt", "best.pt"
 RUN_FILES = frozenset({CONFIG, RUN, METRICS})  # files that stand for the run folder they are in
 _PREVIEW_RE = re.compile(r"^step_(\d+)\.png$")
 
@@ -192,6 +192,18 @@ class RunFolder:
     @property
     def latest_checkpoint(self) -> Path:
         return self.path / CHECKPOINTS / LATEST
+
+    @property
+    def best_checkpoint(self) -> Path:
+        return self.path / CHECKPOINTS / BEST
+
+    def checkpoint(self, which: str | int = "latest") -> Path:
+        """``latest``, ``best`` or a step number's checkpoint file (which may not exist)."""
+        if which == "latest":
+            return self.latest_checkpoint
+        if which == "best":
+            return self.best_checkpoint
+        return self.path / CHECKPOINTS / f"step_{int(which):07d}.pt"
 
     def preview_file(self, step: int) -> Path:
         return self.path / PREVIEWS / f"step_{step:07d}.png"

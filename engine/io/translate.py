@@ -9,10 +9,12 @@ output is cropped back, so the output has exactly the input's size.
 from __future__ import annotations
 
 import io
-from dataclasses import dataclass
+import json
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Literal
+from typing import Any, Callable, Iterable, Literal
 
+import numpy as np
 import torch
 from PIL import Image
 from safetensors import SafetensorError, safe_open
@@ -22,10 +24,12 @@ from safetensors.torch import save as st_save
 from engine.config import Config
 from engine.data.decode import IMAGE_EXTENSIONS, load_image
 from engine.errors import CheckpointError, ConfigError, DataError
-from engine.images import pil_to_tensor, tensor_to_pil
+from engine.images import tensor_to_pil
 from engine.io.atomic import atomic_write_bytes
 from engine.io.checkpoint import check_architecture, config_from_checkpoint, load_checkpoint
 from engine.io.reference import load_reference_generators
+from engine.io.run_folder import RunFolder
+from engine.io.tiling import DEFAULT_MEMORY, OutOfMemory, tile_for_memory, translate_tiled
 from engine.models.networks import generator_from_state_dict, pad_to_multiple, translate_tensor
 
 __all__ = ["Direction", "TranslationModel", "translate_tensor", "pad_to_multiple", "MODEL_FORMAT"]
@@ -43,6 +47,21 @@ class TranslationModel:
     config: Config | None
     source: str
     step: int | None = None
+    data_scale: dict[str, float] = field(default_factory=dict)  # the scale each domain's images were trained at
+
+    def train_scale(self, direction: str) -> float | None:
+        """The scale the model learned its input domain at (1: the images' own resolution), if known."""
+        return self.data_scale.get("A" if direction == "AtoB" else "B")
+
+    def scale_note(self, direction: str) -> str:
+        """A sentence for the user when translating at full resolution differs much from the training scale."""
+        s = self.train_scale(direction)
+        if s is None or 0.8 <= s <= 1.25:
+            return ""
+        finer = "finer" if s < 1 else "coarser"
+        return (f"this model learned at {s:.2g}× the resolution of its training images, so at an image's full "
+                f"resolution its textures come out {finer} than it learned them; translating at {s:.2g}× (--scale "
+                "train, or Match training scale in the app) shows what it learned")
 
     @property
     def directions(self) -> list[str]:
@@ -70,18 +89,52 @@ class TranslationModel:
             raise ValueError(f"this model has no {direction} generator ({self.describe_directions()})")
         return net
 
-    def translate(self, img: Image.Image, direction: str = "AtoB") -> Image.Image:
-        """Any mode in (grayscale, RGBA, palette …), RGB out, same width and height."""
+    def translate(self, img: Image.Image, direction: str = "AtoB", *, tile: int | None = None,
+                  max_memory: int = DEFAULT_MEMORY, scale: float = 1.0,
+                  progress: Callable[[int, int], None] | None = None) -> Image.Image:
+        """Any mode in (grayscale, RGBA, palette …), RGB out, same width and height.
+
+        Large images go through the generator in overlapping tiles (``engine.io.tiling``), sized so
+        that their activations fit ``max_memory`` bytes, or ``tile`` px when given. ``scale`` < 1 first
+        shrinks the image (for a model that learned at a smaller scale, see ``train_scale``) and
+        enlarges the result back to the input's size. ``progress(done, total)`` follows the tiles.
+        """
         net = self.generator(direction)
-        device = next(net.parameters()).device
-        x = pil_to_tensor(img.convert("RGB")).to(device)
-        return tensor_to_pil(translate_tensor(net, x))
+        rgb = img.convert("RGB")
+        if scale != 1.0:
+            size = (max(8, round(rgb.width * scale)), max(8, round(rgb.height * scale)))
+            out = self.translate(rgb.resize(size, Image.Resampling.LANCZOS), direction, tile=tile,
+                                 max_memory=max_memory, progress=progress)
+            return out.resize(rgb.size, Image.Resampling.LANCZOS)
+        x = torch.from_numpy(np.asarray(rgb, dtype=np.uint8).copy()).permute(2, 0, 1).unsqueeze(0)
+        side = tile or tile_for_memory(net, max_memory - 8 * x.numel(), tuple(x.shape[-2:]))
+        if side >= max(x.shape[-2:]):  # one piece: the plain whole-image pass
+            device = next(net.parameters()).device
+            try:
+                y = translate_tensor(net, x.to(device).float().div_(127.5).sub_(1.0))
+            except (torch.OutOfMemoryError, MemoryError) as e:
+                raise OutOfMemory(f"the {x.shape[-1]}×{x.shape[-2]} image did not fit in memory at once "
+                                  f"({str(e).splitlines()[0][:80]}): give a smaller --max-memory or a --tile") from None
+            if progress is not None:
+                progress(1, 1)
+            return tensor_to_pil(y)
+        y = translate_tiled(net, x, tile=side, progress=progress)
+        return Image.fromarray(y[0].permute(1, 2, 0).to(torch.uint8).numpy(), "RGB")
 
     # --- loading ----------------------------------------------------------------------------
     @classmethod
-    def load(cls, path: str | Path, device: str | torch.device = "cpu") -> "TranslationModel":
-        """A run folder, a training checkpoint (.pt), a model file (.safetensors), or a reference .pth."""
+    def load(cls, path: str | Path, device: str | torch.device = "cpu", checkpoint: str | int = "latest"
+             ) -> "TranslationModel":
+        """A run folder (its ``checkpoint``: ``latest``, ``best`` or a step), a training checkpoint (.pt), a model
+        file (.safetensors), or a reference .pth."""
         p = Path(path)
+        if p.is_dir() and RunFolder(p).looks_like_run():
+            p = RunFolder(p).checkpoint(checkpoint)
+            if not p.is_file():
+                what = {"best": "no best checkpoint yet (it needs the W monitor and held-out images)",
+                        "latest": "no checkpoint yet"}.get(str(checkpoint), f"no checkpoint of step {checkpoint} (kept: "
+                                                                             "the last few and best)")
+                raise CheckpointError(f"{path} has {what}")
         if p.suffix == ".safetensors":
             return cls._load_safetensors(p).to(device)
         if p.suffix == ".pth" and p.is_file():
@@ -95,7 +148,8 @@ class TranslationModel:
         # Prefer the EMA weights when the run kept them: they are what previews showed.
         G = generator_from_state_dict(models.get("G_ema", models["G"]), f"{p} (G)", cfg.model.norm)
         F = generator_from_state_dict(models.get("F_ema", models["F"]), f"{p} (F)", cfg.model.norm)
-        return cls(G, F, cfg, str(p), int(ck.get("step", 0))).to(device)
+        scale = ck.get("data", {}).get("scale", {}) if isinstance(ck.get("data"), dict) else {}
+        return cls(G, F, cfg, str(p), int(ck.get("step", 0)), {k: float(v) for k, v in scale.items()}).to(device)
 
     @classmethod
     def from_reference(cls, path: str | Path, other: str | Path | None = None) -> "TranslationModel":
@@ -127,7 +181,11 @@ class TranslationModel:
             # A bare generator state_dict (no G./F. prefixes): one direction, A→B.
             nets["G"] = generator_from_state_dict(tensors, str(p), norm)
         step = int(meta["step"]) if meta.get("step", "").isdigit() else None
-        return cls(nets["G"], nets["F"], cfg, str(p), step)
+        try:
+            scale = {k: float(v) for k, v in json.loads(meta.get("data_scale", "{}")).items()}
+        except (ValueError, AttributeError, TypeError):
+            scale = {}
+        return cls(nets["G"], nets["F"], cfg, str(p), step, scale)
 
     def save(self, path: str | Path, directions: Iterable[str] | None = None) -> Path:
         """Write the generators (all directions, or those named) to one .safetensors file, config as metadata."""
@@ -142,6 +200,8 @@ class TranslationModel:
             meta["config"] = self.config.to_json(indent=None)
         if self.step is not None:
             meta["step"] = str(self.step)
+        if self.data_scale:
+            meta["data_scale"] = json.dumps(self.data_scale)
         return atomic_write_bytes(path, st_save(tensors, metadata=meta))
 
 
@@ -160,8 +220,12 @@ def iter_inputs(inputs: Iterable[str | Path]) -> list[Path]:
 
 
 def translate_files(model: TranslationModel, inputs: Iterable[str | Path], out_dir: str | Path,
-                    direction: str = "AtoB", max_pixels: int = 80_000_000) -> tuple[list[Path], list[tuple[str, str]]]:
-    """Translate each input into out_dir (PNG, same stem). Returns (written, [(path, reason) skipped])."""
+                    direction: str = "AtoB", max_pixels: int = 80_000_000, *, on_image: Callable[[Path], Any] | None = None,
+                    **translate_kw: Any) -> tuple[list[Path], list[tuple[str, str]]]:
+    """Translate each input into out_dir (PNG, same stem). Returns (written, [(path, reason) skipped]).
+
+    ``on_image(path)`` is called before each image and may return a progress callback for its tiles;
+    other keywords go to ``TranslationModel.translate`` (tile, max_memory, scale)."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     written, skipped = [], []
@@ -172,7 +236,8 @@ def translate_files(model: TranslationModel, inputs: Iterable[str | Path], out_d
         except DataError as e:
             skipped.append((str(src), str(e)))
             continue
-        out = model.translate(img, direction)
+        progress = on_image(src) if on_image is not None else None
+        out = model.translate(img, direction, progress=progress, **translate_kw)
         buf = io.BytesIO()
         out.save(buf, format="PNG")
         dst = out_dir / f"{src.stem}_{direction}.png"

@@ -1,22 +1,26 @@
-"""Saving the training state into the run's checkpoints, and knowing what was saved last.
+"""Saving the training state into the run's checkpoints, knowing what was saved last, and keeping the best.
 
 A save that fails (a full disk, a read-only folder) is reported, not raised: the loop pauses
 and the user can free space and resume. Nothing half-written is left (``engine.io.atomic``).
+
+``BestKeeper`` keeps ``checkpoints/best.pt`` at the evaluation with the lowest monitored
+distance (``engine.wasserstein.monitor``) and notices when it has stopped falling.
 """
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any, Callable
 
 from engine.config import Config
 from engine.errors import CheckpointError, DataError
-from engine.io.checkpoint import CheckpointManager, config_from_checkpoint, load_checkpoint
-from engine.io.run_folder import RunFolder
+from engine.io.checkpoint import CheckpointManager, config_from_checkpoint, load_checkpoint, save_checkpoint
+from engine.io.run_folder import BEST, RunFolder
 from engine.training.reports import CheckpointReport, Report, WarningReport
 from engine.training.state import TrainingState
 
-__all__ = ["Checkpoints", "resume_point"]
+__all__ = ["Checkpoints", "BestKeeper", "resume_point"]
 
 
 class Checkpoints:
@@ -46,6 +50,14 @@ class Checkpoints:
                                  "Free disk space or choose a writable run folder, then resume. Training is paused.",
                                  severity="error")
 
+    def save_best(self) -> Path:
+        """The generators of the current step as checkpoints/best.pt."""
+        return save_checkpoint(self.best, self.state.generators_payload(self.meta().get("data_scale")))
+
+    @property
+    def best(self) -> Path:
+        return self.manager.dir / BEST
+
     def up_to_date(self) -> bool:
         """Whether the newest checkpoint holds the current step."""
         return self.saved_step == self.state.step and self.latest.exists()
@@ -62,3 +74,69 @@ def resume_point(run_dir, max_steps: int | None, data_paths: tuple[str, str] | N
     if len(paths) != 2 or not all(paths):
         raise DataError(f"{run_dir}: the checkpoint does not record its data folders; give them explicitly")
     return ck, cfg, (str(paths[0]), str(paths[1]))
+
+
+class BestKeeper:
+    """The evaluation with the lowest monitored distance, its checkpoint, and the plateau notice.
+
+    The score is the remaining distance (W − floor) / (start − floor) summed over both directions,
+    so that neither direction's scale outweighs the other. An evaluation is a new best when it beats
+    the best score by more than the score's own 95 % half-width (summed over the directions): a
+    better reading within the noise is not progress. ``patience`` evaluations without one make a
+    plateau, said once (and, with ``stop``, the end of the run).
+    """
+
+    def __init__(self, checkpoints: Checkpoints | None, patience: int, stop: bool):
+        self.checkpoints, self.patience, self.stop = checkpoints, patience, stop
+        self.best_step: int | None = None
+        self.best_score = math.inf
+        self.since_best = 0
+        self.plateau = False
+
+    @staticmethod
+    def score(ev: dict[str, float]) -> tuple[float, float] | None:
+        """(summed remaining distance, its half-width), or None when the evaluation has no monitor readings."""
+        try:
+            parts = [(ev[f"w_mon_remaining_{w}"], (ev[f"w_mon_hi_{w}"] - ev[f"w_mon_lo_{w}"]) / 2
+                      / max(ev[f"w_mon_start_{w}"] - ev[f"w_mon_floor_{w}"], 1e-12)) for w in ("AtoB", "BtoA")]
+        except KeyError:
+            return None
+        if not all(math.isfinite(v) for pair in parts for v in pair):
+            return None
+        return sum(p[0] for p in parts), sum(p[1] for p in parts)
+
+    def observe(self, step: int, ev: dict[str, float]) -> list[Report]:
+        scored = self.score(ev)
+        if scored is None:
+            return []
+        value, half_width = scored
+        out: list[Report] = []
+        if self.best_step is None or value < self.best_score - half_width:
+            self.best_step, self.best_score, self.since_best, self.plateau = step, value, 0, False
+            if self.checkpoints is not None:
+                try:
+                    out.append(CheckpointReport(step, str(self.checkpoints.save_best()), kind="best"))
+                except CheckpointError as e:
+                    out.append(WarningReport(step, "save-failed", f"best checkpoint not saved: {e}",
+                                             "Free disk space; training goes on.", severity="error"))
+        else:
+            self.since_best += 1
+        ev["w_mon_best_step"] = float(self.best_step)
+        if self.since_best >= self.patience and not self.plateau:
+            self.plateau = True
+            out.append(WarningReport(
+                step, "plateau", f"the monitored W has not improved beyond its noise for {self.since_best} evaluations: "
+                f"the best translations so far are those of step {self.best_step}",
+                f"Training on may not help much. Translate or export with the best checkpoint (step {self.best_step}), "
+                "or stop here." + (" Stopping, as asked." if self.stop else ""), severity="info"))
+        return out
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"best_step": self.best_step, "best_score": self.best_score, "since_best": self.since_best,
+                "plateau": self.plateau}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.best_step = state.get("best_step")
+        self.best_score = float(state.get("best_score", math.inf))
+        self.since_best = int(state.get("since_best", 0))
+        self.plateau = bool(state.get("plateau", False))

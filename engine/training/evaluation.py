@@ -1,8 +1,10 @@
 """Held-out figures and previews: what the current models do with images they were never trained on.
 
-``Evaluator.evaluate()`` returns, on the held-out split: the cycle losses, the training
-critics' W estimates E_real f − E_fake f and their gradient norms (Wasserstein objectives),
-and PSNR against ground truth when the caller supplied one (the demo data, quality tasks).
+``Evaluator.evaluate()`` returns, on the held-out split: the cycle losses, how far each generator
+moves its inputs and how saturated its output is (for the failure watch), the W monitor's
+readings per direction (``engine.wasserstein.monitor``; every objective), the training critics'
+own W estimates and gradient norms (Wasserstein objectives), and PSNR against ground truth when
+the caller supplied one (the demo data, quality tasks).
 ``Evaluator.preview()`` renders the preview images as uint8 copies.
 """
 
@@ -21,6 +23,8 @@ from engine.models.objectives import Objective, critic_score, cycle_loss, gradie
 from engine.training.execution import Execution
 from engine.training.schedule import step_generator
 from engine.training.state import TrainingState
+from engine.wasserstein.critic import torch_threads
+from engine.wasserstein.monitor import WMonitor
 
 __all__ = ["Evaluator", "PREVIEW_IMAGES"]
 
@@ -42,6 +46,11 @@ class Evaluator:
         fixed = UnpairedBatches(a, b, batch_size=1, crop_size=cfg.data.crop_size, flip=False,
                                 seed=cfg.schedule.seed, device=execution.device)
         self._preview_batch = fixed.fixed(min(PREVIEW_IMAGES, len(a), len(b)))
+        self.monitor: WMonitor | None = None
+        if cfg.schedule.monitor and len(val[0]) >= 2 and len(val[1]) >= 2:
+            self.monitor = WMonitor([val[0].get(i) for i in range(len(val[0]))],
+                                    [val[1].get(i) for i in range(len(val[1]))], crop=cfg.data.crop_size,
+                                    seed=cfg.schedule.seed, device=execution.device)
 
     @torch.no_grad()
     def preview(self) -> dict[str, np.ndarray]:
@@ -88,7 +97,11 @@ class Evaluator:
                 for name, D, real, fake in (("A", s.D_A, real_a, fake_a), ("B", s.D_B, real_b, fake_b)):
                     _, norm = gradient_penalty(lambda x, D=D: critic_score(D, x), real, fake, gen)
                     out[f"gp_grad_norm_{name}_val"] = float(norm)
+        G, F = s.inference_generators()
+        if self.monitor is not None:
+            with torch_threads(1):  # the critic's ops are tiny: one thread is faster, and spares the cores
+                for way, reading in self.monitor.measure(G, F).items():
+                    out.update(reading.metrics(way))
         if self.ground_truth is not None:
-            G, F = s.inference_generators()
             out.update(self.ground_truth.score(G, F, self.ex.device))
         return out

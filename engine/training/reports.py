@@ -67,6 +67,7 @@ class PreviewReport(Report):
 @dataclass(frozen=True)
 class CheckpointReport(Report):
     path: str
+    kind: Literal["latest", "best"] = "latest"  # best: checkpoints/best.pt, the lowest monitored W so far
 
 
 @dataclass(frozen=True)
@@ -74,12 +75,12 @@ class WarningReport(Report):
     code: str
     message: str
     hint: str = ""
-    severity: Literal["warning", "error"] = "warning"
+    severity: Literal["info", "warning", "error"] = "warning"
 
 
 @dataclass(frozen=True)
 class FinishedReport(Report):
-    reason: Literal["completed", "stopped", "time-limit", "error"]
+    reason: Literal["completed", "stopped", "time-limit", "plateau", "error"]
     message: str = ""
     checkpoint: str | None = None
 

@@ -99,7 +99,16 @@ class TrainingState:
             torch._foreach_lerp_(list(ema.parameters()), list(net.parameters()), 1.0 - decay)
 
     # --- checkpoints ------------------------------------------------------------------------------
-    def payload(self, *, epoch: int, total_steps: int, elapsed_s: float, data_paths: tuple[str, str]) -> dict[str, Any]:
+    def generators_payload(self, data_scale: dict[str, float] | None = None) -> dict[str, Any]:
+        """A checkpoint with the generators (and their averages) only: enough to translate and export."""
+        models = {"G": self.G.state_dict(), "F": self.F.state_dict()}
+        if self.G_ema is not None:
+            models.update(G_ema=self.G_ema.state_dict(), F_ema=self.F_ema.state_dict())
+        return {"config": self.cfg.to_json(indent=None), "step": self.step, "version": __version__,
+                "models": {k: _cpu(v) for k, v in models.items()}, "data": {"scale": dict(data_scale or {})}}
+
+    def payload(self, *, epoch: int, total_steps: int, elapsed_s: float, data_paths: tuple[str, str],
+                data_scale: dict[str, float] | None = None, extra: dict[str, Any] | None = None) -> dict[str, Any]:
         models = {"G": self.G.state_dict(), "F": self.F.state_dict(),
                   "D_A": self.D_A.state_dict(), "D_B": self.D_B.state_dict()}
         if self.G_ema is not None:
@@ -118,8 +127,10 @@ class TrainingState:
             "scheduler": {"total_steps": total_steps, "lr_scale": self.lr_scale},
             "pool": {"A": self.pool_A.state_dict(), "B": self.pool_B.state_dict()},
             "rng": {"torch": torch.get_rng_state(), "seed": self.cfg.schedule.seed},
-            "data": {"paths": list(data_paths)},
+            # scale: the factor by which the networks saw each domain's images (load_size/√(w·h) when resized)
+            "data": {"paths": list(data_paths), "scale": dict(data_scale or {})},
             "version": __version__,
+            **(extra or {}),
         }
 
     def restore(self, ck: dict[str, Any], source: str, device: torch.device) -> None:

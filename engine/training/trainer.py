@@ -6,12 +6,11 @@ trainer knows nothing about threads or widgets; ``pause``/``resume``/``stop``/``
 (``Controls``) are thread-safe requests that take effect at the next step boundary.
 
 It drives ``TrainingState`` (networks, optimisers, pools), ``CycleGANStep`` (the paper's maths),
-``Schedule``, ``Evaluator``, ``Checkpoints``, ``RunFolder``, ``FailureWatch`` and ``FaultTally``.
+``Schedule``, ``Evaluator``, ``Reporter``, ``Checkpoints``/``BestKeeper``, ``RunFolder`` and ``FaultTally``.
 """
 
 from __future__ import annotations
 
-import logging
 import math
 import time
 from pathlib import Path
@@ -26,27 +25,17 @@ from engine.devices import resolve_device
 from engine.errors import CheckpointError, DataGoneError
 from engine.io.run_folder import RunFolder
 from engine.training import tb
-from engine.training.checkpoints import Checkpoints, resume_point
+from engine.training.checkpoints import BestKeeper, Checkpoints, resume_point
 from engine.training.controls import Controls
 from engine.training.distributed import SINGLE, DistInfo, agree_any
 from engine.training.evaluation import Evaluator
 from engine.training.execution import Execution
 from engine.training.faults import FaultTally, out_of_memory, rollback
-from engine.training.reports import (
-    EvalReport,
-    FinishedReport,
-    PreviewReport,
-    ProgressReport,
-    ProgressWindow,
-    Report,
-    WarningReport,
-)
+from engine.training.reporting import Reporter
+from engine.training.reports import FinishedReport, ProgressWindow, Report, WarningReport
 from engine.training.schedule import Schedule
 from engine.training.state import TrainingState
 from engine.training.step import CycleGANStep, StepResult
-from engine.training.watch import FailureWatch
-
-log = logging.getLogger(__name__)
 
 __all__ = ["Trainer"]
 
@@ -72,6 +61,7 @@ class Trainer(Controls):
         self.train_b, self.val_b = dataset_b.training_split(**split)
         batch = dict(batch_size=d.batch_size, crop_size=d.crop_size, flip=d.flip, device=self.device)
         self.batches = UnpairedBatches(self.train_a, self.train_b, seed=seed, **batch)
+        self.data_scale = {"A": self.train_a.scale(), "B": self.train_b.scale()}
         self.schedule = Schedule(cfg, self.batches.steps_per_epoch)
         self.total_steps = self.schedule.total_steps
 
@@ -86,11 +76,15 @@ class Trainer(Controls):
                                    (self.train_a, self.train_b), (self.val_a, self.val_b), ground_truth)
         self.checkpoints = (Checkpoints(self.state, self.run_folder, cfg.schedule.keep_checkpoints, self._payload_meta)
                             if self.run_folder is not None else None)
-        self.watch = FailureWatch(cfg)
+        self.best = BestKeeper(self.checkpoints, cfg.schedule.plateau_evals, cfg.schedule.stop_on_plateau)
+        self.reporter = Reporter(cfg, self.schedule, self.batches, self.evaluator, self.best, self.run_folder,
+                                 is_main=dist_info.is_main, elapsed=self.elapsed, on_plateau=self._stop_on_plateau,
+                                 save=self._checkpoint_report if self.checkpoints is not None else None)
         self.faults = FaultTally()
         self.data_wait_s = 0.0  # time run() spent waiting for batches (the benchmark reads it)
         self._session_start: float | None = None  # perf_counter at the start of this run() session
         self._now = 0.0  # training seconds as read at the top of the current step
+        self._stop_reason = "stopped"
 
     @classmethod
     def from_folders(cls, config: Config, path_a, path_b, run_dir=None, device=None,
@@ -131,6 +125,9 @@ class Trainer(Controls):
 
     def load_state(self, ck: dict[str, Any], source: str = "checkpoint") -> None:
         self.state.restore(ck, source, self.device)
+        self.best.load_state_dict(ck.get("best", {}))
+        if self.evaluator.monitor is not None and "monitor" in ck:
+            self.evaluator.monitor.load_state_dict(ck["monitor"])
         self.faults.total = self.state.fault_count
         if self.checkpoints is not None:
             self.checkpoints.saved_step = self.step
@@ -157,7 +154,8 @@ class Trainer(Controls):
             try:
                 self.run_folder.prepare(self.cfg, {"version": __version__, "data": list(self.data_paths),
                                                    "device": str(self.device), "total_steps": self.total_steps,
-                                                   "minutes": self.cfg.schedule.minutes}, self.step)
+                                                   "minutes": self.cfg.schedule.minutes, "scale": self.data_scale},
+                                         self.step)
             except (OSError, CheckpointError) as e:
                 yield FinishedReport(self.step, "error", f"cannot write the run folder: {e}")
                 return
@@ -178,7 +176,8 @@ class Trainer(Controls):
                     stop, time_up = agree_any(stop, self.device), agree_any(time_up, self.device)
                 if stop or time_up:
                     minutes = self.cfg.schedule.time_limit
-                    reason, message = ("stopped", "") if stop else ("time-limit", f"time limit of {minutes:g} min reached")
+                    reason, message = ((self._stop_reason, "") if stop else
+                                       ("time-limit", f"time limit of {minutes:g} min reached"))
                     break
                 try:
                     t_wait = time.perf_counter()
@@ -203,7 +202,7 @@ class Trainer(Controls):
                         yield rollback(self)
                     continue
                 self._window.add(result.metrics)
-                yield from self._periodic_reports(lr, end)
+                yield from self.reporter.after_step(self.step, lr, self._window, self.step == end)
         finally:
             batches.close()
         yield from self._final_reports(reason, message)
@@ -217,27 +216,6 @@ class Trainer(Controls):
         if self.take_save_request() and save is not None:
             yield save()
 
-    def _periodic_reports(self, lr: float, end: int) -> Iterator[Report]:
-        s, step, elapsed = self.cfg.schedule, self.step, self.elapsed()
-        if step % s.log_every == 0 or step == end or self.schedule.done(step, elapsed):
-            its, metrics = self._window.take(time.perf_counter())
-            rep = ProgressReport(step, self.schedule.estimated_total(step, elapsed), self.batches.epoch_of(step), lr, its,
-                                 its * self.cfg.data.batch_size, elapsed, self.schedule.remaining_s(step, elapsed, its),
-                                 metrics, self.schedule.progress(step, elapsed))
-            self._log_row("progress", epoch=rep.epoch, lr=lr, its_per_s=its, **metrics)
-            yield rep
-            yield from self._warn(self.watch.observe(step, metrics))
-        if step % s.eval_every == 0 and self.dist.is_main:
-            ev = self.evaluator.evaluate()
-            if ev:
-                self._log_row("eval", **ev)
-                yield EvalReport(step, self.elapsed(), ev)
-                yield from self._warn(self.watch.observe_eval(step, ev))
-        if step % s.preview_every == 0 and self.dist.is_main:
-            yield self._preview_report()
-        if step % s.save_every == 0 and self.checkpoints is not None:
-            yield self._checkpoint_report()
-
     def _final_reports(self, reason: str, message: str) -> Iterator[Report]:
         checkpoint = None
         if self.checkpoints is not None:
@@ -248,27 +226,19 @@ class Trainer(Controls):
                 yield rep
                 checkpoint = getattr(rep, "path", None)
         if reason == "completed" and self.step % self.cfg.schedule.preview_every != 0 and self.dist.is_main:
-            yield self._preview_report()
+            yield self.reporter.preview(self.step)
         self.state.elapsed_s, self._session_start = self.elapsed(), None
         yield FinishedReport(self.step, reason, message, checkpoint)
 
     def _payload_meta(self) -> dict[str, Any]:
-        return {"epoch": self.batches.epoch_of(self.step), "total_steps": self.total_steps,
-                "elapsed_s": self.elapsed(), "data_paths": self.data_paths}
+        monitor = self.evaluator.monitor
+        extra = {"best": self.best.state_dict(), **({"monitor": monitor.state_dict()} if monitor else {})}
+        return {"epoch": self.batches.epoch_of(self.step), "total_steps": self.total_steps, "elapsed_s": self.elapsed(),
+                "data_paths": self.data_paths, "data_scale": self.data_scale, "extra": extra}
 
-    def _warn(self, warnings: list[WarningReport]) -> Iterator[WarningReport]:
-        for w in warnings:
-            log.warning("%s %s", w.message, w.hint)
-            yield w
-
-    def _log_row(self, kind: str, **values: Any) -> None:
-        if self.run_folder is not None:
-            self.run_folder.append_metrics(kind, self.step, self.elapsed(), values)
-
-    def _preview_report(self) -> PreviewReport:
-        images = self.evaluator.preview()
-        path = self.run_folder.save_preview(images, self.step) if self.run_folder is not None else None
-        return PreviewReport(self.step, images, path)
+    def _stop_on_plateau(self) -> None:
+        self._stop_reason = "plateau"
+        self.stop()
 
     def _checkpoint_report(self) -> Report:
         rep = self.checkpoints.save_report()

@@ -108,6 +108,17 @@ class W1Estimate:
     history: tuple[tuple[int, float], ...]     # (iteration, training-batch dual), every report_every iterations
     critic: nn.Module                          # the trained f; frozen (requires_grad False), eval mode
     iterations: int = 0                        # steps actually taken (fewer if should_stop fired)
+    f_p: np.ndarray | None = None              # f on the held-out samples of P and of Q (for a bootstrap)
+    f_q: np.ndarray | None = None
+
+    def bootstrap(self, n: int = 200, level: float = 0.95, seed: int = 0) -> tuple[float, float]:
+        """A percentile bootstrap interval of w over the held-out samples (the critic held fixed)."""
+        rng = np.random.default_rng(seed)
+        fp, fq = self.f_p, self.f_q
+        ws = [fp[rng.integers(len(fp), size=len(fp))].mean() - fq[rng.integers(len(fq), size=len(fq))].mean()
+              for _ in range(n)]
+        lo, hi = np.quantile(ws, [(1 - level) / 2, (1 + level) / 2])
+        return float(lo), float(hi)
 
 
 def _interpolate_grad_norms(critic: nn.Module, p: torch.Tensor, q: torch.Tensor,
@@ -247,13 +258,14 @@ def estimate_w1(sample_p, sample_q, method: Method = "lp", *, steps: int = 800, 
 
     f.eval().requires_grad_(False)
     with torch.no_grad():
-        w = float(f(p_hold).mean() - f(q_hold).mean())
+        f_p, f_q = f(p_hold), f(q_hold)
+        w = float(f_p.mean() - f_q.mean())
     with torch.enable_grad():
         grad_norm = float(_interpolate_grad_norms(f, p_hold, q_hold, gen, create_graph=False).mean())
     corrected = w / grad_norm if grad_norm > 1e-12 else None
     log.debug("W1 estimate (%s, %d steps): %.4f, ‖∇f‖ %.4f", method, it, w, grad_norm)
     return W1Estimate(w=w, method=method, grad_norm=grad_norm, corrected=corrected, history=tuple(history),
-                      critic=f, iterations=it)
+                      critic=f, iterations=it, f_p=f_p.double().numpy().copy(), f_q=f_q.double().numpy().copy())
 
 
 @contextmanager

@@ -1,0 +1,79 @@
+"""What the training loop reports between steps, each at its own cadence.
+
+After every step the loop asks ``Reporter.after_step``: a progress report (with the failure
+watch's warnings) every ``log_every`` steps, a held-out evaluation (with the best checkpoint and
+the plateau notice) every ``eval_every``, a preview every ``preview_every`` and a checkpoint every
+``save_every``. Rows of metrics.jsonl are written as the reports are made.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any, Callable, Iterator
+
+from engine.config import Config
+from engine.data.batches import UnpairedBatches
+from engine.io.run_folder import RunFolder
+from engine.training.checkpoints import BestKeeper
+from engine.training.evaluation import Evaluator
+from engine.training.reports import EvalReport, PreviewReport, ProgressReport, ProgressWindow, Report, WarningReport
+from engine.training.schedule import Schedule
+from engine.training.watch import FailureWatch
+
+log = logging.getLogger(__name__)
+
+__all__ = ["Reporter"]
+
+
+class Reporter:
+    def __init__(self, cfg: Config, schedule: Schedule, batches: UnpairedBatches, evaluator: Evaluator, best: BestKeeper,
+                 run_folder: RunFolder | None, *, is_main: bool, elapsed: Callable[[], float],
+                 save: Callable[[], Report] | None, on_plateau: Callable[[], None]):
+        self.cfg, self.schedule, self.batches, self.evaluator, self.best = cfg, schedule, batches, evaluator, best
+        self.run_folder, self.is_main, self.elapsed, self.save, self.on_plateau = run_folder, is_main, elapsed, save, on_plateau
+        self.watch = FailureWatch(cfg)
+
+    def after_step(self, step: int, lr: float, window: ProgressWindow, last: bool) -> Iterator[Report]:
+        s, elapsed = self.cfg.schedule, self.elapsed()
+        if step % s.log_every == 0 or last or self.schedule.done(step, elapsed):
+            its, metrics = window.take(time.perf_counter())
+            rep = ProgressReport(step, self.schedule.estimated_total(step, elapsed), self.batches.epoch_of(step), lr, its,
+                                 its * self.cfg.data.batch_size, elapsed, self.schedule.remaining_s(step, elapsed, its),
+                                 metrics, self.schedule.progress(step, elapsed))
+            self.log("progress", step, epoch=rep.epoch, lr=lr, its_per_s=its, **metrics)
+            yield rep
+            yield from self._warn(self.watch.observe(step, metrics))
+        if step % s.eval_every == 0 and self.is_main:
+            yield from self.evaluation(step)
+        if step % s.preview_every == 0 and self.is_main:
+            yield self.preview(step)
+        if step % s.save_every == 0 and self.save is not None:
+            yield self.save()
+
+    def evaluation(self, step: int) -> Iterator[Report]:
+        ev = self.evaluator.evaluate()
+        if not ev:
+            return
+        kept = self.best.observe(step, ev)  # adds the best step to ev
+        self.log("eval", step, **ev)
+        yield EvalReport(step, self.elapsed(), ev)
+        yield from kept
+        yield from self._warn(self.watch.observe_eval(step, ev))
+        if self.best.plateau and self.best.stop:
+            self.on_plateau()
+
+    def preview(self, step: int) -> PreviewReport:
+        images = self.evaluator.preview()
+        path = self.run_folder.save_preview(images, step) if self.run_folder is not None else None
+        return PreviewReport(step, images, path)
+
+    def log(self, kind: str, step: int, **values: Any) -> None:
+        if self.run_folder is not None:
+            self.run_folder.append_metrics(kind, step, self.elapsed(), values)
+
+    @staticmethod
+    def _warn(warnings: list[WarningReport]) -> Iterator[WarningReport]:
+        for w in warnings:
+            log.warning("%s %s", w.message, w.hint)
+            yield w

@@ -1,0 +1,173 @@
+"""The W monitor: its cross-fitted estimate against known distances on image patches, its reference
+levels, and the best checkpoint it keeps (across a resume too)."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from engine.io.checkpoint import load_checkpoint
+from engine.io.translate import TranslationModel
+from engine.training.checkpoints import BestKeeper
+from engine.training.evaluation import Evaluator
+from engine.training.reports import CheckpointReport, EvalReport, FinishedReport, WarningReport
+from engine.training.trainer import Trainer
+from engine.wasserstein.critic import torch_threads
+from engine.wasserstein.monitor import WMonitor, patches_of
+from tests.helpers import make_domains, tiny_config
+
+PATCH_DIM = 3 * 8 * 8
+
+
+@pytest.fixture(autouse=True)
+def one_torch_thread():
+    with torch_threads(1):
+        yield
+
+
+def smooth_images(n: int, seed: int, size: int = 40) -> torch.Tensor:
+    g = torch.Generator().manual_seed(seed)
+    return torch.nn.functional.avg_pool2d(torch.rand(n, 3, size, size, generator=g) * 160 + 40, 5, 1, 2)
+
+
+def u8(images: torch.Tensor, shift: float = 0.0) -> list[torch.Tensor]:
+    return [(im + shift).round().clamp(0, 255).to(torch.uint8) for im in images]
+
+
+class Shift(torch.nn.Module):
+    """x + d in [-1, 1] units: a perfect translation when the domains differ by a uniform shift d."""
+
+    def __init__(self, d: float):
+        super().__init__()
+        self.d = d
+
+    def forward(self, x):
+        return x + self.d
+
+
+def monitor(a, b, **kw) -> WMonitor:
+    return WMonitor(a, b, crop=32, first_steps=400, steps=150, **kw)
+
+
+def test_patches_are_the_squares_of_the_stride_grid():
+    img = torch.arange(2 * 3 * 12 * 12, dtype=torch.float32).reshape(2, 3, 12, 12)
+    p = patches_of(img, 8, 4)
+    assert p.shape == (2 * 2 * 2, PATCH_DIM)
+    assert torch.equal(p[1].reshape(3, 8, 8), img[0, :, 0:8, 4:12]) and torch.equal(p[6].reshape(3, 8, 8), img[1, :, 4:12, 0:8])
+
+
+def test_a_uniform_shift_is_measured_at_its_exact_distance_and_a_perfect_translation_at_zero():
+    """Shifting every pixel by δ translates the patch distribution by δ·1, so W1 = |δ|·√192 exactly."""
+    base = smooth_images(12, seed=0)
+    delta = 20.0  # grey levels
+    m = monitor(u8(base), u8(base, delta))
+    exact = (2 * delta / 255) * math.sqrt(PATCH_DIM)
+    at_start = m.measure(torch.nn.Identity(), torch.nn.Identity())
+    for r in at_start.values():
+        # The one-sided penalty overshoots by W²/(2λ) (+1.2 % here); sampling adds a little.
+        assert r.w == pytest.approx(exact, rel=0.05) and r.lo <= r.w <= r.hi
+        assert r.remaining == pytest.approx(1.0) and 0.9 < r.grad_norm < 1.2 and r.trustworthy
+        assert r.sliced > 0 and r.emd > 0
+    shift = 2 * delta / 255
+    done = m.measure(Shift(shift), Shift(-shift))
+    for way, r in done.items():
+        assert abs(r.w) < 0.05 * exact and abs(r.remaining) < 0.1
+        assert r.sliced < 0.1 * at_start[way].sliced and r.emd < 0.5 * at_start[way].emd  # the critic-free checks agree
+
+
+def test_translations_into_a_second_sample_of_the_target_sit_at_the_floor():
+    """A and B made of different images: a perfect G makes G(A) and B two samples of one distribution,
+    whose distance is the estimator's floor: the remaining distance is about 0."""
+    base = smooth_images(24, seed=1)
+    delta = 24.0
+    m = monitor(u8(base[12:], -delta), u8(base[:12]))
+    shift = 2 * delta / 255
+    r = m.measure(Shift(shift), Shift(-shift))["AtoB"]
+    assert r.floor > 0 and r.start > 5 * r.floor
+    assert abs(r.remaining) < 0.15
+
+
+def test_the_remaining_distance_follows_a_partial_translation():
+    base = smooth_images(12, seed=2)
+    delta = 20.0
+    m = monitor(u8(base), u8(base, delta))
+    shift = 2 * delta / 255
+    seen = [m.measure(Shift(f * shift), Shift(-f * shift))["AtoB"].remaining for f in (0.0, 0.5, 1.0)]
+    assert seen[0] == pytest.approx(1.0, abs=0.05) and seen[1] == pytest.approx(0.5, abs=0.1) and abs(seen[2]) < 0.1
+
+
+def test_the_critic_and_the_levels_survive_a_state_round_trip():
+    base = smooth_images(8, seed=3)
+    a, b = u8(base), u8(base, 16.0)
+    m = monitor(a, b)
+    m.measure(torch.nn.Identity(), torch.nn.Identity())
+    again = monitor(a, b)
+    again.load_state_dict(m.state_dict())
+    assert again.levels == m.levels
+    x = m.real["B"][:16]
+    assert torch.equal(again.critics["AtoB"](x), m.critics["AtoB"](x))
+
+
+# --- the best checkpoint ------------------------------------------------------------------------------
+
+def reading(remaining: float, half_width: float = 0.01) -> dict[str, float]:
+    ev = {}
+    for way in ("AtoB", "BtoA"):
+        ev.update({f"w_mon_remaining_{way}": remaining / 2, f"w_mon_start_{way}": 1.0, f"w_mon_floor_{way}": 0.0,
+                   f"w_mon_lo_{way}": -half_width, f"w_mon_hi_{way}": half_width})
+    return ev
+
+
+def test_best_keeper_needs_a_gain_beyond_the_noise_and_names_the_plateau():
+    keeper = BestKeeper(None, patience=3, stop=False)
+    codes = []
+    for step, value in zip(range(100, 800, 100), (1.0, 0.6, 0.59, 0.61, 0.595, 0.58, 0.7)):
+        codes += [r.code for r in keeper.observe(step, reading(value)) if isinstance(r, WarningReport)]
+        if step == 200:
+            assert keeper.best_step == 200
+    # 0.59, 0.595 and 0.58 are within 0.02 (the summed half-width) of 0.6: not progress.
+    assert keeper.best_step == 200 and keeper.plateau and codes == ["plateau"]
+    assert BestKeeper(None, 3, False).observe(100, {"w_mon_AtoB": 1.0}) == []  # no monitor readings, nothing to keep
+
+
+def scripted(values):
+    """An Evaluator.evaluate that returns monitor readings from ``values``, one per evaluation."""
+    it = iter(values)
+    return lambda self: reading(next(it))
+
+
+def test_best_checkpoint_across_a_resume(tmp_path, monkeypatch):
+    cfg = tiny_config(max_steps=12, eval_every=2, save_every=6, plateau_evals=100)
+    a, b = make_domains(tmp_path)
+    monkeypatch.setattr(Evaluator, "evaluate", scripted([1.0, 0.5, 0.8]))  # steps 2, 4, 6
+    first = Trainer.from_folders(cfg, a, b, run_dir=tmp_path / "run")
+    reps = list(first.run(stop_at=6))
+    best = [r for r in reps if isinstance(r, CheckpointReport) and r.kind == "best"]
+    assert [r.step for r in best] == [2, 4]
+    best_pt = tmp_path / "run" / "checkpoints" / "best.pt"
+    ck = load_checkpoint(best_pt)
+    assert ck["step"] == 4 and set(ck["models"]) == {"G", "F", "G_ema", "F_ema"} and "optim" not in ck
+    assert [r.metrics["w_mon_best_step"] for r in reps if isinstance(r, EvalReport)] == [2, 4, 4]
+
+    # Resumed, a reading worse than step 4's best keeps best.pt; a better one replaces it.
+    monkeypatch.setattr(Evaluator, "evaluate", scripted([0.7, 0.2, 0.9]))  # steps 8, 10, 12
+    second = Trainer.resume_run(tmp_path / "run", device="cpu")
+    assert second.best.best_step == 4 and second.best.best_score == pytest.approx(0.5)
+    reps = list(second.run())
+    assert [r.step for r in reps if isinstance(r, CheckpointReport) and r.kind == "best"] == [10]
+    assert isinstance(reps[-1], FinishedReport) and load_checkpoint(best_pt)["step"] == 10
+    # best.pt translates like any checkpoint (the generator average, as previews show).
+    model = TranslationModel.load(best_pt)
+    assert model.step == 10 and model.directions == ["AtoB", "BtoA"]
+
+
+def test_stop_on_plateau_ends_the_run_with_the_reason(tmp_path, monkeypatch):
+    cfg = tiny_config(max_steps=40, eval_every=2, plateau_evals=2, stop_on_plateau=True, save_every=100)
+    a, b = make_domains(tmp_path)
+    monkeypatch.setattr(Evaluator, "evaluate", scripted([1.0, 0.5] + [0.5] * 30))
+    reps = list(Trainer.from_folders(cfg, a, b, run_dir=tmp_path / "run").run())
+    notice = [r for r in reps if isinstance(r, WarningReport) and r.code == "plateau"]
+    assert len(notice) == 1 and notice[0].severity == "info" and "step 4" in notice[0].message
+    assert reps[-1].reason == "plateau" and reps[-1].step == 8 and reps[-1].checkpoint
