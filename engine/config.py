@@ -3,7 +3,9 @@
 The tree has one node per group the GUI shows (Model, Objective, Optimiser,
 Data, Schedule, Output). Each field carries metadata: a label, help text,
 either a numeric range or (through its ``Literal`` type) a set of choices, and for fields
-that belong to some objectives only, the ``gan_mode`` values they apply to (``shown_for``).
+that belong to some objectives only, the ``gan_mode`` values they apply to (``shown_for``), and for
+the fields that set the run's length, the training budget they belong to (``budget``: epochs, steps
+or minutes; ``budget_of`` says which one a config uses, ``with_budget`` switches).
 The GUI builds its form from this metadata, the CLI builds ``--set key=value``
 from it, and ``asdict(cfg)`` is what goes into every run folder and checkpoint.
 
@@ -39,21 +41,29 @@ __all__ = [
     "field_specs",
     "parse_value",
     "WASSERSTEIN_MODES",
+    "BUDGETS",
+    "budget_of",
+    "budget_changes",
+    "with_budget",
 ]
 
 WASSERSTEIN_MODES = ("wgan-clip", "wgan-gp")
+# How a run's length is given, each winning over the ones before it: minutes (when set), else steps
+# (when set), else epochs. See ``budget_of``.
+BUDGETS = ("epochs", "steps", "minutes")
 
 
 def _f(default: Any, label: str, help: str, *, lo: float | None = None, hi: float | None = None,
        widget: str | None = None, advanced: bool = False, unit: str = "",
-       shown_for: tuple[str, ...] | None = None) -> Any:
+       shown_for: tuple[str, ...] | None = None, budget: str | None = None) -> Any:
     """A dataclass field with the metadata the form, the CLI and validation read.
 
     ``shown_for``: the ``gan_mode`` values the field means something for (None: all of them).
+    ``budget``: the training budget (one of ``BUDGETS``) the field gives the run's length in (None: none).
     """
     return field(default=default, metadata={
         "label": label, "help": help, "min": lo, "max": hi, "widget": widget,
-        "advanced": advanced, "unit": unit, "shown_for": shown_for,
+        "advanced": advanced, "unit": unit, "shown_for": shown_for, "budget": budget,
     })
 
 
@@ -70,6 +80,8 @@ class ModelConfig:
     norm_D: Literal["instance", "layer", "none"] = _f(
         "instance", "Discriminator norm", "Normalisation in the discriminator/critic. Never batch norm: it breaks the per-image gradient penalty.")
     spectral_norm: bool = _f(False, "Spectral norm (D)", "Spectrally normalise the discriminator's conv weights.")
+    diffaugment: bool = _f(False, "DiffAugment (D)", "The discriminators see real and fake images through the same random "
+                           "translation and cutout (Zhao et al. 2020), so that they cannot memorise a small folder.")
     input_skip: bool = _f(
         False, "Input skip", "The generator outputs tanh(atanh(0.999·x) + h(x)), h its last conv's output, zeroed at start: it "
         "begins as the identity and learns the change, so fine detail survives. Off in the paper.")
@@ -87,6 +99,11 @@ class ObjectiveConfig:
         "vanilla: the log loss. lsgan: least squares (the paper's practice). "
         "wgan-clip / wgan-gp: a Wasserstein critic, with weight clipping or a gradient penalty; these plot a live W estimate.")
     lambda_cyc: float = _f(10.0, "λ cycle", "Weight of the cycle-consistency L1 loss.", lo=0.0, hi=1000.0)
+    cycle_warmup: float = _f(
+        0.0, "Cycle warm-up", "λ cycle rises linearly from 0 over this share of the run. At the start an identity "
+        "generator (input skip) satisfies the cycle exactly, and the L1 loss's constant pull can keep it there; a "
+        "warm-up lets the adversarial loss move it first. 0: the full weight from the start (the paper).",
+        lo=0.0, hi=1.0)
     lambda_id: float = _f(0.5, "λ identity", "Identity loss weight, relative to λ cycle. 0 skips the identity passes.", lo=0.0, hi=10.0)
     pool_size: int = _f(50, "Fake pool size", "History of generated images the discriminator sees. 0 disables the pool.", lo=0, hi=1000)
     # Shown (in the form) only for the objectives they belong to:
@@ -131,14 +148,18 @@ class DataConfig:
 
 @dataclass(frozen=True)
 class ScheduleConfig:
-    n_epochs: int = _f(100, "Epochs at full LR", "Epochs at the initial learning rate.", lo=0, hi=100000)
-    n_epochs_decay: int = _f(100, "Decay epochs", "Epochs over which the learning rate decays linearly to zero.", lo=0, hi=100000)
-    max_steps: int = _f(0, "Step limit", "Train for this many steps; the LR schedule is stretched to fit. 0: by epochs.", lo=0, hi=1 << 40)
+    # The run's length: one of three budgets (``BUDGETS``, ``budget_of``). Under steps or minutes the
+    # epochs still shape the learning-rate decay: full LR for n_epochs / (n_epochs + n_epochs_decay) of the run.
+    n_epochs: int = _f(100, "Epochs at full LR", "Epochs at the initial learning rate.", lo=0, hi=100000, budget="epochs")
+    n_epochs_decay: int = _f(100, "Decay epochs", "Epochs over which the learning rate decays linearly to zero.", lo=0,
+                             hi=100000, budget="epochs")
+    max_steps: int = _f(0, "Steps", "Train for this many steps; the LR schedule is stretched to fit. 0: by epochs.", lo=0,
+                        hi=1 << 40, budget="steps")
     minutes: float = _f(
-        0.0, "Train for (minutes)",
+        0.0, "Training time",
         "Train for this many minutes of training time (pauses excluded), the whole schedule fitted into them: the "
         "learning rate decays and the generator average narrows with elapsed time, and the run ends decayed, with a "
-        "checkpoint. 0: by steps or epochs. Wins over both.", lo=0.0, hi=1e7, unit="min")
+        "checkpoint. 0: by steps or epochs. Wins over both.", lo=0.0, hi=1e7, unit="min", budget="minutes")
     time_limit: float = _f(0.0, "Time limit", "Stop cleanly, with a checkpoint, after this many minutes of this session, wherever "
                            "the schedule is. 0: none.", lo=0.0, hi=1e7, unit="min", advanced=True)
     seed: int = _f(0, "Seed", "Random seed. Training is deterministic for a given seed on CPU.", lo=0, hi=2**31 - 1)
@@ -161,9 +182,17 @@ class ScheduleConfig:
 @dataclass(frozen=True)
 class OutputConfig:
     device: Literal["auto", "cpu", "cuda", "mps"] = _f("auto", "Device", "auto picks cuda, then mps, then cpu.")
-    amp: bool = _f(True, "bf16 autocast", "Use bf16 autocast on CUDA (ignored on CPU).")
+    amp: Literal["auto", "on", "off"] = _f(
+        "auto", "bf16 autocast", "Compute in bf16 where it is safe (autocast); weights and optimiser state stay fp32. "
+        "auto: where the device computes bf16 natively (CUDA GPUs with bf16; CPUs with AVX512-BF16 or AMX; Apple "
+        "silicon with FEAT_BF16), never where it would be emulated. on: always (slower than fp32 where emulated). "
+        "off: fp32.")
     channels_last: bool = _f(True, "channels_last", "Channels-last (NHWC) memory format: the same arithmetic, faster convolutions. On CPU a transposed-conv generator stays NCHW (torch's NHWC ConvTranspose backward is wrong there).", advanced=True)
-    compile: bool = _f(False, "torch.compile", "Compile the generator and critic forward passes (CUDA).", advanced=True)
+    compile: Literal["auto", "on", "off"] = _f(
+        "auto", "torch.compile", "Compile the generators' and critics' passes (forward and backward; never the gradient "
+        "penalty's double backward). Compiling takes a while before the first step and pays back only over a long run. "
+        "auto: on CUDA, for runs of at least 2,000 steps or 10 minutes; off on CPU, where it was measured slower (see the "
+        "README's Performance section).", advanced=True)
     tensorboard: bool = _f(False, "TensorBoard", "Also write scalars and previews to RUN_DIR/tb.")
     threads: int = _f(0, "CPU threads", "torch intra-op threads; 0 uses all cores.", lo=0, hi=512, advanced=True)
 
@@ -198,6 +227,7 @@ class FieldSpec:
     advanced: bool
     unit: str
     shown_for: tuple[str, ...] | None = None  # the gan_mode values the field applies to; None: every one
+    budget: str | None = None  # the training budget (BUDGETS) the field gives the run's length in; None: none
 
     def applies_to(self, gan_mode: str | Config) -> bool:
         """Whether this field means something under ``gan_mode`` (a mode name, or a config's)."""
@@ -234,7 +264,7 @@ def _specs_of(group: str, cls: type) -> list[FieldSpec]:
         typ, choices = _resolve_type(cls, f.name)
         m = f.metadata
         out.append(FieldSpec(group, f.name, typ, f.default, m["label"], m["help"], m["min"], m["max"],
-                             choices, m["advanced"], m["unit"], m["shown_for"]))
+                             choices, m["advanced"], m["unit"], m["shown_for"], m["budget"]))
     return out
 
 
@@ -242,6 +272,7 @@ _SPECS: dict[str, FieldSpec] = {s.name: s for g, c in GROUPS.items() for s in _s
 assert len(_SPECS) == sum(len(fields(c)) for c in GROUPS.values()), "field names must be unique across groups"
 assert all(set(s.shown_for or ()) <= set(_SPECS["gan_mode"].choices or ()) for s in _SPECS.values()), (
     "shown_for must name gan_mode choices")
+assert {s.budget for s in _SPECS.values()} == {None, *BUDGETS}, "every budget needs its fields, and only BUDGETS"
 
 
 def field_specs() -> list[FieldSpec]:
@@ -424,7 +455,7 @@ class Config:
                 flat[k] = v
             else:
                 raise ConfigError(f"unknown setting {k!r}; valid settings: {', '.join(sorted(_SPECS))}")
-        return (base or cls()).with_values(flat)
+        return (base or cls()).with_values(_migrate(flat))
 
     @classmethod
     def from_json(cls, text: str, *, base: "Config | None" = None) -> "Config":
@@ -435,8 +466,65 @@ class Config:
         return cls.from_dict(d, base=base)
 
 
+def _migrate(flat: dict[str, Any]) -> dict[str, Any]:
+    """Values written by earlier versions, in today's terms: amp and compile were bools."""
+    if isinstance(flat.get("amp"), bool):
+        flat = {**flat, "amp": "auto" if flat["amp"] else "off"}
+    if isinstance(flat.get("compile"), bool):
+        flat = {**flat, "compile": "on" if flat["compile"] else "off"}
+    return flat
+
+
 def field_group(name: str) -> str:
     return _SPECS[name].group
+
+
+# --- the training budget -------------------------------------------------------------------
+# What a budget's fields are set to when a switch finds them all at 0 (epochs: the field defaults).
+BUDGET_START: dict[str, Any] = {"max_steps": 2000, "minutes": 10.0}
+
+
+def _budget_fields(budget: str) -> list[FieldSpec]:
+    if budget not in BUDGETS:
+        raise ConfigError(f"unknown budget {budget!r}; valid budgets: {', '.join(BUDGETS)}")
+    return [s for s in _SPECS.values() if s.budget == budget]
+
+
+def budget_of(values: Config | Mapping[str, Any]) -> str:
+    """The budget that sets the run's length: the last of ``BUDGETS`` with a field above 0, else epochs.
+
+    ``values``: a config, or flat ``{name: value}`` (a missing or unreadable field counts as 0).
+    """
+    flat = values.flat() if isinstance(values, Config) else values
+    for budget in reversed(BUDGETS[1:]):
+        if any(isinstance(v := flat.get(s.name), (int, float)) and v > 0 for s in _budget_fields(budget)):
+            return budget
+    return BUDGETS[0]
+
+
+def budget_changes(values: Config | Mapping[str, Any], budget: str,
+                   start: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """The field values that make ``budget`` the one in force, as ``{name: value}``.
+
+    The steps and minutes fields of the other budgets go to 0; the epochs fields stay, since they
+    also shape the learning-rate decay under the other budgets. A chosen budget whose fields are
+    all 0 gets ``start`` values (default ``BUDGET_START``; the field defaults for epochs).
+    """
+    flat = values.flat() if isinstance(values, Config) else values
+    out: dict[str, Any] = {}
+    for other in BUDGETS[1:]:
+        if other != budget:
+            out.update({s.name: s.type(0) for s in _budget_fields(other)})
+    mine = _budget_fields(budget)
+    if not any(isinstance(v := flat.get(s.name), (int, float)) and v > 0 for s in mine):
+        starts = {**BUDGET_START, **(start or {})}
+        out.update({s.name: starts.get(s.name, s.default) for s in mine})
+    return out
+
+
+def with_budget(cfg: Config, budget: str, start: Mapping[str, Any] | None = None) -> Config:
+    """``cfg`` trained for its ``budget`` (``budget_changes``): e.g. minutes sets max_steps to 0."""
+    return cfg.with_values(budget_changes(cfg, budget, start))
 
 
 # --- presets -------------------------------------------------------------------------------

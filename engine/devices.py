@@ -1,10 +1,13 @@
-"""Which devices this machine offers, and turning a device name into a ``torch.device``."""
+"""Which devices this machine offers, what they compute natively, and turning a device name into a ``torch.device``."""
 
 from __future__ import annotations
 
+import platform
+import subprocess
+
 import torch
 
-__all__ = ["resolve_device", "available_devices"]
+__all__ = ["resolve_device", "available_devices", "native_bf16"]
 
 
 def _mps_available() -> bool:
@@ -37,3 +40,37 @@ def resolve_device(name: str = "auto") -> torch.device:
     if name == "mps" and not _mps_available():
         raise ValueError("device 'mps' was requested but MPS is not available; use cpu or auto")
     return torch.device(name)
+
+
+def _cpu_flags() -> set[str]:
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            for line in f:
+                if line.startswith(("flags", "Features")):
+                    return set(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return set()
+
+
+def _macos_arm_bf16() -> bool:
+    if platform.system() != "Darwin" or platform.machine() != "arm64":
+        return False
+    try:
+        out = subprocess.run(["sysctl", "-n", "hw.optional.arm.FEAT_BF16"], capture_output=True, text=True, timeout=5)
+    except (OSError, subprocess.SubprocessError):
+        return False
+    return out.stdout.strip() == "1"
+
+
+def native_bf16(device: torch.device | str) -> bool:
+    """Whether ``device`` computes in bf16 natively, not by emulation: CUDA with bf16 support; a CPU with
+    AVX512-BF16 or AMX-BF16 (x86, from /proc/cpuinfo) or FEAT_BF16 (Apple silicon). Elsewhere oneDNN would
+    convert to fp32 and back around every op, which is slower than fp32 itself."""
+    d = torch.device(device)
+    if d.type == "cuda":
+        return torch.cuda.is_available() and torch.cuda.is_bf16_supported()
+    if d.type == "cpu":
+        flags = _cpu_flags()
+        return bool({"avx512_bf16", "amx_bf16"} & flags) or _macos_arm_bf16()
+    return False

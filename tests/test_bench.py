@@ -61,3 +61,25 @@ def test_bench_on_real_folders_measures_data_wait(tmp_path):
     res = bench_training(tiny_config(), steps=3, warmup=1, data=(str(a), str(b)))
     assert res.data_wait_fraction is not None and 0.0 <= res.data_wait_fraction < 1.0
     assert res.steps == 3 and res.its_per_s > 0
+
+
+def test_bench_variants_side_by_side_report_precision_compile_and_both_peaks(tmp_path, capsys):
+    rc = main(["bench", "--set", "ngf=8", "--set", "ndf=8", "--set", "n_blocks=1", "--set", "crop_size=32",
+               "--set", "load_size=32", "--steps", "2", "--warmup", "1", "--variants", "amp=off", "amp=on", "--json"])
+    assert rc == 0
+    out = json.loads(capsys.readouterr().out)
+    assert set(out["peaks"]) == {"fp32", "bf16"} and all(v > 0 for v in out["peaks"].values())
+    off, on = out["variants"]
+    assert (off["label"], off["precision"], on["precision"]) == ("amp=off", "fp32", "bf16")
+    assert off["peak_gflops"] == out["peaks"]["fp32"] and on["peak_gflops"] == out["peaks"]["bf16"]
+    assert off["gflop_per_step"] == on["gflop_per_step"]  # the same arithmetic, in another precision
+    assert off["compiled"] is False and off["compile_s"] is None
+
+
+def test_bench_translate_reports_tiles_memory_and_the_flop_limit(capsys):
+    rc = main(["bench", "--set", "ngf=8", "--set", "n_blocks=1", "--translate", "300x200", "--max-memory", "64M",
+               "--json"])
+    assert rc == 0
+    out = json.loads(capsys.readouterr().out)
+    assert (out["width"], out["height"]) == (300, 200) and out["tiles"] >= 1 and out["peak_memory_mb"] > 0
+    assert out["ratio_to_flop_limited"] == out["seconds"] / out["flop_limited_seconds"]

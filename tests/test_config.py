@@ -135,3 +135,26 @@ def test_wasserstein_optimiser_defaults():
     c = Config().with_values(gan_mode="wgan-gp")
     assert c.d_optimizer_settings() == ("adam", 1e-4, (0.5, 0.9))
     assert c.objective.n_critic == 5 and c.objective.lambda_gp == 10.0 and c.objective.clip_value == 0.01
+
+
+def test_the_training_budget_is_read_and_switched_from_the_field_metadata():
+    from engine.config import BUDGETS, budget_changes, budget_of, with_budget
+
+    specs = {s.name: s.budget for s in field_specs() if s.budget is not None}
+    assert specs == {"n_epochs": "epochs", "n_epochs_decay": "epochs", "max_steps": "steps", "minutes": "minutes"}
+    assert BUDGETS == ("epochs", "steps", "minutes")
+    cfg = preset("cpu-quick")
+    assert budget_of(cfg) == "epochs" and budget_of(cfg.with_values(max_steps=5)) == "steps"
+    assert budget_of(cfg.with_values(max_steps=5, minutes=1.0)) == "minutes"  # minutes win over steps
+    assert budget_of({"max_steps": None, "minutes": 2.0}) == "minutes" and budget_of({}) == "epochs"
+    timed = with_budget(cfg.with_values(max_steps=5), "minutes")
+    assert (timed.schedule.max_steps, timed.schedule.minutes, timed.schedule.n_epochs) == (0, 10.0, 5)
+    assert with_budget(timed, "minutes", start={"minutes": 3.0}) == timed  # already set: kept
+    stepped = with_budget(timed, "steps", start={"max_steps": 300})
+    assert (stepped.schedule.max_steps, stepped.schedule.minutes) == (300, 0.0) and budget_of(stepped) == "steps"
+    assert with_budget(stepped, "epochs") == cfg
+    # Epochs at 0 get their defaults back: switching always leaves a run with a length.
+    assert budget_changes({"n_epochs": 0, "n_epochs_decay": 0, "max_steps": 7}, "epochs") == {
+        "max_steps": 0, "minutes": 0.0, "n_epochs": 100, "n_epochs_decay": 100}
+    with pytest.raises(ConfigError, match="unknown budget"):
+        with_budget(cfg, "hours")

@@ -321,3 +321,38 @@ def test_pool_fills_then_mixes_history_and_round_trips():
 def test_pool_size_zero_passes_through():
     x = torch.randn(2, 3, 4, 4)
     assert ImagePool(0).query(x, torch.Generator()) is x
+
+
+def test_diff_augment_shifts_and_cuts_out_and_passes_gradients():
+    from engine.models.augment import diff_augment
+
+    x = torch.arange(2 * 3 * 16 * 16, dtype=torch.float32).reshape(2, 3, 16, 16).requires_grad_(True)
+    y = diff_augment(x, torch.Generator().manual_seed(3))
+    again = diff_augment(x, torch.Generator().manual_seed(3))
+    assert y.shape == x.shape and torch.equal(y, again)  # the step's stream decides every draw
+    for i in range(2):
+        kept = y[i, 0] != 0
+        # every kept pixel is the input's pixel at one common offset of at most 2 (= 16 / 8) each way
+        offsets = {(int(r - (v // 16) % 16), int(c - v % 16)) for (r, c), v in
+                   zip(kept.nonzero().tolist(), y[i, 0][kept].long().tolist())}
+        assert len(offsets) == 1 and all(abs(o) <= 2 for o in next(iter(offsets)))
+        assert (~kept).sum() >= 16  # the cutout (and the shifted-in border) are zeros
+    y.sum().backward()
+    assert set(x.grad.unique().tolist()) <= {0.0, 1.0} and x.grad.sum() > 0
+
+
+def test_training_with_diffaugment_resumes_exactly(tmp_path):
+    from engine.data import open_domains
+    from engine.training.trainer import Trainer
+    from tests.helpers import make_domains, tiny_config
+
+    cfg = tiny_config(diffaugment=True, max_steps=4, save_every=2)
+    a, b = make_domains(tmp_path)
+    one = Trainer(cfg, *open_domains(a, b, cfg), device="cpu", run_dir=tmp_path / "one")
+    list(one.run())
+    two = Trainer(cfg, *open_domains(a, b, cfg), device="cpu", run_dir=tmp_path / "two")
+    list(two.run(stop_at=2))
+    three = Trainer.resume_run(tmp_path / "two", device="cpu", data_paths=(str(a), str(b)))
+    list(three.run())
+    for k, v in one.state.D_A.state_dict().items():
+        assert torch.equal(v, three.state.D_A.state_dict()[k]), k

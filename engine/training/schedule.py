@@ -62,6 +62,7 @@ class Schedule:
             raise ValueError("nothing to train: n_epochs + n_epochs_decay is 0 and max_steps and minutes are 0")
         self.time_limit_s = s.time_limit * 60.0
         self.ema_decay, self.ema_horizon = m.ema_decay, m.ema_horizon
+        self.cycle_warmup = cfg.objective.cycle_warmup
 
     @property
     def timed(self) -> bool:
@@ -99,6 +100,12 @@ class Schedule:
         if self.ema_horizon and total:
             decay = min(decay, max(0.0, 1.0 - 1.0 / (self.ema_horizon * total)))
         return decay
+
+    def cycle_scale(self, step: int, elapsed_s: float) -> float:
+        """The share of λ cycle in force: rising linearly from 0 to 1 over the first ``cycle_warmup`` of the run."""
+        if not self.cycle_warmup:
+            return 1.0
+        return min(1.0, self.progress(step, elapsed_s) / self.cycle_warmup)
 
     def out_of_time(self, session_s: float) -> bool:
         """The session's hard time limit (``time_limit``), wherever the schedule is."""

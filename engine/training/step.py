@@ -19,6 +19,7 @@ import torch
 
 from engine.config import Config
 from engine.data.batches import UnpairedBatches
+from engine.models.augment import Augmented
 from engine.models.objectives import DLoss, build_objective, cycle_loss, identity_loss
 from engine.training.distributed import DistInfo
 from engine.training.execution import Execution
@@ -50,12 +51,17 @@ class GeneratorPasses:
 
 class CycleGANStep:
     def __init__(self, cfg: Config, state: TrainingState, execution: Execution, dist: DistInfo,
-                 critic_batches: UnpairedBatches, ema_decay: Callable[[int], float]):
+                 critic_batches: UnpairedBatches, ema_decay: Callable[[int], float],
+                 cycle_scale: Callable[[int], float] = lambda step: 1.0):
         self.cfg, self.state, self.ex, self.dist = cfg, state, execution, dist
         self.ema_decay = ema_decay  # step → the decay of the generator average's update after that step
+        self.cycle_scale = cycle_scale  # step → the share of λ cycle in force (a warm-up)
         self.objective = build_objective(cfg)
         self.critic_batches = critic_batches  # fresh batches for the extra Wasserstein critic updates
         self._g, self._f = execution.forward_of(state.G), execution.forward_of(state.F)
+        critics = [Augmented(c) if cfg.model.diffaugment else c for c in (state.D_A, state.D_B)]
+        self._augmented = [c for c in critics if isinstance(c, Augmented)]
+        self._d_a, self._d_b = (execution.critic_of(c) for c in critics)
 
     def generator_passes(self, real_a: torch.Tensor, real_b: torch.Tensor) -> GeneratorPasses:
         """Each generator's independent passes in one batched call (instance norm is per image, so
@@ -78,15 +84,18 @@ class CycleGANStep:
         with self.ex.autocast():
             p = self.generator_passes(real_a, real_b)
             losses = {
-                "G_A": self.objective.g_loss(s.D_B, p.fake_b),   # G: A→B against D_B
-                "G_B": self.objective.g_loss(s.D_A, p.fake_a),   # F: B→A against D_A
+                "G_A": self.objective.g_loss(self._d_b, p.fake_b),   # G: A→B against D_B
+                "G_B": self.objective.g_loss(self._d_a, p.fake_a),   # F: B→A against D_A
                 "cycle_A": lam * cycle_loss(p.rec_a, real_a),    # ‖F(G(a)) − a‖₁
                 "cycle_B": lam * cycle_loss(p.rec_b, real_b),    # ‖G(F(b)) − b‖₁
             }
             zero = torch.zeros((), device=real_a.device)
             losses["idt_A"] = lam * o.lambda_id * identity_loss(p.idt_b, real_b) if p.idt_b is not None else zero
             losses["idt_B"] = lam * o.lambda_id * identity_loss(p.idt_a, real_a) if p.idt_a is not None else zero
-            loss = sum(losses.values())
+            # The reported terms carry the full λ; during a cycle warm-up the objective weighs them less.
+            warm = self.cycle_scale(s.step)
+            loss = losses["G_A"] + losses["G_B"] + warm * (losses["cycle_A"] + losses["cycle_B"] + losses["idt_A"]
+                                                          + losses["idt_B"])
         ok = apply_update(s.opt_G, loss, self.dist)
         if ok:
             s.update_ema(self.ema_decay(s.step))
@@ -99,8 +108,8 @@ class CycleGANStep:
         s = self.state
         s.opt_D.zero_grad(set_to_none=True)
         with self.ex.autocast():
-            d_b = self.objective.d_loss(s.D_B, real_b, fake_b.detach(), gen)  # real B vs G(a)
-            d_a = self.objective.d_loss(s.D_A, real_a, fake_a.detach(), gen)  # real A vs F(b)
+            d_b = self.objective.d_loss(self._d_b, real_b, fake_b.detach(), gen)  # real B vs G(a)
+            d_a = self.objective.d_loss(self._d_a, real_a, fake_a.detach(), gen)  # real A vs F(b)
         if not apply_update(s.opt_D, d_a.loss + d_b.loss, self.dist):
             return d_a, d_b, False
         for critic in s.critics:
@@ -111,6 +120,8 @@ class CycleGANStep:
         """One generator update and the critic update(s) that go with it, at step ``state.step``."""
         s, cfg = self.state, self.cfg
         gen = step_generator(cfg.schedule.seed, s.step, "step")
+        for critic in self._augmented:  # DiffAugment draws from the step's own stream
+            critic.generator = step_generator(cfg.schedule.seed, s.step, "augment")
         real_a, real_b = self.ex.generator_input(real_a), self.ex.generator_input(real_b)
         faulted = False
         # Wasserstein: the first n_critic − 1 critic updates, on fresh batches, before the generators move.

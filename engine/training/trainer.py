@@ -71,7 +71,8 @@ class Trainer(Controls):
         # Extra critic updates (Wasserstein, n_critic > 1) draw fresh batches from a stream of their own.
         critic_batches = UnpairedBatches(self.train_a, self.train_b, seed=seed + 7919, **batch)
         self.step_fn = CycleGANStep(cfg, self.state, self.execution, dist_info, critic_batches,
-                                    ema_decay=lambda step: self.schedule.ema_decay_for(step, self._now))
+                                    ema_decay=lambda step: self.schedule.ema_decay_for(step, self._now),
+                                    cycle_scale=lambda step: self.schedule.cycle_scale(step, self._now))
         self.evaluator = Evaluator(cfg, self.state, self.step_fn.objective, self.execution,
                                    (self.train_a, self.train_b), (self.val_a, self.val_b), ground_truth)
         self.checkpoints = (Checkpoints(self.state, self.run_folder, cfg.schedule.keep_checkpoints, self._payload_meta)
