@@ -24,7 +24,7 @@ from engine.io.run_folder import RunFolder
 from engine.io.tiling import DEFAULT_MEMORY
 from engine.io.translate import TranslationModel, translate_files
 from engine.metrics import GroundTruth, demo_ground_truth
-from engine.tools import bench, commands, quality
+from engine.tools import bench, commands, doctor, quality
 from engine.tools import distances as distances_cli
 from engine.training.distributed import DistInfo, init_from_env, shutdown
 from engine.training.reports import CheckpointReport, FinishedReport, ProgressReport, WarningReport
@@ -193,7 +193,7 @@ def cmd_score(args) -> int:
 
 # --- parser -----------------------------------------------------------------------------------
 # Commands that live in their own modules register themselves through add_cli(subparsers).
-_COMMAND_MODULES = (commands, distances_cli, bench, quality)
+_COMMAND_MODULES = (commands, distances_cli, bench, quality, doctor)
 
 
 def build_parser() -> argparse.ArgumentParser:
