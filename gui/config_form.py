@@ -4,6 +4,10 @@ One collapsible section per group (``GROUP_LABELS``), advanced fields folded int
 "Advanced" part of their group. Every edit is parsed with ``engine.config.parse_value`` and
 the whole tree is validated with ``Config.with_values``; a bad value gets a red border and
 a message under the field, and ``is_valid`` turns False (which blocks Train).
+
+The fields that give the run's length carry a budget (``FieldSpec.budget``): a "Train for"
+choice (epochs, steps or minutes, ``engine.config.BUDGETS``) heads them, and only the chosen
+budget's fields show. Choosing another applies ``engine.config.budget_changes``.
 """
 
 from __future__ import annotations
@@ -29,11 +33,14 @@ from PySide6.QtWidgets import (
 )
 
 from engine.config import (
+    BUDGETS,
     GROUP_LABELS,
     PRESETS,
     Config,
     ConfigError,
     FieldSpec,
+    budget_changes,
+    budget_of,
     field_specs,
     parse_value,
     preset,
@@ -169,6 +176,9 @@ class ConfigForm(QWidget):
         self._config: Config | None = config
         self._valid = True
         self._loading = False
+        self._budget = budget_of(config)
+        self._budget_memory: dict[str, Any] = {}  # the last values of budget fields a switch set to 0
+        self.budget_box: QComboBox | None = None
 
         outer = QVBoxLayout(self)
         outer.setContentsMargins(0, 0, 0, 0)
@@ -212,6 +222,8 @@ class ConfigForm(QWidget):
                 adv_form.setContentsMargins(8, 2, 0, 2)
                 body.addWidget(adv)
             for spec in by_group.get(group, []):
+                if spec.budget is not None and self.budget_box is None:
+                    basic.addRow(*self._make_budget_row())
                 f = _Field(spec, self)
                 form = adv_form if spec.advanced else basic
                 form.addRow(f.label, f.container)
@@ -236,23 +248,25 @@ class ConfigForm(QWidget):
         return self._config
 
     def set_config(self, config: Config) -> None:
-        self._loading = True
-        try:
-            for name, value in config.flat().items():
-                self._fields[name].set_value(value)
-        finally:
-            self._loading = False
-        self._validate()
+        self._set_fields(config.flat())
 
     def set_values(self, **values: Any) -> None:
-        """Set some fields as a user would (by their text) and revalidate."""
-        self._loading = True
-        try:
-            for name, value in values.items():
-                self._fields[name].set_value(value)
-        finally:
-            self._loading = False
-        self._validate()
+        """Set some fields as a user would (by their text) and revalidate; "Train for" follows them."""
+        self._set_fields(values)
+
+    @property
+    def budget(self) -> str:
+        """The budget chosen under "Train for" (one of ``engine.config.BUDGETS``)."""
+        return self._budget
+
+    def set_budget(self, budget: str) -> None:
+        """Choose a budget as a user would under "Train for"."""
+        assert self.budget_box is not None
+        index = self.budget_box.findData(budget)
+        if index < 0:
+            raise ValueError(f"unknown budget {budget!r}; budgets: {', '.join(BUDGETS)}")
+        self.budget_box.setCurrentIndex(index)
+        self.budget_box.activated.emit(index)
 
     def editor(self, name: str) -> QWidget:
         return self._fields[name].editor
@@ -274,6 +288,53 @@ class ConfigForm(QWidget):
         self._forms[group].addRow(label, widget)
 
     # --- internals -------------------------------------------------------------------------
+    def _set_fields(self, values: dict[str, Any], *, sync_budget: bool = True) -> None:
+        self._loading = True
+        try:
+            for name, value in values.items():
+                self._fields[name].set_value(value)
+        finally:
+            self._loading = False
+        self._validate(sync_budget=sync_budget)
+
+    def _make_budget_row(self) -> tuple[QLabel, QComboBox]:
+        """The "Train for" choice, from the budgets and the labels of their fields."""
+        box = QComboBox()
+        box.setObjectName("budgetBox")
+        parts = []
+        for budget in BUDGETS:
+            box.addItem(budget, budget)
+            labels = ", ".join(s.label for s in field_specs() if s.budget == budget)
+            parts.append(f"<b>{budget}</b>: {labels}")
+        box.setToolTip("How long to train; only the chosen budget's fields show.<br>" + "<br>".join(parts))
+        label = QLabel("Train for")
+        label.setFixedWidth(LABEL_WIDTH)
+        label.setToolTip(box.toolTip())
+        box.activated.connect(self._on_budget_box_activated)
+        self.budget_box = box
+        return label, box
+
+    def _on_budget_box_activated(self, index: int) -> None:
+        budget = self.budget_box.itemData(index) if self.budget_box is not None else None
+        if budget is None or budget == self._budget:
+            return
+        values = self._readable_values()
+        changes = budget_changes(values, budget, start=self._budget_memory)
+        for name, value in changes.items():  # what a switch back should restore
+            if not value and values.get(name):
+                self._budget_memory[name] = values[name]
+        self._budget = budget
+        self._set_fields(changes, sync_budget=False)
+
+    def _readable_values(self) -> dict[str, Any]:
+        values = {}
+        for name, f in self._fields.items():
+            try:
+                values[name] = parse_value(name, f.text())
+            except ConfigError:
+                pass
+        return values
+
     @staticmethod
     def _make_form() -> QFormLayout:
         form = QFormLayout()
@@ -309,7 +370,7 @@ class ConfigForm(QWidget):
         if name in PRESETS:
             self.set_config(preset(name))
 
-    def _validate(self) -> None:
+    def _validate(self, *, sync_budget: bool = False) -> None:
         values: dict[str, Any] = {}
         errors: dict[str, str] = {}
         for name, f in self._fields.items():
@@ -317,6 +378,13 @@ class ConfigForm(QWidget):
                 values[name] = parse_value(name, f.text())
             except ConfigError as e:
                 errors[name] = _plain(str(e))
+        if sync_budget:  # fields set by the program: "Train for" shows the budget they make
+            self._budget = budget_of(values)
+        # The chosen budget must give the run a length (else another budget would be in force).
+        mine = [s for s in field_specs() if s.budget == self._budget]
+        if not any(s.name in errors for s in mine) and not any(values.get(s.name) for s in mine):
+            errors[mine[0].name] = (f"set {' or '.join(s.label for s in mine)} above 0 to train for {self._budget}, "
+                                    "or choose another budget under Train for")
         config, form_error = None, ""
         try:
             # Cross-field rules (crop_size vs load_size …) are checked even while another field is
@@ -336,6 +404,8 @@ class ConfigForm(QWidget):
         self.form_error.setText(form_error)
         self.form_error.setVisible(bool(form_error))
         self._config = config
+        if self.budget_box is not None:
+            self.budget_box.setCurrentIndex(self.budget_box.findData(self._budget))
         self._update_visibility(values.get("gan_mode", self._fields["gan_mode"].text()))
         self._update_preset_box(values if config is not None else None)
         if (config is not None) != self._valid:
@@ -352,10 +422,13 @@ class ConfigForm(QWidget):
             w = w.parentWidget()
 
     def _update_visibility(self, gan_mode: str) -> None:
-        """Show the objective-specific fields (``FieldSpec.shown_for``) only under their objectives."""
+        """Show the objective-specific fields (``FieldSpec.shown_for``) only under their objectives, and
+        the budget fields (``FieldSpec.budget``) only under their budget."""
         for name, f in self._fields.items():
-            if f.spec.shown_for is not None:
-                self._form_of[name].setRowVisible(f.container, f.spec.applies_to(gan_mode))
+            spec = f.spec
+            if spec.shown_for is not None or spec.budget is not None:
+                shown = spec.applies_to(gan_mode) and spec.budget in (None, self._budget)
+                self._form_of[name].setRowVisible(f.container, shown)
 
     def _update_preset_box(self, values: dict[str, Any] | None) -> None:
         match = CUSTOM

@@ -1,9 +1,15 @@
-"""Live training plots: losses, the Wasserstein estimate, the gradient-penalty norm, and quality (PSNR).
+"""Live training plots: losses, the W monitor, the gradient-penalty norm, and quality (PSNR).
+
+The W plot is there for every objective: the monitor's held-out estimate of W1 per direction
+(``engine.wasserstein.monitor``) with its 95 % interval as a band, the identity's and the
+estimator's floor levels as dashed lines, a star on the best checkpoint's evaluation, and the
+remaining share of the way in its title. Wasserstein objectives add their training critic's
+own estimate on a right-hand axis (its scale is its own: weight clipping reports K·W, K ≪ 1).
 
 The panel keeps its own copy of the numbers in growing numpy arrays (amortised doubling);
-it holds no training state. Curves are created once and fed with ``setData``; a throttle
-redraws at most 10 times a second and only what changed, and pyqtgraph's peak
-downsampling with clip-to-view keeps a 100k-step run smooth.
+it holds no training state. Curves, lines and markers are created once and fed with
+``setData``/``setValue``; a throttle redraws at most 10 times a second and only what changed,
+and pyqtgraph's peak downsampling with clip-to-view keeps a 100k-step run smooth.
 """
 
 from __future__ import annotations
@@ -15,6 +21,7 @@ from typing import Iterable, Mapping
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import Qt
+from PySide6.QtGui import QColor
 from PySide6.QtWidgets import QCheckBox, QComboBox, QHBoxLayout, QLabel, QSlider, QSplitter, QVBoxLayout, QWidget
 
 from engine.config import Config
@@ -117,11 +124,31 @@ class CurveSpec:
     label: str
     color: str
     parts: tuple[str, ...]          # metrics summed into this curve
-    plot: str                       # which plot it belongs to
+    plot: str                       # which plot it belongs to ("critic": the W plot's right-hand axis)
     dashed: bool = False
     markers: bool = False
     smooth: bool = True
     toggle: bool = False            # has a checkbox
+    band: bool = False              # an edge of a confidence band: a faint line, filled to its partner
+    faint: bool = False             # drawn dimmed (a noisy per-step curve behind the held-out points)
+
+
+_A2B, _B2A, _GREY = "#5b9cff", "#ff8a5c", "#8f99a8"
+_BEST = "#ffd166"     # the best checkpoint's star
+_CAUTION = "#e3b341"  # an estimate not to be trusted
+WAYS = (("AtoB", "A→B", _A2B), ("BtoA", "B→A", _B2A))  # the monitor's directions: key, name, colour
+TRUSTED_SLOPE = (0.5, 1.5)  # the monitor's critic gradient norm within which its estimate can be trusted
+LEVELS = (("start", "identity"), ("floor", "floor"))  # w_mon_<level>_<way>: the dashed reference lines
+
+
+def _monitor_curves() -> tuple[CurveSpec, ...]:
+    out: list[CurveSpec] = []
+    for way, name, color in WAYS:
+        out += [CurveSpec(f"mon_{way}", f"W {name} (monitor)", color, (f"w_mon_{way}",), "w", markers=True, smooth=False),
+                CurveSpec(f"mon_lo_{way}", f"W {name} 95 % low", color, (f"w_mon_lo_{way}",), "w", smooth=False, band=True),
+                CurveSpec(f"mon_hi_{way}", f"W {name} 95 % high", color, (f"w_mon_hi_{way}",), "w", smooth=False,
+                          band=True)]
+    return tuple(out)
 
 
 CURVES = (
@@ -131,10 +158,14 @@ CURVES = (
     CurveSpec("D_B", "D_B", "#ffc857", ("D_B",), "loss", toggle=True),
     CurveSpec("cycle", "cycle (A+B)", "#43d19e", ("cycle_A", "cycle_B"), "loss", toggle=True),
     CurveSpec("identity", "identity (A+B)", "#8f99a8", ("idt_A", "idt_B"), "loss", toggle=True),
-    CurveSpec("w_B", "W A→B (w_B)", "#5b9cff", ("w_B",), "w"),
-    CurveSpec("w_A", "W B→A (w_A)", "#ff8a5c", ("w_A",), "w"),
-    CurveSpec("w_B_val", "W A→B held-out", "#5b9cff", ("w_B_val",), "w", dashed=True, markers=True, smooth=False),
-    CurveSpec("w_A_val", "W B→A held-out", "#ff8a5c", ("w_A_val",), "w", dashed=True, markers=True, smooth=False),
+    *_monitor_curves(),
+    # The training critic's own estimate (Wasserstein objectives): per step, and on held-out images.
+    CurveSpec("w_B", "training critic A→B (w_B)", _A2B, ("w_B",), "critic", faint=True),
+    CurveSpec("w_A", "training critic B→A (w_A)", _B2A, ("w_A",), "critic", faint=True),
+    CurveSpec("w_B_val", "training critic A→B held-out", _A2B, ("w_B_val",), "critic", dashed=True, markers=True,
+              smooth=False),
+    CurveSpec("w_A_val", "training critic B→A held-out", _B2A, ("w_A_val",), "critic", dashed=True, markers=True,
+              smooth=False),
     CurveSpec("gp_B", "‖∇D_B‖", "#5b9cff", ("gp_grad_norm_B",), "gp"),
     CurveSpec("gp_A", "‖∇D_A‖", "#ff8a5c", ("gp_grad_norm_A",), "gp"),
     CurveSpec("gp_B_val", "‖∇D_B‖ held-out", "#5b9cff", ("gp_grad_norm_B_val",), "gp", dashed=True, markers=True,
@@ -146,7 +177,8 @@ CURVES = (
     CurveSpec("psnr_identity", "do nothing (baseline)", "#8f99a8", ("psnr_identity",), "quality", dashed=True,
               smooth=False),
 )
-_A2B, _B2A, _GREY = "#5b9cff", "#ff8a5c", "#8f99a8"
+# The plot whose x range (and view) a plot shares: the critic's axis lives in the W plot.
+_HOST = {"critic": "w"}
 
 
 def sticky_range(lo: float, hi: float, current: tuple[float, float] | None, *, ahead: float = 0.0,
@@ -176,16 +208,70 @@ def _key(color: str, text: str) -> str:
     return f"<span style='color:{color}'>■ {text}</span>"
 
 
-# The small plots carry their key in the title (a legend would cover their data).
+def _dim(color: str, alpha: int) -> QColor:
+    c = QColor(color)
+    c.setAlpha(alpha)
+    return c
+
+
+# Every plot carries its key in its title: a legend would cover the data.
 PLOT_TITLES = {
-    "loss": "Losses",
-    "w": f"Wasserstein estimate &nbsp; {_key(_A2B, 'A→B')} &nbsp;{_key(_B2A, 'B→A')} &nbsp;"
-         f"<span style='color:{_GREY}'>- - held-out</span>",
+    "loss": "Losses &nbsp; " + " &nbsp;".join(_key(s.color, s.key) for s in CURVES if s.plot == "loss"),
     "gp": f"Critic gradient norm, target 1 &nbsp; {_key(_A2B, 'D_B')} &nbsp;{_key(_B2A, 'D_A')}",
     "quality": f"PSNR against ground truth (dB) &nbsp; {_key('#43d19e', 'A→B')} &nbsp;{_key('#b18cff', 'B→A')} "
                f"&nbsp;<span style='color:{_GREY}'>- - do nothing</span>",
 }
-LEGENDS = ("loss",)
+
+
+def _pct(x: float) -> str:
+    """A share of the way as a person reads it: 0.183 → "18 %" (below 0, within the floor's noise: "0 %")."""
+    return f"{max(0.0, x) * 100:.0f} %" if math.isfinite(x) else "—"
+
+
+def monitor_title(metrics: Mapping[str, float], best_step: float | None, *, monitor_on: bool = True,
+                  critic: bool = False) -> str:
+    """The W plot's title (rich text): the remaining share of the way per direction from the latest
+    evaluation's monitor readings, a caution where an estimate cannot be trusted, then its key."""
+    ways = [w for w in WAYS if f"w_mon_{w[0]}" in metrics]
+    if not ways:
+        head = ("W monitor · off (Schedule → W monitor)" if not monitor_on else
+                "W monitor · no reading yet: one comes with each held-out evaluation")
+    else:
+        parts = ["W monitor"]
+        for i, (way, name, color) in enumerate(ways):
+            left = _pct(metrics.get(f"w_mon_remaining_{way}", math.nan))
+            parts.append(f"{_key(color, name)} {left}" + (" of the way left" if i == 0 else ""))
+        head = " · ".join(parts)
+    cautions = []
+    for way, name, _ in ways:
+        slope = metrics.get(f"w_mon_grad_{way}", math.nan)
+        lo, hi = metrics.get(f"w_mon_lo_{way}", math.nan), metrics.get(f"w_mon_hi_{way}", math.nan)
+        span = metrics.get(f"w_mon_start_{way}", math.nan) - metrics.get(f"w_mon_floor_{way}", math.nan)
+        if not TRUSTED_SLOPE[0] <= slope <= TRUSTED_SLOPE[1]:
+            cautions.append(f"{name} not trustworthy (critic slope {slope:.2f}, not {TRUSTED_SLOPE[0]}–"
+                            f"{TRUSTED_SLOPE[1]})")
+        elif span <= hi - lo:
+            cautions.append(f"{name} not trustworthy (the domains are within its noise)")
+    key = [f"<span style='color:{_GREY}'>band: 95 % · - - identity, floor</span>"]
+    if best_step is not None and math.isfinite(best_step):
+        key.append(f"<span style='color:{_BEST}'>★</span><span style='color:{_GREY}'> best: step "
+                   f"{int(best_step):,}</span>")
+    if critic:
+        key.append(f"<span style='color:{_GREY}'>right: training critic</span>")
+    lines = [head]
+    if cautions:
+        lines.append(f"<span style='color:{_CAUTION}; font-size:8pt'>⚠ " + "; ".join(cautions) + "</span>")
+    lines.append("<span style='font-size:8pt'>" + " · ".join(key) + "</span>")
+    return "<br>".join(lines)
+
+
+def _style_axis(ax: pg.AxisItem) -> None:
+    # The axes draw the grid across the plot, so every curve update repainted their text too;
+    # cached, they are re-rendered only when the range changes (rarely: see sticky_range).
+    ax.setCacheMode(ax.CacheMode.DeviceCoordinateCache)
+    ax.enableAutoSIPrefix(False)
+    ax.setPen(pg.mkPen("#3a404b"))
+    ax.setTextPen(pg.mkPen(FOREGROUND))
 
 
 def _style_plot(pw: pg.PlotWidget, title: str, ylabel: str) -> pg.PlotItem:
@@ -196,13 +282,7 @@ def _style_plot(pw: pg.PlotWidget, title: str, ylabel: str) -> pg.PlotItem:
     item.setLabel("left", ylabel, color=FOREGROUND)
     item.setLabel("bottom", "step", color=FOREGROUND)
     for axis in ("left", "bottom"):
-        ax = item.getAxis(axis)
-        # The axes draw the grid across the plot, so every curve update repainted their text too;
-        # cached, they are re-rendered only when the range changes (rarely: see sticky_range).
-        ax.setCacheMode(ax.CacheMode.DeviceCoordinateCache)
-        ax.enableAutoSIPrefix(False)
-        ax.setPen(pg.mkPen("#3a404b"))
-        ax.setTextPen(pg.mkPen(FOREGROUND))
+        _style_axis(item.getAxis(axis))
     item.setDownsampling(auto=True, mode="peak")
     item.setClipToView(True)
     item.setMenuEnabled(False)
@@ -211,7 +291,8 @@ def _style_plot(pw: pg.PlotWidget, title: str, ylabel: str) -> pg.PlotItem:
 
 
 class TrainingPlots(QWidget):
-    """Losses, W estimate (Wasserstein objectives), gradient-penalty norm (wgan-gp) and PSNR (with ground truth)."""
+    """Losses, the W monitor (every objective; the training critic's estimate too for Wasserstein
+    objectives), gradient-penalty norm (wgan-gp) and PSNR (with ground truth)."""
 
     def __init__(self, config: Config, parent: QWidget | None = None):
         super().__init__(parent)
@@ -222,6 +303,12 @@ class TrainingPlots(QWidget):
         self._series: dict[str, Series] = {}
         self._dirty: set[str] = set()
         self._throttle = Throttle(self._redraw, 10.0, self)
+        # The W plot's own state: the latest evaluation's monitor readings and the best checkpoint's step.
+        self._monitor: dict[str, float] = {}
+        self._best_step: float | None = None
+        self._monitor_dirty = True
+        self._title = ""
+        self._critic_shown: bool | None = None
         # Plots whose view follows the data (sticky_range) until the user pans or zooms; pyqtgraph's
         # "A" button hands the view back to us.
         self._follow: dict[str, bool] = {}
@@ -264,46 +351,65 @@ class TrainingPlots(QWidget):
         # --- plots ---
         self.plot_widgets: dict[str, pg.PlotWidget] = {}
         self._items: dict[str, pg.PlotItem] = {}
-        for key, ylabel in (("loss", "loss"), ("w", "W"), ("gp", "‖∇‖"), ("quality", "dB")):
+        self._views: dict[str, pg.ViewBox] = {}
+        for key, ylabel in (("loss", "loss"), ("w", "W₁ (patches)"), ("gp", "‖∇‖"), ("quality", "dB")):
             pw = pg.PlotWidget()
             pw.setObjectName(f"plot_{key}")
-            self._items[key] = _style_plot(pw, PLOT_TITLES[key], ylabel)
+            self._items[key] = _style_plot(pw, PLOT_TITLES.get(key, ""), ylabel)
             self.plot_widgets[key] = pw
             vb = self._items[key].getViewBox()
+            self._views[key] = vb
             vb.disableAutoRange()
-            self._follow[key] = True
-            self._ranges[key] = None
             vb.sigRangeChangedManually.connect(lambda *_a, k=key: self._on_view_range_changed_manually(k))
             vb.sigStateChanged.connect(lambda _vb, k=key: self._on_view_state_changed(k))
         self._items["gp"].addLine(y=1.0, pen=pg.mkPen("#5d6573", width=1, style=Qt.PenStyle.DotLine))
+        self._add_critic_view()
+        for key in self._views:
+            self._follow[key] = True
+            self._ranges[key] = None
+
         self.curves: dict[str, pg.PlotDataItem] = {}
-        for key in LEGENDS:
-            self._items[key].addLegend(offset=(-6, 6), brush=pg.mkBrush(22, 24, 29, 210), pen=pg.mkPen("#2c313a"),
-                                       labelTextColor="#c9d0da", labelTextSize="8pt", colCount=3)
         for spec in CURVES:
-            pen = pg.mkPen(spec.color, width=PEN_WIDTH,
+            color = _dim(spec.color, 90 if spec.band else 110 if spec.faint else 255)
+            pen = pg.mkPen(color, width=PEN_WIDTH,
                            style=Qt.PenStyle.DashLine if spec.dashed else Qt.PenStyle.SolidLine)
             kw = dict(symbol="o", symbolSize=5, symbolBrush=spec.color, symbolPen=None) if spec.markers else {}
-            curve = self._items[spec.plot].plot(name=spec.label, pen=pen, **kw)
+            curve = pg.PlotDataItem(name=spec.label, pen=pen, **kw)
+            if spec.plot in self._items:
+                self._items[spec.plot].addItem(curve)
+            else:
+                self._views[spec.plot].addItem(curve)
             curve.setDownsampling(auto=True, method="peak")
             curve.setClipToView(True)
             self.curves[spec.key] = curve
             self._series[spec.key] = Series()
             self._series[spec.key].set_alpha(self._alpha)
+        self._add_monitor_items()
+        # The W plot's title is a word-wrapping label over it: it has up to three lines, and a
+        # pyqtgraph title would hold the plot at least as wide as its longest one.
+        self._items["w"].setTitle(None)
+        self.w_title = QLabel()
+        self.w_title.setObjectName("wPlotTitle")
+        self.w_title.setTextFormat(Qt.TextFormat.RichText)
+        self.w_title.setWordWrap(True)
+        self.w_title.setAlignment(Qt.AlignmentFlag.AlignHCenter)
+        self.w_title.setStyleSheet(f"QLabel {{ background: {BACKGROUND}; color: #d7dce4; font-size: 10pt; "
+                                   "padding: 5px 8px 2px 8px; }")
 
-        self.w_note = QLabel()
-        self.w_note.setObjectName("plotNote")
-        self.w_note.setWordWrap(True)
-        self.w_note.setAlignment(Qt.AlignmentFlag.AlignCenter)
-
-        # Losses on the left; W (with the GP norm under it) and quality on the right, each
-        # shown only when it has something to say.
+        # Losses on the left; W (with the GP norm under it) and quality on the right.
+        w_plot = QWidget()
+        w_plot_lay = QVBoxLayout(w_plot)
+        w_plot_lay.setContentsMargins(0, 0, 0, 0)
+        w_plot_lay.setSpacing(0)
+        w_plot_lay.addWidget(self.w_title)
+        w_plot_lay.addWidget(self.plot_widgets["w"], 1)
         self._w_box = QWidget()
         w_lay = QVBoxLayout(self._w_box)
         w_lay.setContentsMargins(0, 0, 0, 0)
         w_lay.setSpacing(2)
-        w_lay.addWidget(self.plot_widgets["w"], 3)
+        w_lay.addWidget(w_plot, 3)
         w_lay.addWidget(self.plot_widgets["gp"], 2)
+        self.plot_widgets["w"].setMinimumHeight(150)
         self.plot_widgets["gp"].setMinimumHeight(100)
         self._right = QSplitter(Qt.Orientation.Vertical)
         self._right.setChildrenCollapsible(False)
@@ -323,12 +429,59 @@ class TrainingPlots(QWidget):
         lay.setSpacing(6)
         lay.addLayout(bar)
         lay.addWidget(self.splitter, 1)
-        lay.addWidget(self.w_note)
 
         self.smoothing.valueChanged.connect(self._on_smoothing_value_changed)
         self.axis_box.currentIndexChanged.connect(self._on_axis_box_changed)
         self.set_config(config)
-        self._update_visibility()
+        self._redraw_monitor()
+
+    def _add_critic_view(self) -> None:
+        """The training critic's axis on the W plot's right: a view of its own with the x axis linked.
+
+        It sits under the monitor's view (z), so the mouse pans and zooms the monitor's; its y range
+        always follows its data.
+        """
+        item = self._items["w"]
+        view = pg.ViewBox(enableMenu=False)
+        view.setMouseEnabled(False, False)
+        view.setZValue(-1)
+        item.scene().addItem(view)
+        view.setXLink(item.getViewBox())
+        right = item.getAxis("right")
+        right.linkToView(view)
+        _style_axis(right)
+        item.setLabel("right", "training critic", color=FOREGROUND)
+        item.hideAxis("right")
+        view.hide()
+        self._views["critic"] = view
+        item.getViewBox().sigResized.connect(self._on_w_view_resized)
+
+    def _add_monitor_items(self) -> None:
+        """The W plot's bands (between the 95 % curves), reference levels and the best checkpoint's star."""
+        item = self._items["w"]
+        self.bands: dict[str, pg.FillBetweenItem] = {}
+        self.level_lines: dict[tuple[str, str], pg.InfiniteLine] = {}
+        for i, (way, _name, color) in enumerate(WAYS):
+            # Between the inner curve items: they re-emit sigPlotChanged when clip-to-view or downsampling
+            # recomputes what they show (a view change), which the PlotDataItems do not.
+            band = pg.FillBetweenItem(self.curves[f"mon_lo_{way}"].curve, self.curves[f"mon_hi_{way}"].curve,
+                                      brush=pg.mkBrush(_dim(color, 48)))
+            item.addItem(band)
+            self.bands[way] = band
+            for level, text in LEVELS:
+                above = level == "start"
+                line = pg.InfiniteLine(
+                    angle=0, movable=False, pen=pg.mkPen(_dim(color, 200 if above else 140), width=1,
+                                                         style=Qt.PenStyle.DashLine),
+                    label=text, labelOpts={"position": 0.985 - 0.12 * i, "color": _dim(color, 220),
+                                           "anchors": [(1, 1), (1, 1)] if above else [(1, 0), (1, 0)]})
+                line.hide()
+                item.addItem(line, ignoreBounds=True)
+                self.level_lines[(way, level)] = line
+        self.best_marker = pg.ScatterPlotItem(symbol="star", size=17, pen=pg.mkPen("#16181d", width=1),
+                                              brush=pg.mkBrush(_BEST))
+        self.best_marker.setZValue(20)
+        item.addItem(self.best_marker)
 
     # --- feeding ---------------------------------------------------------------------------
     def reset(self, config: Config) -> None:
@@ -336,13 +489,16 @@ class TrainingPlots(QWidget):
         for s in self._series.values():
             s.truncate_after(-math.inf)
         self._dirty.update(self._series)
+        self._monitor, self._best_step, self._monitor_dirty = {}, None, True
         self.set_config(config)
         self._throttle.mark()
 
     def set_config(self, config: Config) -> None:
-        """The objective decides whether a W estimate exists; the numbers already plotted stay."""
+        """The objective decides whether a training critic's estimate exists; the numbers already plotted stay."""
         self._config = config
+        self._monitor_dirty = True
         self._update_visibility()
+        self._throttle.mark()
 
     def add_progress(self, report: ProgressReport) -> None:
         self._add(report.step, report.elapsed_s, report.metrics, val=False)
@@ -365,6 +521,9 @@ class TrainingPlots(QWidget):
             s.truncate_after(step)
             if len(s) != n:
                 self._dirty.add(key)
+        if self._best_step is not None and self._best_step > step:
+            self._best_step = None  # its point is gone; the run's next evaluation names the best again
+            self._monitor_dirty = True
         self._throttle.mark()
 
     def _add(self, step: int, t: float, metrics: Mapping[str, float], *, val: bool) -> None:
@@ -373,6 +532,12 @@ class TrainingPlots(QWidget):
             if all(p in metrics for p in parts):
                 self._series[spec.key].append(step, t, float(sum(metrics[p] for p in parts)))
                 self._dirty.add(spec.key)
+        if val and any(f"w_mon_{way}" in metrics for way, _, _ in WAYS):
+            self._monitor = {k: float(v) for k, v in metrics.items() if k.startswith("w_mon_")}
+            self._monitor_dirty = True
+        if val and "w_mon_best_step" in metrics:
+            self._best_step = float(metrics["w_mon_best_step"])
+            self._monitor_dirty = True
         self._update_visibility()
         self._throttle.mark()
 
@@ -384,6 +549,20 @@ class TrainingPlots(QWidget):
         """Points the curve actually holds (after the last redraw)."""
         x, _ = self.curves[key].getOriginalDataset()
         return 0 if x is None else len(x)
+
+    def title(self, plot: str) -> str:
+        """A plot's title as shown (rich text)."""
+        return self.w_title.text() if plot == "w" else self._items[plot].titleLabel.text
+
+    @property
+    def best_step(self) -> int | None:
+        """The step of the best checkpoint (checkpoints/best.pt) so far, as the evaluations said."""
+        return None if self._best_step is None else int(self._best_step)
+
+    @property
+    def critic_shown(self) -> bool:
+        """Whether the W plot shows the training critic's estimate (its right-hand axis)."""
+        return bool(self._critic_shown)
 
     def flush(self) -> None:
         self._throttle.flush()
@@ -398,66 +577,106 @@ class TrainingPlots(QWidget):
             self.curves[key].setData(s.x(self._axis), y, connect="finite")
             plots.add(spec.plot)
         self._dirty.clear()
-        for plot in plots:
+        plots |= {_HOST[p] for p in plots if p in _HOST}
+        if self._monitor_dirty or "w" in plots:
+            self._redraw_monitor()
+            plots.add("w")
+        for plot in sorted(plots, key=lambda p: p in _HOST):  # a host's x range before its guests' y
             self._follow_data(plot)
+
+    def _redraw_monitor(self) -> None:
+        """The W plot's title, reference levels and best star, from the latest readings."""
+        self._monitor_dirty = False
+        m = self._monitor
+        for (way, level), line in self.level_lines.items():
+            value = m.get(f"w_mon_{level}_{way}", math.nan)
+            if math.isfinite(value):
+                line.setValue(value)
+            line.setVisible(math.isfinite(value))
+        xs, ys = [], []
+        if self._best_step is not None:
+            for way, _, _ in WAYS:
+                s = self._series[f"mon_{way}"]
+                i = int(np.searchsorted(s.x("step"), self._best_step))
+                if i < len(s) and s.x("step")[i] == self._best_step and math.isfinite(s.raw()[i]):
+                    xs.append(float(s.x(self._axis)[i]))
+                    ys.append(float(s.raw()[i]))
+        self.best_marker.setData(x=xs, y=ys)
+        title = monitor_title(m, self._best_step, monitor_on=self._config.schedule.monitor,
+                              critic=bool(self._critic_shown))
+        if title != self._title:
+            self._title = title
+            self.w_title.setText(title)
 
     def _follow_data(self, plot: str) -> None:
         """Keep the view on the data without moving it at every redraw (see ``sticky_range``)."""
         if not self._follow[plot]:
             return
+        guest = plot in _HOST
         xlo = ylo = math.inf
         xhi = yhi = -math.inf
         for spec in CURVES:
-            if spec.plot != plot or not self.curves[spec.key].isVisible() or not len(self._series[spec.key]):
+            # A host's x range covers its guests' points too (the critic's axis shares the W plot's x).
+            in_x = spec.plot == plot or _HOST.get(spec.plot) == plot
+            if not in_x or not self.curves[spec.key].isVisible() or not len(self._series[spec.key]):
                 continue
             s = self._series[spec.key]
             x = s.x(self._axis)
+            xlo, xhi = min(xlo, float(x[0])), max(xhi, float(x[-1]))
+            if spec.plot != plot:
+                continue
             y = s.smoothed() if spec.smooth else s.raw()
             finite = y[np.isfinite(y)]
-            xlo, xhi = min(xlo, float(x[0])), max(xhi, float(x[-1]))
             if len(finite):
                 ylo, yhi = min(ylo, float(finite.min())), max(yhi, float(finite.max()))
+        if plot == "w":  # from the start of the run, and the reference levels in view: the way from the identity down
+            xlo = min(xlo, 0.0) if math.isfinite(xhi) else xlo  # to the floor (evaluations come every eval_every steps)
+            for line in self.level_lines.values():
+                if line.isVisible():
+                    ylo, yhi = min(ylo, line.value()), max(yhi, line.value())
         cur = self._ranges[plot]
-        xr = sticky_range(xlo, xhi, cur[0] if cur else None, ahead=0.2, pad=0.0, shrink=0.6)
+        xr = None if guest else sticky_range(xlo, xhi, cur[0] if cur else None, ahead=0.2, pad=0.0, shrink=0.6)
         yr = sticky_range(ylo, yhi, cur[1] if cur else None)
         if xr is None and yr is None:
             return
-        new = (xr or cur[0], yr or (cur[1] if cur else (0.0, 1.0)))
+        new = (xr or (cur[0] if cur else (0.0, 1.0)), yr or (cur[1] if cur else (0.0, 1.0)))
         self._ranges[plot] = new
         # Programmatic: not a manual range change, and auto-range stays off (no state echo to act on).
-        self._items[plot].getViewBox().setRange(xRange=new[0], yRange=new[1], padding=0)
+        if guest:
+            self._views[plot].setYRange(*new[1], padding=0)
+        else:
+            self._views[plot].setRange(xRange=new[0], yRange=new[1], padding=0)
 
     def _on_view_range_changed_manually(self, plot: str) -> None:
         self._follow[plot] = False  # the user panned or zoomed: leave the view alone
 
     def _on_view_state_changed(self, plot: str) -> None:
-        vb = self._items[plot].getViewBox()
+        vb = self._views[plot]
         if any(vb.autoRangeEnabled()):  # pyqtgraph's "A" button: follow the data again, our way
             vb.disableAutoRange()
             self._follow[plot] = True
             self._ranges[plot] = None
-            self._dirty.update(s.key for s in CURVES if s.plot == plot)
+            self._dirty.update(s.key for s in CURVES if plot in (s.plot, _HOST.get(s.plot)))
             self._throttle.mark()
 
+    def _on_w_view_resized(self) -> None:
+        host = self._views["w"]
+        self._views["critic"].setGeometry(host.sceneBoundingRect())
+        self._views["critic"].linkedViewChanged(host, pg.ViewBox.XAxis)
+
     def _update_visibility(self) -> None:
-        wass = self._config.is_wasserstein or len(self._series["w_A"]) > 0
-        quality = len(self._series["psnr_AtoB"]) > 0
-        self._w_box.setVisible(wass)
-        self.plot_widgets["gp"].setVisible(wass and (self._config.objective.gan_mode == "wgan-gp"
-                                                     or len(self._series["gp_A"]) > 0))
-        self.plot_widgets["quality"].setVisible(quality)
-        if (wass or quality) and self._right.isHidden():
-            self._right.show()
-            width = max(self.splitter.width(), 2)
-            self.splitter.setSizes([width // 2, width - width // 2])  # appearing: half the width, not a sliver
-        elif not (wass or quality):
-            self._right.hide()
-        mode = self._config.objective.gan_mode
-        self.w_note.setVisible(not wass)
-        if not wass:
-            self.w_note.setText(f"No Wasserstein estimate: the {mode} losses are not a distance between the "
-                                "real and the translated images. Choose wgan-gp (or wgan-clip) under "
-                                "Objective to watch W fall live.")
+        critic = (self._config.is_wasserstein or len(self._series["w_A"]) > 0
+                  or len(self._series["w_A_val"]) > 0)
+        if critic != self._critic_shown:
+            self._critic_shown = critic
+            self._items["w"].showAxis("right", critic)
+            self._views["critic"].setVisible(critic)
+            self._monitor_dirty = True  # the title's key names the critic's axis
+            if critic:
+                self._on_w_view_resized()
+        self.plot_widgets["gp"].setVisible(self._config.objective.gan_mode == "wgan-gp"
+                                           or len(self._series["gp_A"]) > 0)
+        self.plot_widgets["quality"].setVisible(len(self._series["psnr_AtoB"]) > 0)
 
     def _on_toggle_toggled(self, key: str, on: bool) -> None:
         self.curves[key].setVisible(on)
@@ -476,6 +695,7 @@ class TrainingPlots(QWidget):
         for item in self._items.values():
             item.setLabel("bottom", "step" if self._axis == "step" else "elapsed (s)", color=FOREGROUND)
         self._dirty.update(self._series)
+        self._monitor_dirty = True
         self._throttle.mark()
 
 

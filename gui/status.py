@@ -1,5 +1,7 @@
-"""The status bar (step, epoch, it/s, ETA, device, progress), the failure-watch warnings list, and
-the copyable ``tensorboard --logdir`` command of a run that logs to TensorBoard."""
+"""The status bar (step, epoch, it/s, ETA or time against a minutes budget, device, progress, the best
+checkpoint's step, notices and warnings), the failure-watch warnings list (notes, such as the plateau
+notice, in a calm colour), and the copyable ``tensorboard --logdir`` command of a run that logs to
+TensorBoard."""
 
 from __future__ import annotations
 
@@ -8,7 +10,7 @@ import shlex
 import time
 from pathlib import Path
 
-from PySide6.QtCore import QTimer
+from PySide6.QtCore import Qt, QTimer
 from PySide6.QtGui import QColor
 from PySide6.QtWidgets import (
     QApplication,
@@ -27,12 +29,16 @@ from PySide6.QtWidgets import (
 )
 
 from engine.config import Config
-from engine.training.reports import FinishedReport, ProgressReport, WarningReport
+from engine.training.reports import CheckpointReport, EvalReport, FinishedReport, ProgressReport, WarningReport
 
 from .util import Throttle
 from .worker import RunStarted, TrainingController
 
-__all__ = ["StatusPanel", "WarningsPanel", "TensorBoardLine", "format_duration", "tensorboard_command"]
+__all__ = ["StatusPanel", "WarningsPanel", "TensorBoardLine", "format_duration", "format_budget", "tensorboard_command"]
+
+NOTE_COLOR = "#7fb6ff"  # notes (severity info): calm, not a warning's amber or an error's red
+PROGRESS_RANGE = 1000  # the progress bar counts tenths of a percent of the run
+BEST_STEP_KEY = "w_mon_best_step"  # EvalReport metric: the step of checkpoints/best.pt so far
 
 
 def format_duration(seconds: float) -> str:
@@ -46,6 +52,16 @@ def format_duration(seconds: float) -> str:
     return f"{s // 3600}h {(s % 3600) // 60:02d}m"
 
 
+def format_budget(seconds: float) -> str:
+    """A time budget as a person set it: "10m", "1h 30m", "2h", else as ``format_duration``."""
+    if math.isfinite(seconds) and seconds >= 60 and float(seconds).is_integer() and int(seconds) % 60 == 0:
+        minutes = int(seconds) // 60
+        if minutes < 60:
+            return f"{minutes}m"
+        return f"{minutes // 60}h" + (f" {minutes % 60:02d}m" if minutes % 60 else "")
+    return format_duration(seconds)
+
+
 class StatusPanel(QWidget):
     """Lives in the window's QStatusBar; refreshes at most 10× a second."""
 
@@ -54,7 +70,7 @@ class StatusPanel(QWidget):
         self.controller = controller
         self.bar = status_bar
         self._latest: ProgressReport | None = None
-        self._total = 0
+        self._budget_s = 0.0  # the run's minutes budget in seconds; 0: it runs for steps (or epochs)
         self._throttle = Throttle(self._refresh, 10.0, self)
 
         def label(name: str, tip: str) -> QLabel:
@@ -68,13 +84,17 @@ class StatusPanel(QWidget):
         self.epoch_label = label("epochLabel", "Epoch")
         self.speed_label = label("speedLabel", "Training speed")
         self.eta_label = label("etaLabel", "Estimated time to the end of the schedule")
+        self.best_label = label("bestLabel", "")
+        self.best_label.hide()
         self.device_label = label("deviceLabel", "Device the networks run on")
         self.progress = QProgressBar()
         self.progress.setObjectName("runProgress")
         self.progress.setFixedWidth(180)
         self.progress.setTextVisible(True)
-        self.progress.setRange(0, 1)
+        self.progress.setRange(0, PROGRESS_RANGE)
         self.progress.setValue(0)
+        self.notice_label = label("noticeLabel", "")  # notes (severity info), such as the plateau notice
+        self.notice_label.hide()
         self.warning_label = label("warningLabel", "")
         self.warning_label.hide()
         self.message_label = label("messageLabel", "")
@@ -87,8 +107,9 @@ class StatusPanel(QWidget):
         lay.setContentsMargins(6, 0, 6, 0)
         lay.setSpacing(14)
         for w in (self.state_label, self.step_label, self.epoch_label, self.speed_label, self.eta_label,
-                  self.device_label):
+                  self.device_label, self.best_label):
             lay.addWidget(w)
+        lay.addWidget(self.notice_label)
         lay.addWidget(self.warning_label)
         lay.addWidget(self.message_label, 1)
         status_bar.addWidget(self, 1)
@@ -97,6 +118,8 @@ class StatusPanel(QWidget):
         controller.state_changed.connect(self._on_controller_state_changed)
         controller.started.connect(self._on_controller_started)
         controller.progressed.connect(self._on_controller_progressed)
+        controller.evaluated.connect(self._on_controller_evaluated)
+        controller.checkpoint_saved.connect(self._on_controller_checkpoint_saved)
         controller.warned.connect(self._on_controller_warned)
         controller.finished.connect(self._on_controller_finished)
         controller.failed.connect(self._on_controller_failed)
@@ -121,15 +144,16 @@ class StatusPanel(QWidget):
 
     def _on_controller_started(self, info: RunStarted) -> None:
         self._latest = None
-        self._total = info.total_steps
-        self.warning_label.hide()
+        self._budget_s = info.config.schedule.minutes * 60.0
+        for w in (self.warning_label, self.notice_label, self.best_label):
+            w.hide()
         self.device_label.setText(f"device {info.device}")
-        self.step_label.setText(f"step {info.step:,} / {info.total_steps:,}")
+        self.step_label.setText(f"step {info.step:,}" + (f" / {info.total_steps:,}" if info.total_steps else ""))
         self.epoch_label.setText("")
         self.speed_label.setText("")
-        self.eta_label.setText("")
-        self.progress.setRange(0, max(1, info.total_steps))
-        self.progress.setValue(info.step)
+        self.eta_label.setText(f"0s / {format_budget(self._budget_s)}" if self._budget_s else "")
+        done = info.step / info.total_steps if info.total_steps else 0.0  # a minutes budget: the first report says
+        self.progress.setValue(round(min(1.0, done) * PROGRESS_RANGE))
 
     def _on_controller_progressed(self, report: ProgressReport) -> None:
         self._latest = report
@@ -139,16 +163,46 @@ class StatusPanel(QWidget):
         r = self._latest
         if r is None:
             return
-        self.step_label.setText(f"step {r.step:,} / {r.total_steps:,}")
+        if not r.total_steps:  # a minutes budget, early on: no estimate of the steps yet
+            self.step_label.setText(f"step {r.step:,}")
+        else:
+            approx = "~" if self._budget_s else ""  # estimated from the pace under a minutes budget
+            self.step_label.setText(f"step {r.step:,} / {approx}{r.total_steps:,}")
         self.epoch_label.setText(f"epoch {r.epoch}")
         self.speed_label.setText(f"{r.its_per_s:.2f} it/s")
-        self.eta_label.setText(f"ETA {format_duration(r.eta_s)}")
-        self.progress.setRange(0, max(1, r.total_steps))
-        self.progress.setValue(r.step)
+        if self._budget_s:
+            self.eta_label.setText(f"{format_duration(r.elapsed_s)} / {format_budget(self._budget_s)}")
+            self.eta_label.setToolTip("Training time so far / the budget (Schedule → Train for); pauses excluded")
+        else:
+            self.eta_label.setText(f"ETA {format_duration(r.eta_s)}")
+            self.eta_label.setToolTip("Estimated time to the end of the schedule")
+        self.progress.setValue(round(min(1.0, max(0.0, r.progress)) * PROGRESS_RANGE))
+
+    def _on_controller_evaluated(self, report: EvalReport) -> None:
+        best = report.metrics.get(BEST_STEP_KEY)
+        if best is not None and math.isfinite(best):
+            self._show_best(int(best))
+
+    def _on_controller_checkpoint_saved(self, report: CheckpointReport) -> None:
+        if report.kind == "best":
+            self._show_best(report.step)
+
+    def _show_best(self, step: int) -> None:
+        self.best_label.setText(f"best: step {step:,}")
+        self.best_label.setToolTip(f"checkpoints/best.pt: the translations of step {step:,} came closest to their "
+                                   "targets so far (the lowest monitored W on held-out images)")
+        self.best_label.show()
 
     def _on_controller_warned(self, report: WarningReport) -> None:
+        tip = f"step {report.step:,}: {report.message}\n{report.hint}"
+        if report.severity == "info":  # a notice, not a problem: said calmly, beside the figures
+            text = "Plateau: W stopped improving" if report.code == "plateau" else report.message
+            self.notice_label.setText(f"ℹ {text}")
+            self.notice_label.setToolTip(tip)
+            self.notice_label.show()
+            return
         self.warning_label.setText(f"⚠ {report.message}")
-        self.warning_label.setToolTip(f"step {report.step}: {report.message}\n{report.hint}")
+        self.warning_label.setToolTip(tip)
         self.warning_label.setProperty("level", report.severity)
         self.warning_label.style().unpolish(self.warning_label)
         self.warning_label.style().polish(self.warning_label)
@@ -157,7 +211,7 @@ class StatusPanel(QWidget):
     def _on_controller_finished(self, report: FinishedReport) -> None:
         self._throttle.flush()
         words = {"completed": "Finished", "stopped": "Stopped", "time-limit": "Time limit reached",
-                 "error": "Failed"}
+                 "plateau": "Stopped at the plateau", "error": "Failed"}
         where = f" · checkpoint {report.checkpoint}" if report.checkpoint else ""
         self.show_message(f"{words.get(report.reason, report.reason)} at step {report.step:,}{where}", 15000)
 
@@ -174,7 +228,7 @@ class WarningsPanel(QFrame):
         self.list = QListWidget()
         self.list.setObjectName("warningsList")
         self.list.setWordWrap(True)
-        title = QLabel("Warnings")
+        self.title = title = QLabel("Warnings")
         title.setObjectName("warningsTitle")
         dismiss = QPushButton("Dismiss")
         dismiss.setObjectName("flatButton")
@@ -197,10 +251,19 @@ class WarningsPanel(QFrame):
         text = f"step {report.step:,} · {report.message}"
         if report.hint:
             text += f"\n    → {report.hint}"
-        item = QListWidgetItem(text)
-        item.setToolTip(f"{when} · {report.code}")
-        item.setForeground(QColor("#ff7b72" if report.severity == "error" else "#e3b341"))
+        note = report.severity == "info"
+        item = QListWidgetItem(("ℹ " if note else "⚠ ") + text)
+        item.setToolTip(f"{when} · {report.code}" + (" · a note, not a problem" if note else ""))
+        item.setForeground(QColor(NOTE_COLOR if note else "#ff7b72" if report.severity == "error" else "#e3b341"))
+        item.setData(Qt.ItemDataRole.UserRole, report.severity)
         self.list.insertItem(0, item)
+        # Only notes: the panel is a calm "Notes" box; any warning makes it the "Warnings" box again.
+        only_notes = all(self.list.item(i).data(Qt.ItemDataRole.UserRole) == "info" for i in range(self.list.count()))
+        self.title.setText("Notes" if only_notes else "Warnings")
+        self.setProperty("level", "info" if only_notes else "warning")
+        for w in (self, self.title):
+            w.style().unpolish(w)
+            w.style().polish(w)
         # As tall as its entries, up to three; older ones scroll.
         rows = sum(self.list.sizeHintForRow(i) for i in range(min(3, self.list.count())))
         self.list.setFixedHeight(rows + 2 * self.list.frameWidth() + 2)
@@ -211,6 +274,7 @@ class WarningsPanel(QFrame):
 
     def clear(self) -> None:
         self.list.clear()
+        self.title.setText("Warnings")
         self.hide()
 
 

@@ -35,12 +35,18 @@ def resource(name: str) -> Path:
 
 
 def app_data_dir() -> Path:
-    """Where demo data and runs go: $CYCLEGAN_STUDIO_DATA, else QStandardPaths' AppDataLocation."""
+    """Where demo data and runs go: $CYCLEGAN_STUDIO_DATA, else ``<user data folder>/CycleGAN Studio``
+    (``~/.local/share/CycleGAN Studio`` on Linux, ``~/Library/Application Support/CycleGAN Studio`` on
+    macOS, ``%LOCALAPPDATA%/CycleGAN Studio`` on Windows).
+
+    Not AppDataLocation: that appends the organisation *and* the application name, which are both
+    "CycleGAN Studio", so the name came twice. The settings file (``settings()``) is unaffected.
+    """
     override = os.environ.get(DATA_DIR_ENV)
     if override:
         return Path(override)
-    loc = QStandardPaths.writableLocation(QStandardPaths.StandardLocation.AppDataLocation)
-    return Path(loc) if loc else Path.home() / ".cyclegan-studio"
+    loc = QStandardPaths.writableLocation(QStandardPaths.StandardLocation.GenericDataLocation)
+    return Path(loc) / APPLICATION if loc else Path.home() / ".cyclegan-studio"
 
 
 def settings() -> QSettings:

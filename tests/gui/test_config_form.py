@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from PySide6.QtWidgets import QCheckBox, QComboBox, QLineEdit
 
-from engine.config import GROUP_LABELS, Config, field_specs, preset
+from engine.config import BUDGETS, GROUP_LABELS, Config, budget_of, field_specs, preset
 from gui.config_form import ConfigForm
 
 from .conftest import quick_config
@@ -88,10 +88,65 @@ def test_field_visibility_follows_the_engine_metadata(qtbot):
     form = make_form(qtbot)
     mode = form.editor("gan_mode")
     gan_modes = next(s.choices for s in field_specs() if s.name == "gan_mode")
-    for gan_mode in gan_modes:
-        mode.setCurrentIndex(mode.findData(gan_mode))
-        for spec in field_specs():
-            assert form.is_field_shown(spec.name) == spec.applies_to(gan_mode), (gan_mode, spec.name)
+    for budget in BUDGETS:
+        form.set_budget(budget)
+        for gan_mode in gan_modes:
+            mode.setCurrentIndex(mode.findData(gan_mode))
+            assert budget_of(form.config()) == budget
+            for spec in field_specs():
+                expected = spec.applies_to(gan_mode) and spec.budget in (None, budget)
+                assert form.is_field_shown(spec.name) == expected, (budget, gan_mode, spec.name)
+
+
+def test_train_for_chooses_the_budget_and_shows_only_its_fields(qtbot):
+    form = make_form(qtbot)
+    box = form.budget_box
+    assert [box.itemText(i) for i in range(box.count())] == list(BUDGETS)
+    assert box.currentData() == "epochs" and form.preset_box.currentData() == "cpu-quick"
+    budget_fields = {s.name: s.budget for s in field_specs() if s.budget is not None}
+    assert budget_fields == {"n_epochs": "epochs", "n_epochs_decay": "epochs", "max_steps": "steps",
+                             "minutes": "minutes"}
+
+    def shown() -> set[str]:
+        return {n for n in budget_fields if form.is_field_shown(n)}
+
+    assert shown() == {"n_epochs", "n_epochs_decay"}
+    form.set_budget("minutes")
+    cfg = form.config()
+    assert shown() == {"minutes"} and cfg.schedule.minutes > 0 and cfg.schedule.max_steps == 0
+    assert cfg.schedule.n_epochs == 5  # the epochs still shape the learning-rate decay
+    form.editor("minutes").setText("3")
+    assert form.config().schedule.minutes == 3.0 and form.preset_box.currentData() == "custom"
+
+    form.set_budget("steps")
+    cfg = form.config()
+    assert shown() == {"max_steps"} and cfg.schedule.max_steps > 0 and cfg.schedule.minutes == 0
+    form.editor("max_steps").setText("750")
+    form.set_budget("minutes")  # a switch back restores what the budget had
+    assert form.config().schedule.minutes == 3.0 and form.config().schedule.max_steps == 0
+    form.set_budget("steps")
+    assert form.config().schedule.max_steps == 750
+
+    form.set_budget("epochs")
+    cfg = form.config()
+    assert (cfg.schedule.max_steps, cfg.schedule.minutes) == (0, 0.0) and box.currentData() == "epochs"
+    assert cfg == preset("cpu-quick") and form.preset_box.currentData() == "cpu-quick"
+
+
+def test_train_for_follows_configs_and_needs_a_length(qtbot):
+    form = make_form(qtbot)
+    form.set_values(max_steps=100)
+    assert form.budget_box.currentData() == "steps" and form.is_field_shown("max_steps")
+    form.set_config(preset("cpu-quick").with_values(minutes=2.5, max_steps=100))  # minutes win
+    assert form.budget == "minutes" and form.is_field_shown("minutes") and not form.is_field_shown("max_steps")
+    form.editor("minutes").setText("0")  # training for 0 minutes: not a budget
+    assert not form.is_valid and "above 0" in form.errors()["minutes"]
+    assert form.budget == "minutes" and form.is_field_shown("minutes")  # the row stays while it is edited
+    form.editor("minutes").setText("1.5")
+    assert form.is_valid and form.config().schedule.minutes == 1.5
+    for name in ("paper", "cpu-quick"):  # presets are recognised, and train by epochs
+        form.set_config(preset(name))
+        assert form.preset_box.currentData() == name and form.budget == "epochs"
 
 
 def test_cross_field_errors_land_on_the_field_they_name(qtbot):

@@ -5,10 +5,11 @@ from __future__ import annotations
 import time
 
 import numpy as np
+from PySide6.QtCore import Qt
 
 from engine.config import preset
 from engine.training.reports import EvalReport, ProgressReport
-from gui.plots import Series, TrainingPlots, ema
+from gui.plots import _SPEC, Series, TrainingPlots, ema
 
 
 def progress(step: int, **metrics) -> ProgressReport:
@@ -66,21 +67,117 @@ def test_losses_sum_cycle_and_identity_and_axis_can_be_time(qtbot):
     assert np.allclose(plots.curves["G_A"].getOriginalDataset()[0], [0.5, 1.0, 1.5, 2.0, 2.5])
     plots.toggles["D_A"].setChecked(False)
     assert not plots.curves["D_A"].isVisible() and plots.curves["D_B"].isVisible()
+    # The key is in the title, as in the small plots: no legend lies over the curves.
+    assert plots._items["loss"].legend is None
+    assert all(key in plots.title("loss") for key in ("G_A", "G_B", "D_A", "D_B", "cycle", "identity"))
 
 
-def test_wasserstein_plots_and_the_note(qtbot):
-    plots = make(qtbot)
-    assert plots.w_note.isVisible() and "lsgan" in plots.w_note.text() and "wgan-gp" in plots.w_note.text()
-    assert not plots.plot_widgets["w"].isVisible()
-    plots.set_config(preset("cpu-quick").with_values(gan_mode="wgan-gp"))
-    assert not plots.w_note.isVisible() and plots.plot_widgets["w"].isVisible()
-    assert plots.plot_widgets["gp"].isVisible()
-    plots.reset(preset("cpu-quick").with_values(gan_mode="wgan-clip"))
-    assert plots.plot_widgets["w"].isVisible() and not plots.plot_widgets["gp"].isVisible()
-    plots.add_progress(progress(1, w_A=0.3, w_B=0.2))
-    plots.add_eval(EvalReport(1, 0.5, {"w_A_val": 0.25, "w_B_val": 0.15}))
+def monitor(step: int, best: int, *, grad_b: float = 1.0, **extra) -> EvalReport:
+    """An evaluation with the W monitor's readings: A→B from 2.0 (identity) to 0.4 (floor), B→A 3.0 to 0.6."""
+    m = {"w_mon_best_step": float(best)}
+    for way, start, floor, w, grad in (("AtoB", 2.0, 0.4, 0.4 + 1.6 * 10 / step, 1.0), ("BtoA", 3.0, 0.6,
+                                                                                       0.6 + 2.4 * 20 / step, grad_b)):
+        m.update({f"w_mon_{way}": w, f"w_mon_lo_{way}": w - 0.1, f"w_mon_hi_{way}": w + 0.1, f"w_mon_grad_{way}": grad,
+                  f"w_mon_start_{way}": start, f"w_mon_floor_{way}": floor,
+                  f"w_mon_remaining_{way}": (w - floor) / (start - floor), f"sliced_{way}": w / 2, f"emd_{way}": w})
+    m.update(extra)
+    return EvalReport(step, step * 0.5, m)
+
+
+def test_the_w_monitor_plot_is_there_for_every_objective(qtbot):
+    plots = make(qtbot)  # lsgan
+    assert plots.plot_widgets["w"].isVisible() and plots.w_title.isVisible()
+    assert "no reading yet" in plots.title("w") and not plots.critic_shown
+    plots.set_config(preset("cpu-quick").with_values(monitor=False))
     plots.flush()
-    assert plots.shown_count("w_A") == 1 and plots.shown_count("w_A_val") == 1
+    assert "off" in plots.title("w")
+    for mode in ("vanilla", "wgan-gp", "wgan-clip"):
+        plots.set_config(preset("cpu-quick").with_values(gan_mode=mode))
+        assert plots.plot_widgets["w"].isVisible()
+        assert plots.critic_shown == mode.startswith("wgan")
+        assert plots.plot_widgets["gp"].isVisible() == (mode == "wgan-gp")
+
+
+def test_w_monitor_curves_band_levels_title_and_best_star(qtbot):
+    plots = make(qtbot)
+    for step in (50, 100, 150, 200):
+        plots.add_eval(monitor(step, best=100 if step >= 100 else 50))
+    plots.flush()
+    x, y = plots.curves["mon_AtoB"].getOriginalDataset()
+    assert list(x) == [50, 100, 150, 200] and np.allclose(y, [0.72, 0.56, 0.4 + 1.6 / 15, 0.48])
+    assert plots.shown_count("mon_BtoA") == 4
+    # The 95 % band: its two edges hold the interval, and the fill between them has an area.
+    assert np.allclose(plots.curves["mon_lo_AtoB"].getOriginalDataset()[1], y - 0.1)
+    assert np.allclose(plots.curves["mon_hi_AtoB"].getOriginalDataset()[1], y + 0.1)
+    for way in ("AtoB", "BtoA"):
+        area = plots.bands[way].path().boundingRect()
+        assert area.left() == 50 and area.right() == 200 and area.height() > 0.2
+    # Dashed reference levels per direction: the identity (start) and the estimator's floor.
+    levels = {k: (line.value(), line.isVisible()) for k, line in plots.level_lines.items()}
+    assert levels == {("AtoB", "start"): (2.0, True), ("AtoB", "floor"): (0.4, True),
+                      ("BtoA", "start"): (3.0, True), ("BtoA", "floor"): (0.6, True)}
+    assert all(line.pen.style() == Qt.PenStyle.DashLine for line in plots.level_lines.values())
+    # The title: the remaining share of the way, from the latest evaluation (step 200).
+    title = plots.title("w")
+    assert "W monitor" in title and "A→B</span> 5 % of the way left" in title and "B→A</span> 10 %" in title
+    assert "not trustworthy" not in title and "best: step 100" in title
+    # The star sits on both directions' points of the best step.
+    sx, sy = plots.best_marker.getData()
+    assert list(sx) == [100, 100] and np.allclose(sy, [0.56, 1.08]) and plots.best_step == 100
+    assert plots.best_marker.opts["symbol"] == "star"
+    # On the time axis the star moves with its points.
+    plots.axis_box.setCurrentIndex(plots.axis_box.findData("time"))
+    plots.flush()
+    assert list(plots.best_marker.getData()[0]) == [50.0, 50.0]
+
+
+def test_an_untrustworthy_estimate_is_said_in_the_title(qtbot):
+    plots = make(qtbot)
+    plots.add_eval(monitor(100, best=100, grad_b=2.4))
+    plots.flush()
+    title = plots.title("w")
+    assert "B→A not trustworthy" in title and "2.40" in title and "A→B not trustworthy" not in title
+    plots.add_eval(monitor(200, best=100))
+    plots.flush()
+    assert "not trustworthy" not in plots.title("w")
+
+
+def test_wasserstein_objectives_add_the_training_critic(qtbot):
+    plots = make(qtbot, gan_mode="wgan-clip")
+    assert plots.critic_shown and plots._items["w"].getAxis("right").isVisible()
+    assert plots._items["w"].getAxis("right").labelText == "training critic"
+    plots.add_progress(progress(1, w_A=0.003, w_B=0.002))  # clipping: K·W, K ≪ 1, so an axis of its own
+    plots.add_eval(monitor(1, best=1, w_A_val=0.0025, w_B_val=0.0015))
+    plots.flush()
+    assert plots.shown_count("w_A") == 1 and plots.shown_count("w_A_val") == 1 and plots.shown_count("mon_AtoB") == 1
+    assert plots.curves["w_A_val"].getViewBox() is plots._views["critic"]
+    assert plots.curves["mon_AtoB"].getViewBox() is plots._views["w"]
+    assert "training critic" in plots.title("w") and "training critic" in _SPEC["w_A_val"].label
+    lo, hi = plots._views["critic"].viewRange()[1]
+    assert lo <= 0.0015 and 0.003 <= hi < 0.01  # its own scale, not the monitor's
+    plots.reset(preset("cpu-quick"))
+    plots.flush()
+    assert not plots.critic_shown and plots.best_step is None and "no reading yet" in plots.title("w")
+    assert not any(line.isVisible() for line in plots.level_lines.values())
+
+
+def test_load_rows_rebuilds_the_w_plot(qtbot):
+    rows = [{"type": "progress", "step": s, "time": s * 0.5, **progress(s).metrics} for s in range(1, 201)]
+    rows += [{"type": "eval", "step": r.step, "time": r.elapsed_s, **r.metrics}
+             for r in (monitor(100, best=100), monitor(200, best=100, grad_b=0.2))]
+    plots = make(qtbot)
+    plots.load_rows(rows)
+    plots.flush()
+    assert plots.shown_count("G_A") == 200 and plots.shown_count("mon_AtoB") == 2 and plots.shown_count("mon_hi_BtoA") == 2
+    assert not plots.bands["BtoA"].path().isEmpty()
+    assert plots.level_lines[("BtoA", "floor")].value() == 0.6 and plots.level_lines[("BtoA", "floor")].isVisible()
+    assert list(plots.best_marker.getData()[0]) == [100, 100]
+    title = plots.title("w")
+    assert "A→B</span> 5 % of the way left" in title and "B→A not trustworthy" in title
+    # A run resumed from before its best step: that point is gone, and so is the star.
+    plots.truncate_after(50)
+    plots.flush()
+    assert plots.shown_count("mon_AtoB") == 0 and len(plots.best_marker.getData()[0]) == 0
 
 
 def test_quality_plot_appears_with_ground_truth_metrics(qtbot):
