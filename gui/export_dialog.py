@@ -3,7 +3,8 @@
 The dialog takes the model (the Translate tab's) as its first argument, lets the user pick
 the format, the direction (only those the model has) and the file, and writes it with
 ``engine.io.export.export_generator`` as a job on its own worker thread, so a slow ONNX export
-never freezes the window. A missing optional package (``MissingExtraError``) is shown as
+never freezes the window. For a model from a run folder it also offers the run's latest or best
+checkpoint; one other than the open model is loaded by the job before it is written. A missing optional package (``MissingExtraError``) is shown as
 its one-line install hint, not as a crash.
 """
 
@@ -32,11 +33,11 @@ from engine.io.export import EXPORT_FORMATS, export_generator
 from engine.io.run_folder import CHECKPOINTS
 from engine.io.translate import TranslationModel
 
-from .translate_panel import DIRECTIONS
+from .translate_panel import DIRECTIONS, CheckpointBox, load_model, run_of
 from .util import show_error
 from .worker import JobRunner
 
-__all__ = ["ExportDialog", "ExportOutcome", "export_model", "FORMAT_INFO"]
+__all__ = ["ExportDialog", "ExportOutcome", "export_model", "export_checkpoint", "FORMAT_INFO"]
 
 # format → (menu text, file suffix, file-dialog filter)
 FORMAT_INFO = {
@@ -65,6 +66,11 @@ def export_model(model: TranslationModel, direction: str, fmt: str, out: str) ->
     return ExportOutcome(str(path), Path(path).stat().st_size)
 
 
+def export_checkpoint(run_dir: str, checkpoint: str, direction: str, fmt: str, out: str) -> ExportOutcome:
+    """Runs on the worker thread: load a run's ``latest`` or ``best`` checkpoint, then export it."""
+    return export_model(load_model(run_dir, checkpoint), direction, fmt, out)
+
+
 class ExportDialog(QDialog):
     """Choose format, direction and file; Export writes it in the background. ``exported(path)`` on success."""
 
@@ -84,6 +90,11 @@ class ExportDialog(QDialog):
         self.source_label = QLabel(f"<b>{src.name or model.source}</b> · {model.describe_directions()}"
                                    + (f" · step {model.step:,}" if model.step is not None else ""))
         self.source_label.setToolTip(model.source)
+        self.run = run_of(model.source)  # (run folder, which checkpoint the model is) or None
+        self.checkpoint_box = CheckpointBox()
+        self.checkpoint_box.setObjectName("exportCheckpointBox")
+        if self.run is not None:
+            self.checkpoint_box.set_run(*self.run)
         self.format_box = QComboBox()
         self.format_box.setObjectName("formatBox")
         for fmt in EXPORT_FORMATS:
@@ -114,6 +125,8 @@ class ExportDialog(QDialog):
 
         form = QFormLayout()
         form.addRow("Model", self.source_label)
+        if self.run is not None:
+            form.addRow("Checkpoint", self.checkpoint_box)
         form.addRow("Format", self.format_box)
         form.addRow("Direction", self.direction_box)
         form.addRow("File", path_row)
@@ -130,6 +143,7 @@ class ExportDialog(QDialog):
 
         self.format_box.currentIndexChanged.connect(self._on_format_box_changed)
         self.direction_box.currentIndexChanged.connect(self._on_direction_box_changed)
+        self.checkpoint_box.currentIndexChanged.connect(self._on_checkpoint_box_changed)
         self._on_format_box_changed(0)
 
     # --- queries ------------------------------------------------------------------------------
@@ -139,6 +153,11 @@ class ExportDialog(QDialog):
 
     def wait(self) -> None:
         self.jobs.wait()
+
+    @property
+    def checkpoint(self) -> str | None:
+        """For a run's model: which of its checkpoints to export (``latest`` or ``best``); None otherwise."""
+        return self.checkpoint_box.choice if self.run is not None else None
 
     def suggested_path(self) -> str:
         """<folder>/<name>_<direction>.<suffix>, the name taken from the run or the file the model came from."""
@@ -150,6 +169,8 @@ class ExportDialog(QDialog):
             name = src.parent.parent.name
         else:
             name = src.stem or "generator"
+        if self.checkpoint is not None and self.checkpoint != "latest":
+            name += f"_{self.checkpoint}"
         return str(Path(self._folder or ".") / f"{name}_{direction}{FORMAT_INFO[fmt][1]}")
 
     # --- export -------------------------------------------------------------------------------
@@ -168,8 +189,12 @@ class ExportDialog(QDialog):
         self.outcome = None
         self.export_button.setEnabled(False)
         self.status.setText(f"Writing {Path(out).name}…")
-        self.jobs.submit(export_model, self.model, direction, fmt, out,
-                         finished=self._on_export_finished, failed=self._on_export_failed)
+        if self.run is not None and self.checkpoint != self.run[1]:  # not the open model: the job loads it
+            self.jobs.submit(export_checkpoint, self.run[0], self.checkpoint, direction, fmt, out,
+                             finished=self._on_export_finished, failed=self._on_export_failed)
+        else:
+            self.jobs.submit(export_model, self.model, direction, fmt, out,
+                             finished=self._on_export_finished, failed=self._on_export_failed)
         return True
 
     def _on_export_finished(self, outcome: ExportOutcome) -> None:
@@ -203,6 +228,9 @@ class ExportDialog(QDialog):
         self._retarget()
 
     def _on_direction_box_changed(self, _index: int) -> None:
+        self._retarget()
+
+    def _on_checkpoint_box_changed(self, _index: int) -> None:
         self._retarget()
 
     def _retarget(self) -> None:

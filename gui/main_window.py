@@ -32,6 +32,7 @@ from .plots import TrainingPlots
 from .previews import PreviewPanel
 from .runs import CheckpointCheck, RunError, RunInfo, read_run
 from .status import StatusPanel, TensorBoardLine, WarningsPanel
+from .system_check import SystemCheckDialog
 from .translate_panel import TranslatePanel
 from .util import app_data_dir, resource, settings, show_error
 from .worker import RunStarted, TrainingController, TrainingJob, default_run_dir
@@ -50,6 +51,7 @@ class MainWindow(QMainWindow):
         self._opened_run: str | None = None  # the run opened last (File → Open run…), once its checkpoint checked out
         self._opening: RunInfo | None = None  # the run opened last, while its checkpoint is being checked
         self._export_dialog: ExportDialog | None = None
+        self._system_check: SystemCheckDialog | None = None
         store = settings() if persist else None
         config = config or self._saved_config(store) or preset("cpu-quick")
 
@@ -182,6 +184,9 @@ class MainWindow(QMainWindow):
         self.file_menu.insertAction(self.file_actions_end, self.export_model_action)
         self._action(self.file_menu, "Quit", self.close, QKeySequence.StandardKey.Quit)
         self.help_menu: QMenu = bar.addMenu("&Help")
+        self.system_check_action = self._action(self.help_menu, "System check…", self._on_system_check_triggered)
+        self.system_check_action.setToolTip("What this machine offers the engine, checked by running it "
+                                            "(python -m engine doctor)")
         self._action(self.help_menu, "About CycleGAN Studio", self._on_about_triggered)
 
     def _action(self, menu: QMenu, text: str, slot, shortcut=None) -> QAction:
@@ -362,6 +367,14 @@ class MainWindow(QMainWindow):
         self.status.show_message("The run's checkpoint was refused: it cannot be continued or translated with", 0)
         show_error(self, "Cannot use the run's checkpoint", message)
 
+    def _on_system_check_triggered(self) -> None:
+        if self._system_check is None:
+            self._system_check = SystemCheckDialog(parent=self)
+        self._system_check.show()
+        self._system_check.raise_()
+        if self._system_check.report is None:
+            self._system_check.start()  # no-op while it runs
+
     def _on_about_triggered(self) -> None:
         QMessageBox.about(self, "About CycleGAN Studio",
                           "<h3>CycleGAN Studio</h3><p>Unpaired image-to-image translation (CycleGAN, Zhu et al. "
@@ -407,9 +420,15 @@ class MainWindow(QMainWindow):
             self.status.show_message("Stopping: saving a checkpoint, then closing…", 0)
             event.ignore()
             return
+        if self._system_check is not None and self._system_check.busy:
+            # Its checks cannot be cut short: close once they are done, without freezing meanwhile.
+            self._system_check.done.connect(self.close)
+            self.status.show_message("Closing when the system check has finished…", 0)
+            event.ignore()
+            return
         self.distances.shutdown()
         self.datasets.wait()
-        self.translate.wait()
+        self.translate.shutdown()  # a big image's tiles would otherwise hold the window open
         self.run_check.wait()
         if self._export_dialog is not None:
             self._export_dialog.wait()

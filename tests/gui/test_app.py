@@ -11,7 +11,7 @@ from PySide6.QtWidgets import QLabel
 
 from engine.config import preset
 from gui.main_window import MainWindow
-from gui.util import settings
+from gui.util import APPLICATION, ORGANISATION, app_data_dir, settings
 
 from .conftest import quick_config
 
@@ -39,6 +39,29 @@ def test_folders_config_and_geometry_persist_in_qsettings(qtbot, domains, tmp_pa
     qtbot.waitUntil(lambda: not again.datasets.scanning, timeout=20000)
 
 
+def test_the_data_folder_names_the_app_once(qapp, monkeypatch, tmp_path):
+    """Demo data and runs go to <user data>/CycleGAN Studio, not …/CycleGAN Studio/CycleGAN Studio."""
+    names = qapp.organizationName(), qapp.applicationName()
+    qapp.setOrganizationName(ORGANISATION)  # as configure_app names the app
+    qapp.setApplicationName(APPLICATION)
+    try:
+        monkeypatch.setenv("CYCLEGAN_STUDIO_DATA", str(tmp_path / "override"))
+        assert app_data_dir() == tmp_path / "override"
+        monkeypatch.delenv("CYCLEGAN_STUDIO_DATA")
+        monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "share"))  # the user data folder on Linux
+        data = app_data_dir()
+        assert data.name == APPLICATION and APPLICATION not in data.parent.parts
+        if sys.platform.startswith("linux"):
+            assert data == tmp_path / "share" / APPLICATION
+        store = settings()  # the settings keep their own place, and work
+        store.setValue("probe", 1)
+        store.sync()
+        assert settings().value("probe", 0, int) == 1 and Path(store.fileName()).is_relative_to(tmp_path)
+    finally:
+        qapp.setOrganizationName(names[0])
+        qapp.setApplicationName(names[1])
+
+
 def test_a_broken_saved_config_falls_back_to_the_preset(qtbot):
     settings().setValue("config/json", '{"data": {"crop_size": 31}}')
     w = MainWindow(persist=True)
@@ -60,7 +83,7 @@ def test_adding_a_tab_is_one_line_and_menus_leave_room(qtbot):
     texts = [a.text() for a in w.file_menu.actions()]
     assert texts[:2] == ["Open run…", "Open model…"] and texts[-1] == "Quit"
     assert w.file_actions_end in w.file_menu.actions()
-    assert [a.text() for a in w.help_menu.actions()] == ["About CycleGAN Studio"]
+    assert [a.text() for a in w.help_menu.actions()] == ["System check…", "About CycleGAN Studio"]
 
 
 def test_command_line_errors(capsys):

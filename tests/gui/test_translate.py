@@ -50,9 +50,10 @@ def test_a_dropped_image_is_translated_at_its_own_size(qtbot, tmp_path):
     with qtbot.waitSignal(panel.translated, timeout=20000):
         assert drop(panel, [src]).isAccepted()
     item = panel.items[0]
-    assert item.output_label.pixmap().size().toTuple() == (50, 37)
-    assert item.input_label.pixmap().size().toTuple() == (50, 37)
+    assert item.view.display_size().toTuple() == (50, 37)  # fitted, and a small image is never enlarged
+    assert (item.input.width(), item.input.height()) == (50, 37)
     assert (item.output.width(), item.output.height()) == (50, 37)
+    assert item.view.output is item.output and item.view.input is item.input
     assert "A → B" in item.caption.text() and "50×37" in item.caption.text()
     assert panel.drop_hint.isHidden()
 
@@ -92,8 +93,9 @@ def test_without_a_model_the_input_shows_and_files_that_are_not_images_are_refus
     with qtbot.waitSignal(panel.translated, timeout=20000):
         drop(panel, [write_png(tmp_path / "a.png", 12, 10)])
     item = panel.items[0]
-    assert item.output is None and "open a model" in item.output_label.text()
-    assert item.input_label.pixmap().size().toTuple() == (12, 10)
+    assert item.output is None and "open a model" in item.view.message
+    assert (item.input.width(), item.input.height()) == (12, 10) and item.view.input is item.input
+    assert item.view.display_size().toTuple() == (12, 10)
 
 
 def test_a_broken_image_or_model_is_reported_in_place(qtbot, tmp_path, errors):
