@@ -34,6 +34,7 @@ from engine.images import to_uint8_image
 from engine.io.atomic import atomic_write_text, save_png
 from engine.metrics import GroundTruth
 from engine.tools.charts import comparison_grid, plot_curves
+from engine.tools.monitor_proof import proof_table
 from engine.tools.tasks import SUITES, Task, TaskData, get_task, suite
 from engine.training.reports import FinishedReport, ProgressReport, WarningReport
 from engine.training.trainer import Trainer
@@ -54,7 +55,14 @@ _MEASURE_SETTINGS: dict[str, Any] = {
 }
 
 
-def _score(trainer: Trainer, gt: GroundTruth) -> dict[str, float]:
+# What --monitor keeps of an evaluation: the W monitor's readings, the training critic's estimate (Wasserstein
+# objectives) and its gradient norm.
+_EVAL_PREFIXES = ("w_mon", "sliced_", "emd_", "w_A_val", "w_B_val", "gp_grad_norm")
+# --monitor: the held-out split and the monitor as a user's run has them (the config's val_fraction).
+_MONITOR_SETTINGS: dict[str, Any] = {"monitor": True}
+
+
+def _score(trainer: Trainer, gt: GroundTruth, monitor: bool = False) -> dict[str, float]:
     G, F = trainer.state.inference_generators()
     scores = gt.score(G, F, trainer.device)
     point = {"minutes": trainer.elapsed() / 60.0, "step": trainer.step, **{k: scores[k] for k in CURVE_KEYS},
@@ -62,23 +70,33 @@ def _score(trainer: Trainer, gt: GroundTruth) -> dict[str, float]:
     if G is not trainer.state.G:  # EMA on: also the raw weights, to show what the average buys
         raw = gt.score(trainer.state.G, trainer.state.F, trainer.device)
         point.update({f"{k}_raw": raw[k] for k in CURVE_KEYS})
+    if monitor:  # what the trainer's evaluation would report now, without ground truth
+        point.update({k: v for k, v in trainer.evaluator.evaluate().items() if k.startswith(_EVAL_PREFIXES)})
     return point
 
 
 def measure(cfg: Config, task_data: TaskData, *, minutes: float | None = None, steps: int | None = None,
             score_every_s: float = 60.0, score_every_steps: int | None = None,
-            on_point: Callable[[dict[str, float]], None] | None = None, device: str | None = None) -> dict[str, Any]:
+            on_point: Callable[[dict[str, float]], None] | None = None, device: str | None = None,
+            monitor: bool = False) -> dict[str, Any]:
     """Train on ``task_data`` for ``minutes`` of training time or ``steps`` steps (the schedule fitted into
     the budget), scoring at the start, every ``score_every_s`` seconds of training time (or every
     ``score_every_steps`` steps) and at the end. Returns the curve (``points``), the identity baseline,
-    steps/s over the training time, and the final held-out images for a grid."""
+    steps/s over the training time, and the final held-out images for a grid.
+
+    ``monitor``: hold out the config's validation split, as a user's run does, and record at every
+    scoring point what the trainer's evaluation reports without ground truth (the W monitor, the
+    training critic's estimate): the material of ``engine.tools.monitor_proof``."""
     if (minutes is None) == (steps is None):
         raise ValueError("give exactly one budget: minutes or steps")
     if minutes is not None and not minutes > 0:
         raise ValueError(f"minutes must be positive, got {minutes}")
     if steps is not None and steps < 1:
         raise ValueError(f"steps must be at least 1, got {steps}")
-    cfg = cfg.with_values(_MEASURE_SETTINGS, minutes=minutes or 0.0, max_steps=steps or 0)
+    settings = dict(_MEASURE_SETTINGS)
+    if monitor:  # keep the config's held-out split
+        settings.update(val_fraction=cfg.get("val_fraction"), val_min=cfg.get("val_min"), **_MONITOR_SETTINGS)
+    cfg = cfg.with_values(settings, minutes=minutes or 0.0, max_steps=steps or 0)
     ds_a, ds_b = open_domains(task_data.dir_a, task_data.dir_b, cfg)
     gt = GroundTruth.from_arrays(task_data.x, task_data.tx)
     trainer = Trainer(cfg, ds_a, ds_b, device=device)
@@ -87,7 +105,7 @@ def measure(cfg: Config, task_data: TaskData, *, minutes: float | None = None, s
 
     def score() -> None:
         t0 = time.perf_counter()
-        p = _score(trainer, gt)
+        p = _score(trainer, gt, monitor)
         trainer.exclude_time(time.perf_counter() - t0)  # scoring is not training time
         points.append(p)
         log.info("%.2f min, step %d: %s", p["minutes"], p["step"], ", ".join(f"{k} {p[k]:.2f}" for k in CURVE_KEYS))
@@ -137,13 +155,13 @@ def measure(cfg: Config, task_data: TaskData, *, minutes: float | None = None, s
 # --- one task, a suite ----------------------------------------------------------------------------------
 def run_task(task: Task, cfg: Config, out: Path, *, minutes: float | None = None, steps: int | None = None,
              score_every_s: float = 60.0, score_every_steps: int | None = None, seed_data: int = 0, label: str = "",
-             on_point: Callable[[dict[str, float]], None] | None = None) -> dict[str, Any]:
+             on_point: Callable[[dict[str, float]], None] | None = None, monitor: bool = False) -> dict[str, Any]:
     """Build ``task``, measure ``cfg`` on it and write curve.json, curve.png and grid.png into ``out``."""
     out.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix=f"quality-{task.name}-") as tmp:
         data = task.build(tmp, seed=seed_data)
         res = measure(cfg, data, minutes=minutes, steps=steps, score_every_s=score_every_s,
-                      score_every_steps=score_every_steps, on_point=on_point)
+                      score_every_steps=score_every_steps, on_point=on_point, monitor=monitor)
     images = res.pop("images")
     fin = res["points"][-1]
     title = (f"{task.name} · {label} · {fin['minutes']:.2f} min · step {fin['step']} · G(x) {fin['psnr_AtoB']:.2f} dB "
@@ -161,14 +179,16 @@ def run_task(task: Task, cfg: Config, out: Path, *, minutes: float | None = None
 
 def run_suite(tasks: Sequence[Task], cfg: Config, out: Path, *, label: str, minutes: float | None = None,
               steps: int | None = None, score_every_s: float = 60.0, score_every_steps: int | None = None,
-              seed_data: int = 0, echo: Callable[[str], None] = print) -> list[dict[str, Any]]:
+              seed_data: int = 0, echo: Callable[[str], None] = print, monitor: bool = False) -> list[dict[str, Any]]:
     """Every task, one after another (never in parallel: they would share the cores), into ``out/<task>``;
-    then ``out/summary.json`` and ``out/table.md``."""
+    then ``out/summary.json`` and ``out/table.md`` (and with ``monitor``, ``out/monitor.md``: how well the
+    signals without ground truth track the PSNR)."""
     results = []
     for task in tasks:
         echo(f"[{label}] {task.name}: {task.description}")
         results.append(run_task(task, cfg, out / task.name, minutes=minutes, steps=steps, score_every_s=score_every_s,
-                                score_every_steps=score_every_steps, seed_data=seed_data, label=label))
+                                score_every_steps=score_every_steps, seed_data=seed_data, label=label,
+                                monitor=monitor))
         r = results[-1]
         echo(f"[{label}] {task.name}: {r['points'][-1]['psnr_AtoB']:.2f} dB after {r['steps']} steps "
              f"(identity {r['identity_baseline']:.2f} dB){'  STUCK at the identity' if r['stuck'] else ''}")
@@ -176,6 +196,8 @@ def run_suite(tasks: Sequence[Task], cfg: Config, out: Path, *, label: str, minu
     atomic_write_text(out / "summary.json", json.dumps({"label": label, "budget": {"minutes": minutes, "steps": steps},
                                                         "config": cfg.to_dict(), "tasks": results}, indent=1) + "\n")
     atomic_write_text(out / "table.md", "\n".join(table) + "\n")
+    if monitor:
+        atomic_write_text(out / "monitor.md", "\n".join(proof_table(results)) + "\n")
     return results
 
 
@@ -292,6 +314,9 @@ def add_cli(subparsers) -> None:
     p.add_argument("--score-every", type=nonneg_float, default=60.0, metavar="SECONDS",
                    help="score every SECONDS of training time (default 60)")
     p.add_argument("--score-every-steps", type=positive_int, metavar="N", help="instead: score every N steps")
+    p.add_argument("--monitor", action="store_true",
+                   help="also evaluate as the trainer does at every scoring point (held-out split, the W monitor, the "
+                        "training critic's W) and judge those signals against the PSNR: writes monitor.md")
     p.add_argument("--label", help="name of this recipe in tables and plots (default: the recipe's name)")
     p.add_argument("--out", metavar="DIR", help="output folder (default quality/<label>/); with --compare, a "
                                                 "markdown file for the table")
@@ -352,10 +377,13 @@ def run_cli(args) -> int:
     out = Path(args.out) if args.out else Path("quality") / label
     echo = (lambda _line: None) if args.json else (lambda line: print(line, flush=True))
     results = run_suite(tasks, cfg, out, label=label, minutes=args.minutes, steps=steps, score_every_s=args.score_every,
-                        score_every_steps=args.score_every_steps, seed_data=args.seed_data, echo=echo)
+                        score_every_steps=args.score_every_steps, seed_data=args.seed_data, echo=echo,
+                        monitor=args.monitor)
     if args.json:
         print(json.dumps({"label": label, "out": str(out), "tasks": results}))
     else:
         print("\n".join(suite_table(results)))
+        if args.monitor:
+            print("\n".join(["", "Signals without ground truth against PSNR(G(x), T(x)):"] + proof_table(results)))
         print(f"wrote {out / 'table.md'}, {out / 'summary.json'} and, per task, curve.json, curve.png and grid.png")
     return 0

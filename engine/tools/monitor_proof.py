@@ -1,0 +1,114 @@
+"""Does a signal without ground truth track quality? The W monitor judged against PSNR on tasks with a known answer.
+
+``python -m engine quality --monitor`` evaluates the run at every scoring point as the trainer
+would (held-out split, the W monitor, the training critic's own estimate for the Wasserstein
+objectives) next to PSNR(G(x), T(x)). For each signal and direction this module then gives:
+
+- the Spearman rank correlation between the signal and the PSNR across the evaluations, signed so
+  that +1 is perfect: a distance should fall as the PSNR rises, so it is ρ(−signal, PSNR);
+- the PSNR of the evaluation the signal would pick (its lowest reading) next to the best PSNR of
+  the run. For the monitor the pick is made by ``BestKeeper``, the same bookkeeping that keeps
+  ``best.pt``: both directions summed, a new best only when it beats the old one by more than its
+  confidence half-width.
+
+The issue's bar: ρ ≥ 0.8 on every task whose PSNR moves by ≥ 2 dB, and the pick within 0.5 dB.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+
+from engine.training.checkpoints import BestKeeper
+
+__all__ = ["spearman", "SIGNALS", "proof_of", "proof_table", "RHO_BAR", "PICK_BAR", "MOVES_BY"]
+
+RHO_BAR, PICK_BAR, MOVES_BY = 0.8, 0.5, 2.0
+
+# signal name → the evaluation key per direction (lower = closer to the target)
+SIGNALS: dict[str, str] = {
+    "monitor W": "w_mon_{way}",
+    "sliced W": "sliced_{way}",
+    "exact W (4×4)": "emd_{way}",
+    "training critic": "w_{target}_val",   # wgan-clip / wgan-gp only
+}
+_WAYS = (("AtoB", "B"), ("BtoA", "A"))
+
+
+def _ranks(x: np.ndarray) -> np.ndarray:
+    """Ranks 1…n, ties sharing their mean rank."""
+    order = np.argsort(x, kind="mergesort")
+    ranks = np.empty(len(x))
+    ranks[order] = np.arange(1, len(x) + 1)
+    for v in np.unique(x):
+        tie = x == v
+        if tie.sum() > 1:
+            ranks[tie] = ranks[tie].mean()
+    return ranks
+
+
+def spearman(x: Sequence[float], y: Sequence[float]) -> float:
+    """Spearman's rank correlation (Pearson's on the ranks); nan when either side is constant or too short."""
+    a, b = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
+    if len(a) != len(b):
+        raise ValueError(f"spearman: {len(a)} values against {len(b)}")
+    if len(a) < 3:
+        return math.nan
+    ra, rb = _ranks(a), _ranks(b)
+    ra, rb = ra - ra.mean(), rb - rb.mean()
+    den = math.sqrt(float((ra * ra).sum() * (rb * rb).sum()))
+    return float((ra * rb).sum() / den) if den > 0 else math.nan
+
+
+def _monitor_pick(points: Sequence[Mapping[str, float]]) -> int | None:
+    keeper = BestKeeper(None, patience=10**9, stop=False)
+    for i, p in enumerate(points):
+        keeper.observe(i, dict(p))
+    return keeper.best_step
+
+
+def proof_of(points: Sequence[Mapping[str, float]]) -> dict[str, dict[str, Any]]:
+    """Per signal and direction: ρ(−signal, PSNR), the PSNR's range over the run, the picked evaluation's
+    PSNR and the best PSNR. Evaluations without the signal are left out; signals with fewer than 3
+    readings are not reported."""
+    out: dict[str, dict[str, Any]] = {}
+    for name, pattern in SIGNALS.items():
+        for way, target in _WAYS:
+            key, psnr = pattern.format(way=way, target=target), f"psnr_{way}"
+            pts = [p for p in points if math.isfinite(p.get(key, math.nan)) and psnr in p]
+            if len(pts) < 3:
+                continue
+            w = [p[key] for p in pts]
+            q = [p[psnr] for p in pts]
+            pick = int(np.argmin(w))
+            out[f"{name} {way}"] = {"signal": name, "way": way, "n": len(pts),
+                                    "rho": spearman([-v for v in w], q), "psnr_range": max(q) - min(q),
+                                    "picked_psnr": q[pick], "picked_step": pts[pick]["step"], "best_psnr": max(q)}
+    best = _monitor_pick(points)
+    if best is not None:
+        for way, _ in _WAYS:
+            entry = out.get(f"monitor W {way}")
+            if entry is not None:  # the pick best.pt would have made, both directions at once
+                entry["picked_psnr"] = points[best][f"psnr_{way}"]
+                entry["picked_step"] = points[best]["step"]
+    return out
+
+
+def proof_table(results: Sequence[Mapping[str, Any]]) -> list[str]:
+    """A markdown table: one row per task, signal and direction, with the verdict against the bars."""
+    head = ["task", "signal", "way", "evals", "PSNR moves", "ρ(−W, PSNR)", "picked", "best", "verdict"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for r in results:
+        for e in proof_of(r["points"]).values():
+            moves = e["psnr_range"] >= MOVES_BY
+            ok_rho = e["rho"] >= RHO_BAR if moves else True
+            ok_pick = e["best_psnr"] - e["picked_psnr"] <= PICK_BAR
+            verdict = ("met" if ok_rho and ok_pick else
+                       "; ".join(m for m, bad in (("ρ below 0.8", not ok_rho), ("pick > 0.5 dB off", not ok_pick)) if bad))
+            lines.append("| " + " | ".join([
+                r["task"], e["signal"], e["way"], str(e["n"]), f"{e['psnr_range']:.2f} dB" + ("" if moves else " (< 2)"),
+                f"{e['rho']:+.2f}", f"{e['picked_psnr']:.2f} (step {e['picked_step']})", f"{e['best_psnr']:.2f}",
+                verdict]) + " |")
+    return lines

@@ -1,0 +1,70 @@
+"""The monitor's proof against ground truth: rank correlation, the pick best.pt would make, the table."""
+
+import math
+
+import pytest
+
+from engine.tools.monitor_proof import proof_of, proof_table, spearman
+from engine.tools.quality import measure
+from engine.tools.tasks import get_task
+from tests.helpers import tiny_config
+
+
+def test_spearman_matches_hand_computed_values():
+    assert spearman([1, 2, 3, 4], [10, 20, 30, 40]) == pytest.approx(1.0)
+    assert spearman([1, 2, 3, 4], [4, 3, 2, 1]) == pytest.approx(-1.0)
+    # one swapped pair: 1 − 6·Σd² / (n(n² − 1)) = 1 − 6·2 / 60
+    assert spearman([1, 2, 3, 4], [1, 3, 2, 4]) == pytest.approx(0.8)
+    # ties share their mean rank: ranks (1.5, 1.5, 3) against (1, 2, 3) → Pearson of the ranks
+    assert spearman([5, 5, 7], [1, 2, 3]) == pytest.approx(math.sqrt(3) / 2)
+    assert math.isnan(spearman([1, 1, 1], [1, 2, 3])) and math.isnan(spearman([1, 2], [2, 1]))
+    with pytest.raises(ValueError):
+        spearman([1, 2, 3], [1, 2])
+
+
+def _point(step, psnr, w, half=0.01, start=1.0, floor=0.0):
+    p = {"step": step, "minutes": step / 100, "psnr_AtoB": psnr, "psnr_BtoA": psnr}
+    for way in ("AtoB", "BtoA"):
+        p.update({f"w_mon_{way}": w, f"w_mon_lo_{way}": w - half, f"w_mon_hi_{way}": w + half,
+                  f"w_mon_start_{way}": start, f"w_mon_floor_{way}": floor, f"w_mon_remaining_{way}": w,
+                  f"sliced_{way}": -psnr})
+    return p
+
+
+def test_proof_ranks_the_signals_and_picks_as_best_pt_would():
+    # W falls while PSNR rises, except a last reading lower than the best by less than its noise.
+    pts = [_point(0, 10.0, 0.9), _point(100, 14.0, 0.5), _point(200, 17.0, 0.30, half=0.05),
+           _point(300, 16.0, 0.28, half=0.05)]
+    proof = proof_of(pts)
+    mon = proof["monitor W AtoB"]
+    # ranks of −W: 1 2 3 4; of PSNR: 1 2 4 3 → one swapped pair
+    assert mon["rho"] == pytest.approx(0.8) and mon["psnr_range"] == pytest.approx(7.0) and mon["n"] == 4
+    # best.pt's bookkeeping keeps step 200: step 300's summed 0.56 is not below 0.60 − 0.10 (the half-widths)
+    assert mon["picked_step"] == 200 and mon["picked_psnr"] == 17.0 and mon["best_psnr"] == 17.0
+    assert proof["sliced W AtoB"]["rho"] == pytest.approx(1.0) and proof["sliced W AtoB"]["picked_step"] == 200
+    assert "training critic AtoB" not in proof  # no wgan readings: not reported
+    rows = [line for line in proof_table([{"task": "t", "points": pts}]) if line.startswith("| t |")]
+    assert len(rows) == 4 and all(row.rstrip(" |").endswith("met") for row in rows)
+
+
+def test_proof_table_names_each_miss():
+    # W rises while PSNR rises: the wrong sign, and the pick (the first reading) is 6 dB off the best.
+    pts = [_point(i * 100, 10.0 + 2 * i, 0.2 + 0.2 * i) for i in range(4)]
+    row = next(line for line in proof_table([{"task": "t", "points": pts}]) if "monitor W | AtoB" in line)
+    assert "-1.00" in row and "ρ below 0.8" in row and "pick > 0.5 dB off" in row
+    # A PSNR that moves by less than 2 dB is not held to the correlation bar.
+    flat = [_point(i * 100, 10.0 + 0.1 * i, 0.2 + 0.2 * i) for i in range(4)]
+    row = next(line for line in proof_table([{"task": "t", "points": flat}]) if "monitor W | AtoB" in line)
+    assert "(< 2)" in row and "ρ below" not in row
+
+
+@pytest.mark.slow
+def test_measure_with_the_monitor_records_its_readings_at_every_score(tmp_path):
+    data = get_task("demo").build(tmp_path / "task", n_train=6, n_test=2)
+    cfg = tiny_config(val_fraction=0.34, val_min=2)
+    res = measure(cfg, data, steps=4, score_every_steps=2, device="cpu", monitor=True)
+    assert [p["step"] for p in res["points"]] == [0, 2, 4]
+    for p in res["points"]:
+        for way in ("AtoB", "BtoA"):
+            assert all(math.isfinite(p[f"{k}_{way}"]) for k in ("w_mon", "w_mon_start", "w_mon_floor", "sliced", "emd"))
+    assert set(proof_of(res["points"])) >= {"monitor W AtoB", "monitor W BtoA", "sliced W AtoB"}
