@@ -213,6 +213,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "fitted into them; the run ends decayed, with a checkpoint")
     p.add_argument("--time-limit", type=_nonneg_float, metavar="MIN",
                    help="stop cleanly after MIN minutes, wherever the schedule is")
+    p.add_argument("--stop-on-plateau", action="store_true",
+                   help="stop, with a checkpoint, when the W monitor reports a plateau (the default only reports it)")
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=cmd_train)
 

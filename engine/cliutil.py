@@ -41,6 +41,8 @@ def load_config(args) -> Config:
         cfg = cfg.with_values(minutes=args.minutes)
     if getattr(args, "time_limit", None) is not None:
         cfg = cfg.with_values(time_limit=args.time_limit)
+    if getattr(args, "stop_on_plateau", False):
+        cfg = cfg.with_values(stop_on_plateau=True)
     if getattr(args, "device", None):
         cfg = cfg.with_values(device=args.device)
     return cfg
@@ -76,8 +78,8 @@ def positive_float(text: str) -> float:
 def add_config_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--preset", choices=sorted(PRESETS), default="cpu-quick", help="starting point (default cpu-quick)")
     p.add_argument("--recipe", choices=sorted(RECIPES),
-                   help="training method at the preset's sizes: paper (the published one) or studio (learns faster "
-                        "per minute on a CPU; cpu-quick's default). --config and --set still win")
+                   help="training method at the preset's sizes: paper (the published one) or studio (the paper's "
+                        "with resize upsampling and a generator average; cpu-quick's default). --config and --set still win")
     p.add_argument("--config", metavar="FILE.json", help="a config file (as written to RUN_DIR/config.json)")
     p.add_argument("--set", action="append", metavar="KEY=VALUE", default=[],
                    help="override one setting, e.g. --set crop_size=64 (repeatable)")

@@ -202,7 +202,7 @@ def test_measure_scores_at_the_start_every_n_steps_and_at_the_end(tmp_path):
     assert [p["step"] for p in res["points"]] == [0, 2, 4] and seen == res["points"]
     assert res["steps"] == 4 and res["identity_baseline"] == pytest.approx(psnr(data.x, data.tx))
     assert {"psnr_AtoB_raw", "psnr_BtoA", "psnr_cycle", "moved"} <= set(res["points"][-1])  # EMA: raw weights too
-    assert res["points"][0]["moved"] == 0.0  # the studio generator starts as the identity
+    assert res["points"][0]["moved"] > 0.0  # the studio generator starts random, not as the identity
     # Held-out images are translated whole, at their full size, not at the training crop.
     assert res["images"]["gx"].shape == data.x.shape == (3, SIZE, SIZE, 3) and res["images"]["gx"].dtype == np.uint8
     grid = comparison_grid(res["images"], "title")

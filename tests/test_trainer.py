@@ -414,9 +414,9 @@ def test_resume_continues_the_same_budget(tmp_path):
 
 
 def test_a_generator_that_cannot_leave_the_identity_is_reported(tmp_path):
-    """The studio generator starts as the identity; with a learning rate too small to move it while the
+    """A skip generator starts as the identity; with a learning rate too small to move it while the
     discriminators learn at full speed, it stays there, and the watch says so."""
-    cfg = tiny_config(max_steps=240, lr=1e-7, lr_D=2e-4, eval_every=40, val_fraction=0.3, val_min=2, log_every=10,
+    cfg = tiny_config(max_steps=240, input_skip=True, norm="none", lambda_id=0.0, lr=1e-7, lr_D=2e-4, eval_every=40, val_fraction=0.3, val_min=2, log_every=10,
                       save_every=10**6, preview_every=10**6)
     reps = all_reports(trainer_for(tmp_path, cfg))
     stuck = [r for r in reps if isinstance(r, WarningReport) and r.code.startswith("stuck-")]
