@@ -38,12 +38,21 @@ def test_nan_in_a_loss():
 
 
 def test_cycle_loss_rising_steadily():
-    rows = [dict(HEALTHY, cycle_A=1.0 * 1.1 ** (i // 10)) for i in range(40)]
+    # cycle_A + cycle_B by window: 2, 2.5, 3.25, 4.375: up every window, to 2.2× the lowest.
+    rows = [dict(HEALTHY, cycle_A=1.0 * 1.5 ** (i // 10)) for i in range(40)]
     w = feed(FailureWatch(Config(), window=10), rows)
     assert [x.code for x in w] == ["cycle-rising"]
-    # The same rise from a near-perfect cycle (a skip generator leaving the identity) stays quiet:
-    # it ends at 0.133 < 0.1 · λ_cyc = 1.
-    low = [dict(HEALTHY, cycle_A=0.1 * 1.1 ** (i // 10), cycle_B=0.0) for i in range(40)]
+    # A healthy run's early trade (measured on the suite: 6.2 → 7.7 over a few hundred steps) is a
+    # steady rise too, but only to 1.33× its lowest (< CYCLE_RISE = 1.5): quiet.
+    early = [dict(HEALTHY, cycle_A=3.1 * 1.1 ** (i // 10), cycle_B=3.1 * 1.1 ** (i // 10)) for i in range(40)]
+    assert feed(FailureWatch(Config(), window=10), early) == []
+    # The lowest is the run's, not the window's: the same early trade after a long low stretch fires.
+    low_first = [dict(HEALTHY, cycle_A=2.0, cycle_B=2.0)] * 40 + [dict(HEALTHY, cycle_A=3.1 * 1.1 ** (i // 10),
+                                                                        cycle_B=3.1 * 1.1 ** (i // 10)) for i in range(40)]
+    assert [x.code for x in feed(FailureWatch(Config(), window=10), low_first)] == ["cycle-rising"]
+    # A rise from a near-perfect cycle (a skip generator leaving the identity) stays quiet:
+    # it ends at 0.34 < 0.1 · λ_cyc = 1.
+    low = [dict(HEALTHY, cycle_A=0.1 * 1.5 ** (i // 10), cycle_B=0.0) for i in range(40)]
     assert feed(FailureWatch(Config(), window=10), low) == []
 
 
