@@ -115,21 +115,41 @@ def test_the_critic_and_the_levels_survive_a_state_round_trip():
 def reading(remaining: float, half_width: float = 0.01) -> dict[str, float]:
     ev = {}
     for way in ("AtoB", "BtoA"):
-        ev.update({f"w_mon_remaining_{way}": remaining / 2, f"w_mon_start_{way}": 1.0, f"w_mon_floor_{way}": 0.0,
-                   f"w_mon_lo_{way}": -half_width, f"w_mon_hi_{way}": half_width})
+        ev.update({f"w_mon_{way}": remaining / 2, f"w_mon_remaining_{way}": remaining / 2, f"w_mon_start_{way}": 1.0,
+                   f"w_mon_floor_{way}": 0.0, f"w_mon_lo_{way}": -half_width, f"w_mon_hi_{way}": half_width})
     return ev
 
 
 def test_best_keeper_needs_a_gain_beyond_the_noise_and_names_the_plateau():
     keeper = BestKeeper(None, patience=3, stop=False)
-    codes = []
-    for step, value in zip(range(100, 800, 100), (1.0, 0.6, 0.59, 0.61, 0.595, 0.58, 0.7)):
-        codes += [r.code for r in keeper.observe(step, reading(value)) if isinstance(r, WarningReport)]
-        if step == 200:
-            assert keeper.best_step == 200
-    # 0.59, 0.595 and 0.58 are within 0.02 (the summed half-width) of 0.6: not progress.
-    assert keeper.best_step == 200 and keeper.plateau and codes == ["plateau"]
+    reports, best = [], {}
+    for step, value in zip(range(100, 800, 100), (1.0, 0.6, 0.59, 0.65, 0.595, 0.585, 0.7)):
+        reports += [r for r in keeper.observe(step, reading(value)) if isinstance(r, WarningReport)]
+        best[step] = keeper.best_step
+    # The summed half-width is 0.02. 0.59, 0.595 and 0.585 are within it of 0.6: not progress, so the plateau
+    # comes 3 evaluations after step 200; but they are ties with the lowest, and a tie goes to the later step.
+    # 0.65 and 0.7 are worse beyond the noise and move nothing.
+    assert best == {100: 100, 200: 200, 300: 300, 400: 300, 500: 500, 600: 600, 700: 600}
+    assert keeper.plateau and [r.code for r in reports] == ["plateau"] and reports[0].step == 500
+    assert "step 500" in reports[0].message
     assert BestKeeper(None, 3, False).observe(100, {"w_mon_AtoB": 1.0}) == []  # no monitor readings, nothing to keep
+
+
+def test_best_keeper_ranks_by_w_where_the_floor_reaches_the_start():
+    """Held-out photos that differ among themselves more than the domains do put the floor above the start
+    (sepia: start 3.80, floor 4.86): the remaining distance is undefined, yet a lower W is still a better step."""
+    def photo_reading(w_ab: float, w_ba: float) -> dict[str, float]:
+        ev = {}
+        for way, w in (("AtoB", w_ab), ("BtoA", w_ba)):
+            ev.update({f"w_mon_{way}": w, f"w_mon_start_{way}": 3.8, f"w_mon_floor_{way}": 4.86,
+                       f"w_mon_remaining_{way}": math.nan, f"w_mon_lo_{way}": w - 0.05, f"w_mon_hi_{way}": w + 0.05})
+        return ev
+
+    keeper = BestKeeper(None, patience=3, stop=False)
+    for step, (ab, ba) in zip((100, 200, 300), ((3.7, 3.7), (3.0, 3.2), (3.1, 3.1))):
+        keeper.observe(step, photo_reading(ab, ba))
+    # 6.2/3.8 at step 200 and at step 300: a tie, which goes to the later step; step 100 is worse.
+    assert keeper.best_step == 300 and keeper.best_score == pytest.approx(6.2 / 3.8)
 
 
 def scripted(values):
@@ -169,5 +189,6 @@ def test_stop_on_plateau_ends_the_run_with_the_reason(tmp_path, monkeypatch):
     monkeypatch.setattr(Evaluator, "evaluate", scripted([1.0, 0.5] + [0.5] * 30))
     reps = list(Trainer.from_folders(cfg, a, b, run_dir=tmp_path / "run").run())
     notice = [r for r in reps if isinstance(r, WarningReport) and r.code == "plateau"]
-    assert len(notice) == 1 and notice[0].severity == "info" and "step 4" in notice[0].message
+    # Steps 6 and 8 tie with step 4 (no progress: the plateau), and best.pt follows the ties to step 8.
+    assert len(notice) == 1 and notice[0].severity == "info" and "step 8" in notice[0].message
     assert reps[-1].reason == "plateau" and reps[-1].step == 8 and reps[-1].checkpoint
