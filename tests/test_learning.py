@@ -1,9 +1,11 @@
 """It learns: the default recipe, at a tiny size, learns the demo's summer → winter map.
 
-This is the test that notices a broken training step. Swapping D_A and D_B in the generator
-update, or flipping the sign of the generators' adversarial loss, leaves G exactly at the
-identity here (measured: 8.1 dB, the identity's own PSNR, against 18.9 dB for the correct
-step at 400 steps), far below the margin.
+This is the test that notices a broken training step. Measured at 300 steps with the default
+(paper-style) recipe, PSNR against the truth, identity 8.1 dB:
+
+* the correct step: A→B 18.4 dB, B→A 17.5 dB: passes (both must reach 13.1, the identity + 5 dB);
+* D_A and D_B swapped in the generator update: A→B 15.3, B→A 10.0: fails on B→A by 3 dB;
+* the generators' adversarial sign flipped: A→B 11.5, B→A 9.6: fails on both.
 """
 
 from __future__ import annotations
@@ -20,8 +22,8 @@ MARGIN_DB = 5.0
 STEPS = 300
 
 
-@pytest.mark.slow
-def test_the_default_recipe_learns_the_demo_map(tmp_path):
+def train_and_score(tmp_path) -> tuple[dict[str, float], list[str]]:
+    """Train the default recipe, tiny, for STEPS on the demo data: (its held-out scores, the watch's generator alarms)."""
     make_demo_dataset(tmp_path / "demo", n_train=60, n_test=8, size=48, seed=0)
     cfg = preset("cpu-quick").with_values(
         load_size=36, crop_size=32, ngf=16, ndf=16, n_blocks=2, n_layers_D=2, max_steps=STEPS, log_every=10,
@@ -30,11 +32,17 @@ def test_the_default_recipe_learns_the_demo_map(tmp_path):
     trainer = Trainer.from_folders(cfg, tmp_path / "demo" / "trainA", tmp_path / "demo" / "trainB")
     reports = list(trainer.run())
     assert reports[-1].reason == "completed" and trainer.step == STEPS
-    # A healthy run raises none of the watch's alarms about the generators.
-    assert [r.code for r in reports if isinstance(r, WarningReport) and r.code.startswith(("stuck", "saturated"))] == []
     G, F = trainer.state.inference_generators()
-    scores = gt.score(G, F)
+    alarms = [r.code for r in reports if isinstance(r, WarningReport) and r.code.startswith(("stuck", "saturated"))]
+    return gt.score(G, F), alarms
+
+
+@pytest.mark.slow
+def test_the_default_recipe_learns_the_demo_map(tmp_path):
+    scores, alarms = train_and_score(tmp_path)
+    # A healthy run raises none of the watch's alarms about the generators.
+    assert alarms == []
     # G: summer → winter, judged against the true winter images of held-out summer scenes.
     assert scores["psnr_AtoB"] >= scores["psnr_identity"] + MARGIN_DB, scores
-    # F learns the way back too: F(T(x)) is closer to x than T(x) is.
-    assert scores["psnr_BtoA"] >= scores["psnr_identity"] + MARGIN_DB / 2, scores
+    # F learns the way back too: F(T(x)) is closer to x than T(x) is, by as much.
+    assert scores["psnr_BtoA"] >= scores["psnr_identity"] + MARGIN_DB, scores
