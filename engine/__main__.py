@@ -163,7 +163,7 @@ def cmd_translate(args) -> int:
         return progress
 
     written, skipped = translate_files(model, args.inputs, args.out, args.direction, on_image=on_image, tile=args.tile,
-                                       max_memory=args.max_memory, scale=scale)
+                                       process_memory=args.max_memory, scale=scale)
     for path, reason in skipped:
         print(f"skipped {path}: {reason}", file=sys.stderr)
     print(f"translated {len(written)} image(s) {args.direction} into {args.out}")
@@ -233,8 +233,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--direction", choices=["AtoB", "BtoA"], default="AtoB")
     add_checkpoint_arg(p)
     p.add_argument("--max-memory", type=byte_size, default=DEFAULT_MEMORY, metavar="SIZE",
-                   help="memory the generator's activations may use, e.g. 512M or 4G (default 2G); large images go "
-                        "through it in overlapping tiles that fit")
+                   help="the most memory this command may hold, torch and the model included, e.g. 1500M or 4G "
+                        "(default 2G); large images go through the generator in overlapping tiles that fit")
     p.add_argument("--tile", type=_positive_int, metavar="PX", help="tile side in pixels (instead of from --max-memory)")
     p.add_argument("--scale", default="1", metavar="FACTOR|train",
                    help="shrink each image by FACTOR before translating (the result has the input's size); 'train': "

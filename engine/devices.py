@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import os
 import platform
 import subprocess
 
 import torch
 
-__all__ = ["resolve_device", "available_devices", "native_bf16"]
+__all__ = ["resolve_device", "available_devices", "native_bf16", "memory_in_use"]
 
 
 def _mps_available() -> bool:
@@ -74,3 +75,22 @@ def native_bf16(device: torch.device | str) -> bool:
         flags = _cpu_flags()
         return bool({"avx512_bf16", "amx_bf16"} & flags) or _macos_arm_bf16()
     return False
+
+
+def memory_in_use(device: torch.device | str = "cpu") -> int:
+    """Bytes this process holds now: on CUDA the tensors torch has allocated on the device; on the CPU the
+    resident set (Linux: /proc/self/statm; elsewhere the peak so far, which is never less)."""
+    device = torch.device(device)
+    if device.type == "cuda":
+        return int(torch.cuda.memory_allocated(device))
+    try:
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        import resource  # noqa: PLC0415 - POSIX only: Windows has no resource module, and there nothing is counted
+    except ImportError:
+        return 0
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return int(peak if platform.system() == "Darwin" else peak * 1024)  # macOS counts bytes, Linux KiB

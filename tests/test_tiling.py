@@ -128,3 +128,60 @@ def test_out_of_memory_is_a_one_line_message_from_the_cli(tmp_path, capsys, monk
                "--tile", "32"])
     err = capsys.readouterr().err.strip().splitlines()
     assert rc == 2 and len(err) == 1 and "did not fit in memory" in err[0] and "--tile 64" in err[0]
+
+
+@pytest.mark.parametrize("recipe,affine", [("paper", False), ("studio", False), ("paper", True)])
+def test_norms_folded_into_the_convs_compute_the_same_as_the_norms(recipe, affine):
+    """With the whole image's own statistics, the folded copy (no norms left) equals the plain whole-image pass:
+    folding is exact algebra, for transposed and resize upsampling, with and without an affine norm."""
+    from engine.io.tiling import _pooled_norms, fold_norms
+
+    net = generator(recipe, n_blocks=2)
+    if affine:  # a norm with its own scale and shift, as some imported generators have
+        g = torch.Generator().manual_seed(3)
+        for name, m in list(net.named_modules()):
+            for i, child in enumerate(m.children() if isinstance(m, torch.nn.Sequential) else []):
+                if isinstance(child, torch.nn.InstanceNorm2d):
+                    new = torch.nn.InstanceNorm2d(child.num_features, affine=True)
+                    new.weight.data = 1 + 0.3 * torch.randn(child.num_features, generator=g)
+                    new.bias.data = 0.3 * torch.randn(child.num_features, generator=g)
+                    m[i] = new
+    x = to_float(photo(96, 128, seed=4))
+    whole = to_u8(translate_tensor(net, x))
+    stats = {}
+    with torch.no_grad(), _pooled_norms(net, stats):
+        net(x.clone())  # one image: pooled statistics are its own
+    folded = fold_norms(net, stats)
+    assert not any(isinstance(m, torch.nn.InstanceNorm2d) for m in folded.modules())
+    assert any(isinstance(m, torch.nn.InstanceNorm2d) for m in net.modules())  # the original is untouched
+    assert (to_u8(translate_tensor(folded, x)) - whole).abs().max() <= 1
+
+
+def test_the_statistics_pass_never_runs_more_than_a_tile_at_once():
+    """Memory follows the tile: the statistics pass goes crop by crop, none larger than a tile with its margins,
+    and the tiles themselves run through the folded copy (no norm runs on a tile)."""
+    net = generator("paper", n_blocks=2)
+    margin, tile = receptive_reach(net), 64
+    sizes = []
+    net.register_forward_pre_hook(lambda m, args: sizes.append(args[0].shape[0] * args[0].shape[-2] * args[0].shape[-1]))
+    norm_calls = []
+    for m in net.modules():
+        if isinstance(m, torch.nn.InstanceNorm2d):
+            m.register_forward_pre_hook(lambda m, args: norm_calls.append(1))
+    translate_tiled(net, photo(300, 400), tile=tile)
+    tiles = 5 * 7  # ⌈300/64⌉ × ⌈400/64⌉; the copy carries the size hook along
+    assert len(sizes) == 4 + tiles and max(sizes) <= (tile + 2 * margin + 4) ** 2  # four statistics crops, then tiles
+    assert norm_calls == [1] * (4 * sum(isinstance(m, torch.nn.InstanceNorm2d) for m in net.modules()))
+
+
+def test_the_cli_cap_is_the_whole_process_and_too_small_a_cap_says_how_much_to_give():
+    from engine.devices import memory_in_use
+    from engine.io.translate import memory_left
+
+    net = generator("studio", **FREE)
+    held = memory_in_use("cpu")
+    assert held > 50 << 20  # torch alone holds more than that: the figure is this process's resident set
+    left = memory_left(held + (1 << 30), net)
+    assert abs(left - (1 << 30)) < 64 << 20  # what the process holds now is taken off the cap
+    with pytest.raises(OutOfMemory, match=r"already holds .* GiB .* give at least \d+\.\dG"):
+        memory_left(held // 2, net)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import json
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Literal
@@ -23,13 +24,14 @@ from safetensors.torch import save as st_save
 
 from engine.config import Config
 from engine.data.decode import IMAGE_EXTENSIONS, load_image
+from engine.devices import memory_in_use
 from engine.errors import CheckpointError, ConfigError, DataError
 from engine.images import tensor_to_pil
 from engine.io.atomic import atomic_write_bytes
 from engine.io.checkpoint import check_architecture, config_from_checkpoint, load_checkpoint
 from engine.io.reference import load_reference_generators
 from engine.io.run_folder import RunFolder
-from engine.io.tiling import DEFAULT_MEMORY, OutOfMemory, tile_for_memory, translate_tiled
+from engine.io.tiling import DEFAULT_MEMORY, OutOfMemory, tile_for_memory, tile_memory, translate_tiled
 from engine.models.networks import generator_from_state_dict, pad_to_multiple, translate_tensor
 
 __all__ = ["Direction", "TranslationModel", "translate_tensor", "pad_to_multiple", "MODEL_FORMAT"]
@@ -107,7 +109,9 @@ class TranslationModel:
                                  max_memory=max_memory, progress=progress)
             return out.resize(rgb.size, Image.Resampling.LANCZOS)
         x = torch.from_numpy(np.asarray(rgb, dtype=np.uint8).copy()).permute(2, 0, 1).unsqueeze(0)
-        side = tile or tile_for_memory(net, max_memory - 8 * x.numel(), tuple(x.shape[-2:]))
+        # the decoded input, its tensor, the result's tensor, its array and image and the encoded file stay alive
+        # beside the activations; a tenth of the rest is kept free for the allocator's own overhead
+        side = tile or tile_for_memory(net, (max_memory - 6 * x.numel()) * 9 // 10, tuple(x.shape[-2:]))
         if side >= max(x.shape[-2:]):  # one piece: the plain whole-image pass
             device = next(net.parameters()).device
             try:
@@ -219,17 +223,35 @@ def iter_inputs(inputs: Iterable[str | Path]) -> list[Path]:
     return out
 
 
+def memory_left(process_memory: int, net: torch.nn.Module) -> int:
+    """What a translation may use when the whole process may hold ``process_memory`` bytes on ``net``'s device:
+    the cap less what the process holds now. Too little left for even the smallest tile is OutOfMemory,
+    naming what the process holds."""
+    device = next(net.parameters()).device
+    held = memory_in_use(device)
+    left = process_memory - held
+    if left < tile_memory(net, 64):
+        raise OutOfMemory(f"this process already holds {held / 2**30:.2f} GiB on {device.type}, which leaves no room "
+                          f"under --max-memory {process_memory / 2**30:.2f} GiB: give at least "
+                          f"{math.ceil((held + tile_memory(net, 64)) / 2**30 * 10) / 10:.1f}G")
+    return left
+
+
 def translate_files(model: TranslationModel, inputs: Iterable[str | Path], out_dir: str | Path,
                     direction: str = "AtoB", max_pixels: int = 80_000_000, *, on_image: Callable[[Path], Any] | None = None,
-                    **translate_kw: Any) -> tuple[list[Path], list[tuple[str, str]]]:
+                    process_memory: int | None = None, **translate_kw: Any) -> tuple[list[Path], list[tuple[str, str]]]:
     """Translate each input into out_dir (PNG, same stem). Returns (written, [(path, reason) skipped]).
 
     ``on_image(path)`` is called before each image and may return a progress callback for its tiles;
-    other keywords go to ``TranslationModel.translate`` (tile, max_memory, scale)."""
+    ``process_memory`` caps the whole process's memory while translating (the images get what the process
+    does not hold before the first, see ``memory_left``); other keywords go to ``TranslationModel.translate``
+    (tile, max_memory, scale)."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     written, skipped = [], []
-    model.generator(direction)  # fail early on a missing direction
+    net = model.generator(direction)  # fail early on a missing direction
+    if process_memory is not None:  # once: what one image frees, the next reuses (the allocator keeps it resident)
+        translate_kw["max_memory"] = memory_left(process_memory, net)
     for src in iter_inputs(inputs):
         try:
             img = load_image(src, max_pixels)

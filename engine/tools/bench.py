@@ -30,7 +30,7 @@ from engine.config import Config
 from engine.data import open_domains
 from engine.devices import resolve_device
 from engine.io.tiling import DEFAULT_MEMORY
-from engine.io.translate import TranslationModel
+from engine.io.translate import TranslationModel, memory_left
 from engine.models.networks import build_generator, translate_tensor
 from engine.training.trainer import Trainer
 
@@ -215,9 +215,10 @@ def bench_translate(cfg: Config, size: tuple[int, int] = (512, 512), repeats: in
     img = Image.fromarray(np.random.default_rng(0).integers(0, 256, size=(h, w, 3), dtype=np.uint8))
     tiles = []
     best = math.inf
+    left = memory_left(max_memory, net)  # once, as translate_files does: what a repeat frees, the next reuses
     for _ in range(repeats):
         t = time.perf_counter()
-        model.translate(img, "AtoB", tile=tile, max_memory=max_memory, progress=lambda d, n: tiles.append(n))
+        model.translate(img, "AtoB", tile=tile, max_memory=left, progress=lambda d, n: tiles.append(n))
         _sync(dev)
         best = min(best, time.perf_counter() - t)
     peak = measure_peak_gflops(dev)
@@ -237,7 +238,9 @@ def add_cli(subparsers) -> None:
     p.add_argument("--translate", type=image_size, metavar="SIZE|WxH",
                    help="instead, time translating one image of this size (tiled when it does not fit --max-memory)")
     p.add_argument("--max-memory", type=byte_size, default=DEFAULT_MEMORY, metavar="SIZE",
-                   help="with --translate: the activation memory budget, as for translate (default 2G)")
+                   help="with --translate: the most memory the process may hold, as for translate (default 2G)")
+    p.add_argument("--repeats", type=positive_int, default=3,
+                   help="with --translate: time this many translations and report the fastest (default 3)")
     p.add_argument("--variants", nargs="+", metavar="K=V[,K=V]",
                    help="measure each variant of the config one after another in this run, e.g. amp=off amp=on "
                         "compile=on ('base': the config itself)")
@@ -289,7 +292,7 @@ def run_cli(args) -> int:
     args.steps = None  # --steps here counts timed steps; it is not the config's max_steps
     cfg = load_config(args)
     if args.translate:
-        r = bench_translate(cfg, args.translate, max_memory=args.max_memory)
+        r = bench_translate(cfg, args.translate, repeats=args.repeats, max_memory=args.max_memory)
         if args.json:
             print(json.dumps(r))
         else:
