@@ -6,6 +6,7 @@ import torch
 
 from engine.__main__ import main
 from engine.data import open_domains
+from engine.devices import memory_in_use
 from engine.tools.bench import bench_training, count_step_flops
 from engine.training.trainer import Trainer
 from tests.helpers import make_domains, tiny_config
@@ -77,8 +78,9 @@ def test_bench_variants_side_by_side_report_precision_compile_and_both_peaks(tmp
 
 
 def test_bench_translate_reports_tiles_memory_and_the_flop_limit(capsys):
-    rc = main(["bench", "--set", "ngf=8", "--set", "n_blocks=1", "--translate", "300x200", "--max-memory", "64M",
-               "--json"])
+    cap = (memory_in_use("cpu") >> 20) + 64  # --max-memory caps the whole process: 64 MB beyond what it holds
+    rc = main(["bench", "--set", "ngf=8", "--set", "n_blocks=1", "--translate", "300x200", "--max-memory", f"{cap}M",
+               "--repeats", "2", "--json"])
     assert rc == 0
     out = json.loads(capsys.readouterr().out)
     assert (out["width"], out["height"]) == (300, 200) and out["tiles"] >= 1 and out["peak_memory_mb"] > 0

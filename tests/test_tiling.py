@@ -10,8 +10,9 @@ from PIL import Image
 
 from engine.__main__ import main
 from engine.config import preset, with_recipe
-from engine.io.tiling import OutOfMemory, receptive_reach, tile_for_memory, translate_tiled
-from engine.io.translate import TranslationModel
+from engine.devices import memory_in_use
+from engine.io.tiling import OutOfMemory, _pooled_norms, fold_norms, receptive_reach, tile_for_memory, translate_tiled
+from engine.io.translate import TranslationModel, memory_left
 from engine.metrics import psnr
 from engine.models.networks import build_generator, translate_tensor
 
@@ -134,12 +135,10 @@ def test_out_of_memory_is_a_one_line_message_from_the_cli(tmp_path, capsys, monk
 def test_norms_folded_into_the_convs_compute_the_same_as_the_norms(recipe, affine):
     """With the whole image's own statistics, the folded copy (no norms left) equals the plain whole-image pass:
     folding is exact algebra, for transposed and resize upsampling, with and without an affine norm."""
-    from engine.io.tiling import _pooled_norms, fold_norms
-
     net = generator(recipe, n_blocks=2)
     if affine:  # a norm with its own scale and shift, as some imported generators have
         g = torch.Generator().manual_seed(3)
-        for name, m in list(net.named_modules()):
+        for m in list(net.modules()):
             for i, child in enumerate(m.children() if isinstance(m, torch.nn.Sequential) else []):
                 if isinstance(child, torch.nn.InstanceNorm2d):
                     new = torch.nn.InstanceNorm2d(child.num_features, affine=True)
@@ -175,9 +174,6 @@ def test_the_statistics_pass_never_runs_more_than_a_tile_at_once():
 
 
 def test_the_cli_cap_is_the_whole_process_and_too_small_a_cap_says_how_much_to_give():
-    from engine.devices import memory_in_use
-    from engine.io.translate import memory_left
-
     net = generator("studio", **FREE)
     held = memory_in_use("cpu")
     assert held > 50 << 20  # torch alone holds more than that: the figure is this process's resident set
