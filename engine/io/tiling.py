@@ -8,9 +8,10 @@ normalisation the result equals the whole-image pass (up to float rounding, well
 1/255). Memory then grows with the tile, not with the image.
 
 Instance normalisation would make every tile normalise by its own statistics, and seams would
-show. For such generators (the paper's, reference ``.pth`` files) a statistics pass first runs four
-tile-sized full-resolution crops, spread over the image, through the generator, its norms pooling
-their statistics over all of them. With those estimates of the whole image's
+show. For such generators (the paper's, reference ``.pth`` files) a statistics pass first runs a few
+batches of full-resolution crops, each batch spread over the image and the size of one tile,
+through the generator, each batch's norms pooling their statistics over it; the batches'
+estimates are then combined. With those estimates of the whole image's
 statistics fixed, every norm is a per-channel affine map, folded into the conv before it; the
 tiles then run through that norm-free copy (no normalisation time or memory). The estimate is
 the only difference from a whole-image pass. (A pass over the whole image at reduced size was measured first and dropped:
@@ -98,23 +99,13 @@ def _norms(net: nn.Module) -> list[tuple[str, nn.InstanceNorm2d]]:
 
 @contextmanager
 def _pooled_norms(net: nn.Module, record: Stats) -> Iterator[None]:
-    """While open, each instance norm of ``net`` normalises in place by per-channel (mean, var) pooled over
-    everything it has seen since the context opened (all batches, samples and positions; Chan's parallel
-    update, in float64), and keeps them in ``record`` under its module name. In place (inference only),
-    so a pass holds no more memory than a norm-free one."""
+    """While open, each instance norm of ``net`` normalises a batch in place by per-channel (mean, var) pooled
+    over the whole batch and all positions, and records them in ``record`` under its module name. In place
+    (inference only), so that the pass holds no more memory than a norm-free one."""
     norms = _norms(net)
-    pooled: dict[str, tuple[float, torch.Tensor, torch.Tensor]] = {}  # name → (count, mean, sum of squared deviations)
     for name, norm in norms:
         def forward(x: torch.Tensor, name: str = name, norm: nn.InstanceNorm2d = norm) -> torch.Tensor:
-            var_b, mean_b = torch.var_mean(x, dim=(0, 2, 3), unbiased=False, keepdim=True)
-            n_b, mean_b, m2_b = x.numel() / x.shape[1], mean_b.double(), var_b.double() * (x.numel() / x.shape[1])
-            if name in pooled:
-                n_a, mean_a, m2_a = pooled[name]
-                n = n_a + n_b
-                delta = mean_b - mean_a
-                mean_b, m2_b, n_b = mean_a + delta * (n_b / n), m2_a + m2_b + delta ** 2 * (n_a * n_b / n), n
-            pooled[name] = (n_b, mean_b, m2_b)
-            mean, var = mean_b.to(x.dtype), (m2_b / n_b).to(x.dtype)
+            var, mean = torch.var_mean(x, dim=(0, 2, 3), unbiased=False, keepdim=True)
             record[name] = (mean, var)
             y = x.sub_(mean).mul_(torch.rsqrt(var + norm.eps))
             return y.mul_(norm.weight.view(1, -1, 1, 1)).add_(norm.bias.view(1, -1, 1, 1)) if norm.affine else y
@@ -169,26 +160,46 @@ def fold_norms(net: nn.Module, stats: Stats) -> nn.Module:
 
 
 @torch.no_grad()
-def whole_image_stats(net: nn.Module, x: torch.Tensor, crop: int, crops: int = 4, as_float=None) -> Stats:
-    """Each instance norm's per-channel (mean, var) for the whole image ``x`` (uint8 or float, (1, 3, H, W)),
-    estimated over ``crops`` square full-resolution crops spread over it, ``crop`` px wide (at most half
-    the image each way, so the pass never costs more than the whole image). The crops go through the
-    generator one at a time, each norm pooling its statistics over every crop so far (each layer sees
-    the earlier ones normalised the same way, up to the drift of the running pool). Large crops matter
-    more than many: a crop's border, within the receptive field, sees padding instead of the image."""
+def whole_image_stats(net: nn.Module, x: torch.Tensor, budget_px: int, batches: int = 4, crops: int = 4,
+                      as_float=None) -> Stats:
+    """Each instance norm's per-channel (mean, var) for the whole image ``x`` (uint8 or float, (1, 3, H, W)).
+
+    One batch of about ``crops`` full-resolution crops, on a grid over the image and ``budget_px`` pixels
+    in all (a tile's memory), goes through the generator with every norm pooling its statistics over the
+    batch, so each layer sees the earlier ones normalised the same way. That is repeated for ``batches``
+    batches, each grid shifted to other places (fewer when the image holds fewer budgets), and the batches'
+    statistics are combined by the law of total variance. Measured, PSNR to the whole-image pass with four
+    batches of four crops: 37.6 and 39.2 dB for a trained generator on a 1.4-MP photo with 256- and 384-px
+    tiles, 37.7 and 39.2 for small untrained ones (one batch: 30–36 dB; eight crops a batch: 34–40, as
+    smaller crops see more of their padded border; a running pool over crops passed one at a time: 19–27,
+    as each crop's own statistics leak into the deeper layers)."""
     as_float = as_float or ((lambda t: t.float().div_(127.5).sub_(1.0)) if x.dtype == torch.uint8 else (lambda t: t.float()))
     h, w = x.shape[-2:]
-    ch, cw = min(crop, max(16, h // 2), h), min(crop, max(16, w // 2), w)
     rows = max(1, min(crops, round(math.sqrt(crops * h / w))))
     cols = max(1, crops // rows)
+    side = int(math.sqrt(budget_px / (rows * cols)))
+    ch, cw = max(16, min(side, h // rows)), max(16, min(side, w // cols))
+    ch, cw = min(ch, h), min(cw, w)
+    batches = max(1, min(batches, h * w // max(1, budget_px)))
     device = next(net.parameters()).device
-    record: Stats = {}
-    with _pooled_norms(net, record):
-        for i in range(rows):
-            for j in range(cols):
-                y0, x0 = round((h - ch) * (i + 0.5) / rows), round((w - cw) * (j + 0.5) / cols)
-                net(as_float(x[:, :, y0:y0 + ch, x0:x0 + cw]).to(device))
-    return record
+    found: list[Stats] = []
+    for b in range(batches):  # grid offsets from a low-discrepancy sequence: each batch looks elsewhere
+        oy, ox = (0.5 + 0.618034 * b) % 1.0, (0.5 + 0.381966 * b) % 1.0
+        ys = [round((h - ch) * (i + oy) / rows) for i in range(rows)]
+        xs = [round((w - cw) * (j + ox) / cols) for j in range(cols)]
+        batch = torch.cat([as_float(x[:, :, y:y + ch, c:c + cw]) for y in ys for c in xs]).to(device)
+        record: Stats = {}
+        with _pooled_norms(net, record):
+            net(batch)
+        del batch
+        found.append(record)
+    stats: Stats = {}
+    for name in found[0]:
+        means = torch.stack([r[name][0] for r in found])
+        second = torch.stack([r[name][1] + r[name][0] ** 2 for r in found])
+        mean = means.mean(0)
+        stats[name] = (mean, (second.mean(0) - mean ** 2).clamp_min(0.0))
+    return stats
 
 
 @torch.no_grad()
@@ -211,7 +222,7 @@ def translate_tiled(net: nn.Module, x: torch.Tensor, *, tile: int, progress: Cal
     total, done = len(rows) * len(cols), 0
     try:
         if _has_norms(net) and (h > tile or w > tile):  # the statistics pass, about a tile's memory: inside the guard
-            stats = whole_image_stats(net, x, tile + 2 * margin, as_float=as_float)
+            stats = whole_image_stats(net, x, (tile + 2 * margin) ** 2, as_float=as_float)
             net = fold_norms(net, stats)
         for y0 in rows:
             for x0 in cols:
