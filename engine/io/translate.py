@@ -250,7 +250,7 @@ def translate_files(model: TranslationModel, inputs: Iterable[str | Path], out_d
     out_dir.mkdir(parents=True, exist_ok=True)
     written, skipped = [], []
     net = model.generator(direction)  # fail early on a missing direction
-    if process_memory is not None:  # once: what one image frees, the next reuses (the allocator keeps it resident)
+    if process_memory is not None and translate_kw.get("tile") is None:  # once: what one image frees, the next reuses
         translate_kw["max_memory"] = memory_left(process_memory, net)
     for src in iter_inputs(inputs):
         try:
