@@ -194,11 +194,13 @@ def whole_image_stats(net: nn.Module, x: torch.Tensor, budget_px: int, batches: 
         del batch
         found.append(record)
     stats: Stats = {}
-    for name in found[0]:
-        means = torch.stack([r[name][0] for r in found])
-        second = torch.stack([r[name][1] + r[name][0] ** 2 for r in found])
-        mean = means.mean(0)
-        stats[name] = (mean, (second.mean(0) - mean ** 2).clamp_min(0.0))
+    for name in found[0]:  # in float64 on the CPU (MPS has none): E[z²] − E[z]² cancels where a mean dwarfs the spread
+        ms = torch.stack([r[name][0].cpu().double() for r in found])
+        vs = torch.stack([r[name][1].cpu().double() for r in found])
+        mean = ms.mean(0)
+        var = ((vs + ms ** 2).mean(0) - mean ** 2).clamp_min(0.0)
+        like = found[0][name][0]
+        stats[name] = (mean.to(like), var.to(like))
     return stats
 
 
