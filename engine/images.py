@@ -12,7 +12,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-__all__ = ["to_uint8_image", "uint8_to_tensor", "pil_to_tensor", "tensor_to_pil", "quantize"]
+__all__ = ["to_uint8_image", "uint8_to_tensor", "to_unit_range", "pil_to_tensor", "tensor_to_pil", "quantize"]
 
 
 def quantize(t: torch.Tensor) -> torch.Tensor:
@@ -38,6 +38,12 @@ def uint8_to_tensor(a: np.ndarray) -> torch.Tensor:
         raise ValueError(f"expected a uint8 (H, W, 3) or (B, H, W, 3) array, got {arr.dtype} {arr.shape}")
     t = torch.from_numpy(np.array(arr, dtype=np.float32)).div_(127.5).sub_(1.0)  # a writable float copy
     return t.permute(2, 0, 1).contiguous() if t.dim() == 3 else t.permute(0, 3, 1, 2).contiguous()
+
+
+def to_unit_range(t: torch.Tensor) -> torch.Tensor:
+    """A uint8 tensor (0 … 255, any shape) → a new float32 tensor in [-1, 1]; a float tensor already in
+    [-1, 1] → float32 (itself when it already is)."""
+    return t.float().div_(127.5).sub_(1.0) if t.dtype == torch.uint8 else t.float()
 
 
 def pil_to_tensor(img: Image.Image) -> torch.Tensor:

@@ -29,12 +29,13 @@ import torch
 from torch import nn
 
 from engine.errors import EngineError
+from engine.images import quantize, to_unit_range
 from engine.models.networks import pad_to_multiple
 
 __all__ = ["OutOfMemory", "receptive_reach", "bytes_per_pixel", "tile_for_memory", "tile_memory", "whole_image_stats", "fold_norms",
            "translate_tiled", "DEFAULT_MEMORY"]
 
-DEFAULT_MEMORY = 2 << 30   # 2 GiB: what a tile's activations may use when nothing else says
+DEFAULT_MEMORY = 2 << 30   # 2 GiB: the CLI's cap on the whole process, the app's on one translation
 
 
 class OutOfMemory(EngineError):
@@ -118,9 +119,10 @@ def _pooled_norms(net: nn.Module, record: Stats) -> Iterator[None]:
 
 
 def _has_norms(net: nn.Module) -> bool:
-    return any(isinstance(m, nn.InstanceNorm2d) for m in net.modules())
+    return bool(_norms(net))
 
 
+@torch.no_grad()
 def fold_norms(net: nn.Module, stats: Stats) -> nn.Module:
     """A copy of ``net`` without instance norms: with fixed statistics a norm is a per-channel affine map,
     y = (z − mean)·s (·γ + β), which folds exactly into the conv whose output z it normalises (weights
@@ -129,9 +131,8 @@ def fold_norms(net: nn.Module, stats: Stats) -> nn.Module:
     directly follows a conv (or a resize upsampling's conv, or a transposed conv) in its Sequential;
     anything else raises ValueError."""
     folded = copy.deepcopy(net)
-    names = dict(folded.named_modules())
     done = 0
-    for seq_name, seq in list(names.items()):
+    for seq_name, seq in list(folded.named_modules()):
         if not isinstance(seq, nn.Sequential):
             continue
         for i, norm in enumerate(seq):
@@ -146,11 +147,11 @@ def fold_norms(net: nn.Module, stats: Stats) -> nn.Module:
             shift = -mean * scale
             if norm.affine:
                 scale, shift = scale * norm.weight, shift * norm.weight + norm.bias
-            bias = conv.bias.detach() if conv.bias is not None else torch.zeros_like(mean)
+            bias = conv.bias if conv.bias is not None else torch.zeros_like(mean)
             dim = 1 if isinstance(conv, nn.ConvTranspose2d) else 0  # the output-channel axis of the weight
             shape = [1] * conv.weight.dim()
             shape[dim] = -1
-            conv.weight = nn.Parameter(conv.weight.detach() * scale.view(shape), requires_grad=False)
+            conv.weight = nn.Parameter(conv.weight * scale.view(shape), requires_grad=False)
             conv.bias = nn.Parameter(bias * scale + shift, requires_grad=False)
             seq[i] = nn.Identity()
             done += 1
@@ -160,8 +161,7 @@ def fold_norms(net: nn.Module, stats: Stats) -> nn.Module:
 
 
 @torch.no_grad()
-def whole_image_stats(net: nn.Module, x: torch.Tensor, budget_px: int, batches: int = 4, crops: int = 4,
-                      as_float=None) -> Stats:
+def whole_image_stats(net: nn.Module, x: torch.Tensor, budget_px: int, batches: int = 4, crops: int = 4) -> Stats:
     """Each instance norm's per-channel (mean, var) for the whole image ``x`` (uint8 or float, (1, 3, H, W)).
 
     One batch of about ``crops`` full-resolution crops, on a grid over the image and ``budget_px`` pixels
@@ -173,7 +173,6 @@ def whole_image_stats(net: nn.Module, x: torch.Tensor, budget_px: int, batches: 
     tiles, 37.7 and 39.2 for small untrained ones (one batch: 30–36 dB; eight crops a batch: 34–40, as
     smaller crops see more of their padded border; a running pool over crops passed one at a time: 19–27,
     as each crop's own statistics leak into the deeper layers)."""
-    as_float = as_float or ((lambda t: t.float().div_(127.5).sub_(1.0)) if x.dtype == torch.uint8 else (lambda t: t.float()))
     h, w = x.shape[-2:]
     rows = max(1, min(crops, round(math.sqrt(crops * h / w))))
     cols = max(1, crops // rows)
@@ -187,7 +186,7 @@ def whole_image_stats(net: nn.Module, x: torch.Tensor, budget_px: int, batches: 
         oy, ox = (0.5 + 0.618034 * b) % 1.0, (0.5 + 0.381966 * b) % 1.0
         ys = [round((h - ch) * (i + oy) / rows) for i in range(rows)]
         xs = [round((w - cw) * (j + ox) / cols) for j in range(cols)]
-        batch = torch.cat([as_float(x[:, :, y:y + ch, c:c + cw]) for y in ys for c in xs]).to(device)
+        batch = torch.cat([to_unit_range(x[:, :, y:y + ch, c:c + cw]) for y in ys for c in xs]).to(device)
         record: Stats = {}
         with _pooled_norms(net, record):
             net(batch)
@@ -218,24 +217,23 @@ def translate_tiled(net: nn.Module, x: torch.Tensor, *, tile: int, progress: Cal
     _, c, h, w = x.shape
     margin = receptive_reach(net)
     tile = max(4, tile // 4 * 4)
-    as_float = (lambda t: t.float().div_(127.5).sub_(1.0)) if x.dtype == torch.uint8 else (lambda t: t.float())
     out = torch.empty((1, c, h, w), dtype=out_dtype)
     rows, cols = range(0, h, tile), range(0, w, tile)
     total, done = len(rows) * len(cols), 0
     try:
         if _has_norms(net) and (h > tile or w > tile):  # the statistics pass, about a tile's memory: inside the guard
-            stats = whole_image_stats(net, x, (tile + 2 * margin) ** 2, as_float=as_float)
+            stats = whole_image_stats(net, x, (tile + 2 * margin) ** 2)
             net = fold_norms(net, stats)
         for y0 in rows:
             for x0 in cols:
                 y1, x1 = min(y0 + tile, h), min(x0 + tile, w)
                 # the tile with its margin, clipped to the image (the image border pads as the whole pass would)
                 ty0, tx0, ty1, tx1 = max(0, y0 - margin), max(0, x0 - margin), min(h, y1 + margin), min(w, x1 + margin)
-                piece = as_float(x[:, :, ty0:ty1, tx0:tx1].to(device))
+                piece = to_unit_range(x[:, :, ty0:ty1, tx0:tx1].to(device))
                 padded, (ph, pw) = pad_to_multiple(piece, 4)
                 y = net(padded)[..., :ph, :pw]
                 y = y[..., y0 - ty0:y0 - ty0 + (y1 - y0), x0 - tx0:x0 - tx0 + (x1 - x0)].float().cpu()
-                out[..., y0:y1, x0:x1] = y.clamp(-1, 1).add(1).mul(127.5).round() if out_dtype == torch.uint8 else y
+                out[..., y0:y1, x0:x1] = quantize(y) if out_dtype == torch.uint8 else y
                 done += 1
                 if progress is not None:
                     progress(done, total)

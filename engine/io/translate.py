@@ -26,7 +26,7 @@ from engine.config import Config
 from engine.data.decode import IMAGE_EXTENSIONS, load_image
 from engine.devices import memory_in_use
 from engine.errors import CheckpointError, ConfigError, DataError
-from engine.images import tensor_to_pil
+from engine.images import tensor_to_pil, to_unit_range
 from engine.io.atomic import atomic_write_bytes
 from engine.io.checkpoint import check_architecture, config_from_checkpoint, load_checkpoint
 from engine.io.reference import load_reference_generators
@@ -115,7 +115,7 @@ class TranslationModel:
         if side >= max(x.shape[-2:]):  # one piece: the plain whole-image pass
             device = next(net.parameters()).device
             try:
-                y = translate_tensor(net, x.to(device).float().div_(127.5).sub_(1.0))
+                y = translate_tensor(net, to_unit_range(x.to(device)))
             except (torch.OutOfMemoryError, MemoryError) as e:
                 raise OutOfMemory(f"the {x.shape[-1]}×{x.shape[-2]} image did not fit in memory at once "
                                   f"({str(e).splitlines()[0][:80]}): give a smaller --max-memory or a --tile") from None
