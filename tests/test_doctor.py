@@ -17,7 +17,7 @@ def test_doctor_runs_every_check_on_the_cpu(monkeypatch, capsys):
     by = {c["name"]: c for c in out["checks"]}
     assert "20 cpu-quick steps" in by["training"]["value"] and "it/s" in by["training"]["value"]
     assert "largest difference from the CPU 0" in by["translate"]["value"]
-    assert ("not native" in by["bf16"]["value"]) == (not doctor.native_bf16("cpu"))
+    assert ("not native" in by["bf16"]["value"]) == (not doctor.devices.native_bf16("cpu"))
 
 
 def test_a_failing_check_is_reported_not_raised(monkeypatch):

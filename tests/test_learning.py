@@ -27,7 +27,7 @@ def train_and_score(tmp_path) -> tuple[dict[str, float], list[str]]:
     make_demo_dataset(tmp_path / "demo", n_train=60, n_test=8, size=48, seed=0)
     cfg = preset("cpu-quick").with_values(
         load_size=36, crop_size=32, ngf=16, ndf=16, n_blocks=2, n_layers_D=2, max_steps=STEPS, log_every=10,
-        eval_every=50, preview_every=10**6, save_every=10**6, val_fraction=0.1, val_min=4, device="cpu")
+        eval_every=50, preview_every=10**6, save_every=10**6, val_fraction=0.1, val_min=4, device="cpu", amp="off")
     gt = demo_ground_truth(tmp_path / "demo" / "trainA", cfg.data.crop_size)
     trainer = Trainer.from_folders(cfg, tmp_path / "demo" / "trainA", tmp_path / "demo" / "trainB")
     reports = list(trainer.run())

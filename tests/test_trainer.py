@@ -20,6 +20,7 @@ from engine.training.reports import (
     WarningReport,
 )
 from engine.training.schedule import Schedule, ema_decay_at, lr_multiplier
+from engine.training.execution import Execution
 from engine.training.trainer import Trainer
 from tests.helpers import make_domains, tiny_config
 
@@ -447,3 +448,26 @@ def test_bf16_autocast_keeps_the_first_steps_losses_and_gradients(tmp_path):
     for n in weights:
         cos = torch.nn.functional.cosine_similarity(g0[n].flatten(), g1[n].flatten(), dim=0)
         assert cos >= 0.9 and 0.8 <= float(g1[n].norm() / g0[n].norm()) <= 1.2, n
+
+
+@pytest.mark.parametrize("native", [True, False])
+def test_amp_auto_computes_in_bf16_exactly_where_the_cpu_has_native_bf16(tmp_path, monkeypatch, native):
+    """``amp=auto`` follows ``engine.devices.native_bf16``: bf16 on a CPU that has it, fp32 on one that would
+    emulate it; ``on`` and ``off`` do as they say on either kind."""
+    from engine import devices
+
+    monkeypatch.setattr(devices, "native_bf16", lambda d: native)
+    for amp, expected in (("auto", native), ("on", True), ("off", False)):
+        assert Execution(tiny_config(amp=amp), torch.device("cpu")).amp is expected, amp
+
+
+def test_amp_auto_on_this_machine_matches_its_cpu_flags(pytestconfig):
+    """What ``auto`` resolves to on the machine at hand, next to what /proc/cpuinfo says (or, with
+    --native-bf16 yes|no, to the kind of CPU the suite stands in for)."""
+    from engine import devices
+
+    choice = pytestconfig.getoption("--native-bf16")
+    flags = devices._cpu_flags()
+    machine = bool({"avx512_bf16", "amx_bf16"} & flags) or devices._macos_arm_bf16()
+    expected = machine if choice == "machine" else choice == "yes"
+    assert Execution(tiny_config(amp="auto"), torch.device("cpu")).amp is expected

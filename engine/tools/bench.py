@@ -70,14 +70,23 @@ def _sync(device: torch.device) -> None:
 
 
 def measure_peak_gflops(device: torch.device, dtype: torch.dtype = torch.float32, n: int | None = None,
-                        repeats: int = 5) -> float:
-    """Best-of-``repeats`` GFLOP/s of an n×n by n×n matmul (2n³ FLOPs)."""
-    if n is None:
-        n = 8192 if device.type == "cuda" else 2048
-    a = torch.randn(n, n, device=device, dtype=dtype)
-    b = torch.randn(n, n, device=device, dtype=dtype)
-    torch.mm(a, b)
-    _sync(device)
+                        repeats: int = 5, min_s: float = 0.05) -> float:
+    """Best-of-``repeats`` GFLOP/s of an n×n by n×n matmul (2n³ FLOPs).
+
+    Without ``n``, the size doubles from 256 until one product takes ``min_s`` (long enough to time), up to
+    8192 on CUDA and 2048 elsewhere: an emulated bf16 matmul on a CPU without AVX-512 runs at about
+    1 GFLOP/s, where one 2048² product would take half a minute."""
+    top = n or (8192 if device.type == "cuda" else 2048)
+    n = n or 256
+    while True:
+        a = torch.randn(n, n, device=device, dtype=dtype)
+        b = torch.randn(n, n, device=device, dtype=dtype)
+        t = time.perf_counter()
+        torch.mm(a, b)
+        _sync(device)
+        if n >= top or time.perf_counter() - t >= min_s:
+            break
+        n *= 2
     best = math.inf
     for _ in range(repeats):
         t = time.perf_counter()

@@ -26,7 +26,8 @@ from PIL import Image
 from engine import __version__
 from engine.config import preset
 from engine.data import open_domains
-from engine.devices import native_bf16, resolve_device
+from engine import devices
+from engine.devices import resolve_device
 from engine.io.translate import TranslationModel
 from engine.models.networks import build_generator
 from engine.training.trainer import Trainer
@@ -92,7 +93,7 @@ def run_doctor(device: str = "auto", *, paper_step: bool = True) -> list[Check]:
                      f"{torch.backends.cpu.get_cpu_capability()}", ""
 
     checks.append(_check("device", device_info))
-    checks.append(_check("bf16", lambda: (True, "native: amp=auto computes in bf16" if native_bf16(dev) else
+    checks.append(_check("bf16", lambda: (True, "native: amp=auto computes in bf16" if devices.native_bf16(dev) else
                                           "not native: amp=auto stays in fp32 (bf16 would be emulated, slower)", "")))
     if dev.type == "cuda":
         checks.append(_check("tf32", lambda: (True, "available" if torch.cuda.get_device_capability(dev)[0] >= 8

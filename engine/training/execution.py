@@ -22,7 +22,7 @@ import torch
 from torch import nn
 
 from engine.config import Config
-from engine.devices import native_bf16
+from engine import devices
 
 log = logging.getLogger(__name__)
 
@@ -35,8 +35,9 @@ class Execution:
     def __init__(self, cfg: Config, device: torch.device):
         self.device = device
         amp = cfg.output.amp
-        self.amp = device.type in ("cuda", "cpu") and (amp == "on" or amp == "auto" and native_bf16(device))
-        if amp == "on" and self.amp and not native_bf16(device):
+        native = devices.native_bf16(device)  # looked up on the module, so that tests can stand in for either CPU
+        self.amp = device.type in ("cuda", "cpu") and (amp == "on" or amp == "auto" and native)
+        if amp == "on" and self.amp and not native:
             log.warning("bf16 is emulated on this %s: autocast will be slower than fp32 (amp=auto avoids that)",
                         device.type)
         if device.type == "cuda":
