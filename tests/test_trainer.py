@@ -11,6 +11,7 @@ import torch
 from engine.config import WASSERSTEIN_MODES, with_recipe
 from engine.data import open_domains
 from engine.io.checkpoint import load_checkpoint
+from engine.training.execution import Execution
 from engine.training.reports import (
     CheckpointReport,
     EvalReport,
@@ -20,7 +21,6 @@ from engine.training.reports import (
     WarningReport,
 )
 from engine.training.schedule import Schedule, ema_decay_at, lr_multiplier
-from engine.training.execution import Execution
 from engine.training.trainer import Trainer
 from tests.helpers import make_domains, tiny_config
 

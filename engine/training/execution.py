@@ -21,8 +21,8 @@ from typing import Callable, ContextManager
 import torch
 from torch import nn
 
-from engine.config import Config
 from engine import devices
+from engine.config import Config
 
 log = logging.getLogger(__name__)
 
