@@ -69,7 +69,15 @@ def _f(default: Any, label: str, help: str, *, lo: float | None = None, hi: floa
 
 @dataclass(frozen=True)
 class ModelConfig:
-    netG: Literal["resnet"] = _f("resnet", "Generator", "Generator architecture: a ResNet with residual blocks (the paper's).")
+    netG: Literal["auto", "colour", "local", "resnet"] = _f(
+        "resnet", "Generator family",
+        "What kind of change the generators can learn. colour: a per-pixel colour map (grades, tone curves, "
+        "channel mixes, greyscale); nothing that depends on a pixel's neighbours; exact at any size, exportable as "
+        "a .cube LUT. local: the colour map plus a full-resolution detail path that sees 10 px each way "
+        "(sharpening, small blurs, edge and local-contrast effects); no shapes or textures wider than that. "
+        "resnet: the paper's ResNet, which can learn any change (textures, objects) but redraws every pixel, so "
+        "detail is lost until it is relearnt. auto: try the three on your images for a small share of the "
+        "budget, keep the one the W monitor finds closest to the target, and train it for the rest.")
     ngf: int = _f(64, "Generator width (ngf)", "Filters in the generator's first conv layer.", lo=4, hi=256)
     n_blocks: int = _f(9, "Residual blocks", "Residual blocks in the generator: 9 for 256 px, 6 for 128 px and below.", lo=1, hi=24)
     upsample: Literal["transpose", "resize"] = _f(
@@ -130,11 +138,12 @@ class OptimConfig:
 
 @dataclass(frozen=True)
 class DataConfig:
-    preprocess: Literal["resize_and_crop", "crop"] = _f(
+    preprocess: Literal["auto", "resize_and_crop", "crop"] = _f(
         "resize_and_crop", "Preprocessing",
         "resize_and_crop: each image is resized to load_size × load_size, then randomly cropped (the paper's). crop: random "
         "crops of each image at its own resolution, so the networks learn at the scale they will translate at "
-        "(load_size is then unused).")
+        "(load_size is then unused). auto: crop for the colour and local generators (their reach is in pixels of "
+        "the image they translate), resize_and_crop for the ResNet.")
     load_size: int = _f(286, "Load size", "resize_and_crop: images are resized to this square size before the random crop.", lo=8, hi=2048, unit="px")
     crop_size: int = _f(256, "Crop size", "Size of the random square crop the networks train on (a multiple of 4).", lo=8, hi=2048, unit="px")
     flip: bool = _f(True, "Random flip", "Random horizontal flip.")
@@ -176,6 +185,10 @@ class ScheduleConfig:
                             unit="evaluations", advanced=True)
     stop_on_plateau: bool = _f(False, "Stop on plateau", "Stop (with a checkpoint) at the plateau notice instead of "
                                "only reporting it.", advanced=True)
+    search_share: float = _f(
+        0.08, "Family trial share", "Generator family auto: the share of the budget each family trains for before the "
+        "W monitor compares them; the families dropped cost their shares (of a budget of minutes; under steps or "
+        "epochs the search adds its steps).", lo=0.01, hi=0.3, advanced=True)
     save_every: int = _f(500, "Checkpoint every", "Steps between checkpoints.", lo=1, hi=1000000, unit="steps")
     keep_checkpoints: int = _f(3, "Checkpoints kept", "Numbered checkpoints kept besides latest.", lo=1, hi=1000)
 
@@ -361,7 +374,7 @@ class Config:
         if d.crop_size % 4:
             raise ConfigError(f"crop_size={d.crop_size} is not allowed: crop_size must be a multiple of 4 "
                               "(the generator downsamples twice)", field="crop_size")
-        if d.preprocess == "resize_and_crop" and d.crop_size > d.load_size:
+        if d.preprocess in ("resize_and_crop", "auto") and d.crop_size > d.load_size:
             raise ConfigError(f"crop_size={d.crop_size} is not allowed: crop_size must not exceed "
                               f"load_size={d.load_size}", field="crop_size")
         # The PatchGAN halves the size n_layers_D times, then applies two 4×4 convs with padding 1.
@@ -403,6 +416,14 @@ class Config:
         return self.with_values(values)
 
     # --- derived -------------------------------------------------------------------------
+    @property
+    def preprocess_in_force(self) -> str:
+        """The preprocessing the data gets: ``preprocess``, with auto resolved for the generator family
+        (the ResNet, or a family still to be chosen, resized; the colour and local generators at full resolution)."""
+        if self.data.preprocess != "auto":
+            return self.data.preprocess
+        return "resize_and_crop" if self.model.netG in ("resnet", "auto") else "crop"
+
     @property
     def is_wasserstein(self) -> bool:
         return self.objective.gan_mode in WASSERSTEIN_MODES
@@ -538,8 +559,8 @@ _PAPER: dict[str, Any] = {}
 # published method (the field defaults); ``studio`` is the paper's with the changes that helped
 # across the task suite of ``python -m engine quality`` (the README's Quality section has the figures).
 RECIPE_FIELDS: tuple[str, ...] = (
-    "upsample", "input_skip", "norm", "ema_decay", "spectral_norm", "norm_D", "n_layers_D", "gan_mode", "lambda_cyc", "lambda_id",
-    "pool_size", "lr", "lr_D", "beta1", "beta2", "batch_size",
+    "netG", "preprocess", "upsample", "input_skip", "norm", "ema_decay", "spectral_norm", "norm_D", "n_layers_D",
+    "gan_mode", "lambda_cyc", "lambda_id", "pool_size", "lr", "lr_D", "beta1", "beta2", "batch_size",
 )
 # Re-derived on the task suite (README, Quality): the earlier studio recipe (input skip starting at
 # the identity, no generator norm, λ_id 0, spectral-norm D) led on colour grades close to the identity
@@ -550,7 +571,11 @@ _STUDIO: dict[str, Any] = {
     "ema_decay": 0.999,        # warmed up; previews and translation use the average
 }
 
-RECIPES: dict[str, dict[str, Any]] = {"paper": {}, "studio": _STUDIO}  # overrides of the paper's values
+# auto: the generator family is chosen on the user's own folders (engine.training.search): the colour map, the
+# colour map with a local detail path, or studio's ResNet, each at the scale it learns best at.
+_AUTO: dict[str, Any] = {**_STUDIO, "netG": "auto", "preprocess": "auto"}
+
+RECIPES: dict[str, dict[str, Any]] = {"paper": {}, "studio": _STUDIO, "auto": _AUTO}  # overrides of the paper's values
 
 
 def with_recipe(cfg: Config, name: str) -> Config:
@@ -563,15 +588,16 @@ def with_recipe(cfg: Config, name: str) -> Config:
 
 __all__ += ["RECIPE_FIELDS", "RECIPES", "with_recipe"]
 
-# Small enough to learn visibly within minutes on 2 CPU cores, with the studio recipe.
+# Small enough to learn visibly within minutes on 2 CPU cores. Every preset trains with the auto recipe;
+# --recipe paper (or studio) gives the published method (or the ResNet alone) at the preset's sizes.
 _CPU_QUICK: dict[str, Any] = {
     "load_size": 72, "crop_size": 64, "ngf": 32, "n_blocks": 6, "ndf": 32,
     "n_epochs": 5, "n_epochs_decay": 5, "preview_every": 50, "log_every": 10, "eval_every": 100,
     "save_every": 200,
-    **_STUDIO,
+    **_AUTO,
 }
 
-PRESETS: dict[str, dict[str, Any]] = {"paper": _PAPER, "cpu-quick": _CPU_QUICK}
+PRESETS: dict[str, dict[str, Any]] = {"paper": {**_PAPER, **_AUTO}, "cpu-quick": _CPU_QUICK}
 
 
 def preset(name: str) -> Config:

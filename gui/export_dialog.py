@@ -33,9 +33,9 @@ from engine.io.export import EXPORT_FORMATS, export_generator
 from engine.io.run_folder import CHECKPOINTS
 from engine.io.translate import TranslationModel
 
+from .jobs import JobRunner
 from .translate_panel import DIRECTIONS, CheckpointBox, load_model, run_of
 from .util import show_error
-from .worker import JobRunner
 
 __all__ = ["ExportDialog", "ExportOutcome", "export_model", "export_checkpoint", "FORMAT_INFO"]
 
@@ -44,6 +44,7 @@ FORMAT_INFO = {
     "safetensors": ("safetensors (this app, Python)", ".safetensors", "safetensors model (*.safetensors)"),
     "onnx": ("ONNX (any runtime)", ".onnx", "ONNX model (*.onnx)"),
     "torchscript": ("TorchScript (C++, mobile)", ".pt", "TorchScript module (*.pt)"),
+    "cube": (".cube 3D LUT (colour-grading tools)", ".cube", "3D LUT (*.cube)"),
 }
 assert set(FORMAT_INFO) == set(EXPORT_FORMATS)
 
@@ -223,6 +224,8 @@ class ExportDialog(QDialog):
             "onnx": "Any height and width (at least 8 px), values in [−1, 1]. Needs the export extra "
                     "(onnxscript, onnx).",
             "torchscript": "Loads with torch.jit.load in Python or libtorch in C++; any height and width.",
+            "cube": "A 33³ 3D LUT for Resolve, Premiere, Photoshop and other grading tools. Only a colour-family "
+                    "generator is a per-pixel map that a LUT can hold exactly.",
         }
         self.note.setText(notes[fmt])
         self._retarget()

@@ -2,11 +2,24 @@ import json
 
 import pytest
 
-from engine.config import PRESETS, WASSERSTEIN_MODES, Config, ConfigError, field_specs, parse_value, preset
+from engine.config import (
+    PRESETS,
+    WASSERSTEIN_MODES,
+    Config,
+    ConfigError,
+    field_specs,
+    parse_value,
+    preset,
+    with_recipe,
+)
 
 
 def test_paper_preset_is_the_published_recipe():
-    c = preset("paper")
+    """The paper preset has the paper's sizes and, with ``--recipe paper``, its method; by default it trains the
+    family that ``auto`` keeps."""
+    assert preset("paper").model.netG == "auto"
+    c = with_recipe(preset("paper"), "paper")
+    assert c.model.netG == "resnet" and c.data.preprocess == "resize_and_crop"
     assert (c.data.load_size, c.data.crop_size, c.data.batch_size) == (286, 256, 1)
     assert (c.model.ngf, c.model.n_blocks, c.model.ndf, c.model.n_layers_D) == (64, 9, 64, 3)
     assert (c.model.norm, c.objective.gan_mode, c.model.upsample) == ("instance", "lsgan", "transpose")

@@ -366,7 +366,7 @@ def test_input_skip_generators_export_and_reload_exactly(tmp_path, fmt):
     if fmt == "onnx":
         pytest.importorskip("onnxruntime")
         pytest.importorskip("onnxscript")
-    cfg = preset("cpu-quick").with_values(ngf=8, n_blocks=1, input_skip=True, norm="none")
+    cfg = preset("cpu-quick").with_values(netG="resnet", ngf=8, n_blocks=1, input_skip=True, norm="none")
     torch.manual_seed(3)
     g = build_generator(cfg).eval()
     with torch.no_grad():

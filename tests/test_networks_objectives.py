@@ -55,7 +55,7 @@ def test_six_block_generator_ends_at_index_23():
     g = ResnetGenerator(3, 3, ngf=64, n_blocks=6)
     assert list(g.state_dict())[-1] == "model.23.bias"
     assert generator_arch_from_state_dict(g.state_dict()) == {
-        "input_nc": 3, "output_nc": 3, "ngf": 64, "n_blocks": 6, "upsample": "transpose",
+        "family": "resnet", "input_nc": 3, "output_nc": 3, "ngf": 64, "n_blocks": 6, "upsample": "transpose",
         "input_skip": False}
 
 
@@ -70,7 +70,7 @@ def test_generator_keeps_size_and_range(upsample, hw):
 
 
 def test_input_skip_starts_as_the_identity_and_describes_itself():
-    cfg = preset("cpu-quick").with_values(ngf=8, n_blocks=2, input_skip=True)
+    cfg = preset("cpu-quick").with_values(netG="resnet", ngf=8, n_blocks=2, input_skip=True)
     g = build_generator(cfg)
     plain = ResnetGenerator(3, 3, ngf=8, n_blocks=2, upsample=cfg.model.upsample)
     assert count_parameters(g) == count_parameters(plain)  # a buffer, no new parameters
@@ -106,7 +106,7 @@ def test_input_skip_starts_as_the_identity_and_describes_itself():
 def test_unnormalised_generator_keeps_its_signal_scale():
     """norm none: He init and zeroed residual branches; the paper's N(0, 0.02) would shrink the signal ~40×."""
     torch.manual_seed(0)
-    cfg = preset("cpu-quick").with_values(ngf=16, n_blocks=6, norm="none", input_skip=False)
+    cfg = preset("cpu-quick").with_values(netG="resnet", ngf=16, n_blocks=6, norm="none", input_skip=False)
     g = build_generator(cfg)
     x = torch.rand(4, 3, 32, 32) * 2 - 1
     feats = g.model[:-2](x)  # what the output conv sees
@@ -133,7 +133,7 @@ def test_resize_conv_has_no_checkerboard_on_constant_input():
 
 
 def test_init_is_normal_002_and_seeded():
-    cfg = preset("paper")
+    cfg = preset("paper").with_values(netG="resnet")
     torch.manual_seed(0)
     g = build_generator(cfg)
     w = g.model[1].weight.detach()

@@ -387,7 +387,7 @@ def open_domain(path, cfg: "Config", name: str, *, cache: bool = True) -> ImageF
     """One domain folder, scanned and decoded with the config's data settings (without keeping the
     pixels when ``cache`` is False: a check only). Raises ``DataError``."""
     d = cfg.data
-    load_size = d.load_size if d.preprocess == "resize_and_crop" else None
+    load_size = d.load_size if cfg.preprocess_in_force == "resize_and_crop" else None
     return ImageFolder(path, load_size=load_size, max_pixels=d.max_pixels, cache_mb=d.cache_mb if cache else 0,
                        min_size=d.crop_size, name=name)
 

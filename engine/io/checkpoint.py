@@ -115,6 +115,11 @@ def check_architecture(cfg: Config, state: dict[str, torch.Tensor], what: str) -
     except ValueError as e:
         raise CheckpointError(f"{what}: {e}") from None
     m = cfg.model
+    if found["family"] != m.netG:
+        raise CheckpointError(f"{what}: architecture mismatch: expected a {m.netG} generator, found a "
+                              f"{found['family']} one")
+    if m.netG != "resnet":
+        return  # the colour and local generators have no sizes in the config: their files carry them
     expected = {"n_blocks": m.n_blocks, "ngf": m.ngf, "upsample": m.upsample, "input_skip": m.input_skip}
     names = {"n_blocks": "residual blocks", "ngf": "generator width ngf", "upsample": "upsampling",
              "input_skip": "input skip"}

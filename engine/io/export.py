@@ -36,11 +36,15 @@ __all__ = [
     "format_for",
     "describe_arch",
     "require_onnx",
+    "cube_lut",
+    "read_cube",
+    "apply_lut",
 ]
 
-EXPORT_FORMATS = ("safetensors", "onnx", "torchscript")
+EXPORT_FORMATS = ("safetensors", "onnx", "torchscript", "cube")
 _SUFFIX_FORMATS = {".safetensors": "safetensors", ".onnx": "onnx", ".pt": "torchscript", ".ts": "torchscript",
-                   ".torchscript": "torchscript"}
+                   ".torchscript": "torchscript", ".cube": "cube"}
+CUBE_SIZE = 33  # grid points per axis of an exported 3D LUT (33³: the size colour-grading tools expect)
 _ONNX_INSTALL = "pip install -e .[export]  (or: pip install onnxscript onnx)"
 
 
@@ -125,14 +129,69 @@ def _export_torchscript(net: nn.Module, meta: dict[str, str], out: Path) -> Path
     return atomic_write_bytes(out, buf.getvalue())
 
 
+@torch.no_grad()
+def cube_lut(net: nn.Module, size: int = CUBE_SIZE) -> torch.Tensor:
+    """A per-pixel generator sampled on a size³ grid of RGB in [0, 1]: (size, size, size, 3) in [0, 1], indexed
+    [b, g, r] (red changes fastest, the .cube order)."""
+    axis = torch.linspace(0.0, 1.0, size)
+    b, g, r = torch.meshgrid(axis, axis, axis, indexing="ij")
+    rgb = torch.stack([r, g, b], dim=0).reshape(1, 3, size * size, size)  # one "image" whose pixels are the grid
+    device = next(net.parameters()).device
+    out = net(rgb.to(device) * 2.0 - 1.0).float().cpu().clamp(-1.0, 1.0)
+    return ((out + 1.0) / 2.0).reshape(3, size, size, size).permute(1, 2, 3, 0)
+
+
+def _export_cube(net: nn.Module, meta: dict[str, str], out: Path) -> Path:
+    """A 3D LUT in the Adobe/Resolve .cube text format, for colour-grading tools."""
+    if getattr(net, "family", None) != "colour":
+        kind = getattr(net, "family", "resnet")
+        raise ValueError(f"a .cube LUT holds a per-pixel colour map; this model's {meta['direction']} generator is a "
+                         f"{kind} generator, whose output depends on each pixel's neighbours. Export it as "
+                         "safetensors, ONNX or TorchScript, or train with the colour family (--set netG=colour)")
+    lut = cube_lut(net)
+    arrow = "A to B" if meta["direction"] == "AtoB" else "B to A"  # .cube files are ASCII
+    lines = [f'TITLE "CycleGAN Studio colour map {arrow}"', f"# step {meta.get('step', '?')}",
+             f"LUT_3D_SIZE {lut.shape[0]}", "DOMAIN_MIN 0.0 0.0 0.0", "DOMAIN_MAX 1.0 1.0 1.0"]
+    lines += [f"{r:.6f} {g:.6f} {b:.6f}" for r, g, b in lut.reshape(-1, 3).tolist()]
+    return atomic_write_bytes(out, ("\n".join(lines) + "\n").encode("ascii"))
+
+
+def read_cube(path: str | os.PathLike) -> torch.Tensor:
+    """A .cube file's 3D LUT as (size, size, size, 3) in [0, 1], indexed [b, g, r] (the inverse of the export)."""
+    size, rows = None, []
+    for line in Path(path).read_text(encoding="ascii").splitlines():
+        parts = line.split()
+        if not parts or parts[0].startswith("#") or parts[0] in ("TITLE", "DOMAIN_MIN", "DOMAIN_MAX"):
+            continue
+        if parts[0] == "LUT_3D_SIZE":
+            size = int(parts[1])
+        else:
+            rows.append([float(v) for v in parts[:3]])
+    if size is None or len(rows) != size ** 3:
+        raise ValueError(f"{path} is not a 3D .cube LUT ({len(rows)} entries for size {size})")
+    return torch.tensor(rows).reshape(size, size, size, 3)
+
+
+def apply_lut(lut: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """(B, 3, H, W) in [-1, 1] through a (size, size, size, 3) LUT indexed [b, g, r], trilinearly, as grading
+    tools apply a .cube file; same shape and range out."""
+    grid = x.permute(0, 2, 3, 1).unsqueeze(1)  # (B, 1, H, W, 3): (x, y, z) = (r, g, b) in [-1, 1]
+    table = lut.permute(3, 0, 1, 2).unsqueeze(0).expand(x.shape[0], -1, -1, -1, -1)  # (B, 3, D=b, H=g, W=r)
+    out = Fn.grid_sample(table * 2.0 - 1.0, grid, mode="bilinear", padding_mode="border", align_corners=True)
+    return out.squeeze(2)
+
+
 def export_generator(model: TranslationModel, direction: str, fmt: str, out: str | os.PathLike) -> Path:
-    """Write one direction's generator to ``out`` as safetensors, ONNX or TorchScript, atomically."""
+    """Write one direction's generator to ``out`` as safetensors, ONNX, TorchScript or (a colour map) a .cube
+    LUT, atomically."""
     if fmt not in EXPORT_FORMATS:
         raise ValueError(f"unknown export format {fmt!r}; valid choices: {', '.join(EXPORT_FORMATS)}")
     net = model.generator(direction)  # ValueError for an unknown or missing direction
     out = Path(out)
     if fmt == "safetensors":
         return model.save(out, [direction])
+    if fmt == "cube":
+        return _export_cube(net.eval(), _metadata(model, direction), out)
     net = copy.deepcopy(net).cpu().eval()  # exported files hold CPU tensors; the caller's model stays put
     if fmt == "onnx":
         return _export_onnx(net, _metadata(model, direction), out)
@@ -149,7 +208,12 @@ def format_for(out: Path, fmt: str | None) -> str:
     return guessed
 
 
-def describe_arch(arch: Mapping[str, int | str]) -> str:
+def describe_arch(arch: Mapping[str, object]) -> str:
+    if arch.get("family") == "colour":
+        return f"colour generator (a per-pixel map, {arch['depth']} hidden layers of {arch['width']})"
+    if arch.get("family") == "local":
+        return (f"local generator (a per-pixel map of each pixel and its neighbourhood at a few scales, "
+                f"{arch['depth']} hidden layers of {arch['width']})")
     skip = "input skip, " if arch.get("input_skip") else ""
     return (f"ResNet generator, {arch['n_blocks']} blocks, ngf {arch['ngf']}, {arch['upsample']} upsampling, {skip}"
             f"{arch['input_nc']}→{arch['output_nc']} channels")

@@ -17,7 +17,7 @@ from typing import Any, Mapping
 import torch
 from torch import nn
 
-from engine.config import Config, preset
+from engine.config import Config, preset, with_recipe
 from engine.errors import CheckpointError, ConfigError
 from engine.io.checkpoint import torch_load_weights_only
 from engine.models.networks import generator_arch_from_state_dict, generator_from_state_dict
@@ -86,8 +86,8 @@ def _config_for(arch: Mapping[str, int | str]) -> Config | None:
     if arch["input_nc"] != 3 or arch["output_nc"] != 3:
         return None  # the config tree assumes RGB in and out
     try:
-        return preset("paper").with_values(ngf=arch["ngf"], n_blocks=arch["n_blocks"], upsample=arch["upsample"],
-                                            input_skip=arch["input_skip"])
+        return with_recipe(preset("paper"), "paper").with_values(
+            ngf=arch["ngf"], n_blocks=arch["n_blocks"], upsample=arch["upsample"], input_skip=arch["input_skip"])
     except ConfigError as e:
         log.warning("imported generator does not fit a config (%s); saving it without one", e)
         return None

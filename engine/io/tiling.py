@@ -44,7 +44,10 @@ class OutOfMemory(EngineError):
 
 def receptive_reach(net: nn.Module) -> int:
     """How many pixels each way an output pixel of a ResNet generator can see, from its layers' shapes,
-    rounded up to a multiple of 4 (the generator's downsampling). Convs at 1/s resolution count s×."""
+    rounded up to a multiple of 4 (the generator's downsampling). Convs at 1/s resolution count s×. A generator
+    that knows its own reach (a local generator, whose blurs are not modules) says it."""
+    if isinstance(getattr(net, "reach", None), int):
+        return int(math.ceil(net.reach / 4) * 4)
     reach, scale = 0, 1
     for m in net.modules():
         if isinstance(m, nn.ReflectionPad2d):
@@ -70,6 +73,8 @@ def bytes_per_pixel(net: nn.Module) -> int:
     the next conv's padded input and output). Instance norms add none: the plain pass's norms and the
     statistics pass's pooled ones (in place) peak where the convs do. Measured at 1024 px: 962 bytes per
     pixel for cpu-quick's generator (ngf 32, resize; estimate 1024), 896 for paper's (ngf 64, transposed)."""
+    if hasattr(net, "peak_channels"):  # a colour or local generator: no downsampling, one width throughout
+        return 4 * 4 * max(net.peak_channels, 3 * 4)
     ngf = getattr(net, "ngf", 64)
     wide = 2 * ngf if getattr(net, "upsample_kind", "transpose") == "resize" else ngf
     return 4 * 4 * max(wide, 3 * 4)

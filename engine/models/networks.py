@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import functools
 import math
+from typing import Any
 
 import torch
 import torch.nn.functional as Fn
@@ -20,6 +21,7 @@ from torch import nn
 
 from engine.config import Config
 from engine.errors import CheckpointError
+from engine.models.families import ColourGenerator, LocalGenerator, family_arch_from_state_dict, family_from_arch
 
 __all__ = [
     "ResnetBlock",
@@ -194,10 +196,14 @@ def init_weights(net: nn.Module, gain: float = 0.02) -> nn.Module:
     return net
 
 
-def build_generator(cfg: Config) -> ResnetGenerator:
+def build_generator(cfg: Config) -> nn.Module:
     m = cfg.model
+    if m.netG in ("colour", "local"):
+        # PyTorch's default initialisation (Kaiming-uniform): no norms to restore the paper's N(0, 0.02) scale
+        return ColourGenerator() if m.netG == "colour" else LocalGenerator()
     if m.netG != "resnet":
-        raise ValueError(f"unknown generator {m.netG!r}; valid choices: resnet")
+        raise ValueError(f"no generator to build for netG={m.netG!r}: valid choices are colour, local and resnet "
+                         "(auto is resolved to one of them by the family search before anything is built)")
     net = ResnetGenerator(3, 3, m.ngf, m.n_blocks, m.norm, m.upsample, m.input_skip)
     if m.norm == "none":
         init_unnormalised(net)
@@ -231,7 +237,7 @@ def init_unnormalised(net: ResnetGenerator) -> ResnetGenerator:
     return net
 
 
-def build_critic(cfg: Config) -> NLayerDiscriminator:
+def build_critic(cfg: Config) -> nn.Module:
     m = cfg.model
     return init_weights(NLayerDiscriminator(3, m.ndf, m.n_layers_D, m.norm_D, m.spectral_norm))
 
@@ -240,13 +246,16 @@ def count_parameters(net: nn.Module) -> int:
     return sum(p.numel() for p in net.parameters())
 
 
-def generator_arch_from_state_dict(sd: dict[str, torch.Tensor]) -> dict[str, int | str]:
-    """Work out (input_nc, output_nc, ngf, n_blocks, upsample, input_skip) of a ResNet generator from its keys and shapes.
+def generator_arch_from_state_dict(sd: dict[str, torch.Tensor]) -> dict[str, Any]:
+    """Work out (family, input_nc, output_nc, ngf, n_blocks, upsample, input_skip) of a ResNet generator from its
+    keys and shapes; for a colour or local generator, ``family_arch_from_state_dict``'s description.
 
     Raises ValueError with a plain message when the state_dict is not a ResNet generator
     in the reference layout.
     """
     keys = [k for k in sd if not k.endswith(("running_mean", "running_var", "num_batches_tracked"))]
+    if "model.1.weight" not in sd and any(k.startswith("colour.") for k in keys):
+        return family_arch_from_state_dict(sd)  # a colour or local generator (engine.models.families)
     if "model.1.weight" not in sd:
         if any(k.startswith("model.model.") or ".submodule." in k for k in keys):
             raise ValueError("this is a U-Net generator; only ResNet generators are supported yet")
@@ -267,8 +276,8 @@ def generator_arch_from_state_dict(sd: dict[str, torch.Tensor]) -> dict[str, int
     if last not in sd:
         raise ValueError(f"not a CycleGAN ResNet generator: expected the last conv at {last!r}")
     output_nc = int(sd[last].shape[0])
-    return {"input_nc": input_nc, "output_nc": output_nc, "ngf": ngf, "n_blocks": n_blocks, "upsample": upsample,
-            "input_skip": "skip_scale" in sd}
+    return {"family": "resnet", "input_nc": input_nc, "output_nc": output_nc, "ngf": ngf, "n_blocks": n_blocks,
+            "upsample": upsample, "input_skip": "skip_scale" in sd}
 
 
 def receptive_field(n_layers: int) -> int:
@@ -283,14 +292,23 @@ def receptive_field(n_layers: int) -> int:
 assert math.isclose(receptive_field(3), 70)
 
 
-def generator_from_state_dict(state: dict[str, torch.Tensor], what: str, norm: str = "instance") -> ResnetGenerator:
-    """A ResNet generator in eval mode built to fit ``state`` (reference layout); ``what`` names it in errors."""
+def generator_from_state_dict(state: dict[str, torch.Tensor], what: str, norm: str = "instance") -> nn.Module:
+    """A generator in eval mode built to fit ``state`` (a ResNet in the reference layout, or a colour or local
+    generator, told apart by their keys); ``what`` names it in errors."""
     # Older reference files carry InstanceNorm running stats that a non-tracking norm does not use.
     state = {k: v for k, v in state.items() if not k.endswith(("running_mean", "running_var", "num_batches_tracked"))}
     try:
         arch = generator_arch_from_state_dict(state)
-    except ValueError as e:
+    except (ValueError, KeyError, IndexError) as e:
         raise CheckpointError(f"{what}: {e}") from None
+    if arch["family"] != "resnet":
+        net = family_from_arch(arch)
+        try:
+            net.load_state_dict(state)
+        except RuntimeError as e:
+            raise CheckpointError(f"{what} does not fit a {arch['family']} generator: "
+                                  f"{str(e).splitlines()[0][:300]}") from None
+        return net.eval()
     net = ResnetGenerator(arch["input_nc"], arch["output_nc"], arch["ngf"], arch["n_blocks"], norm, arch["upsample"],
                           arch["input_skip"])
     try:

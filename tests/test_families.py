@@ -1,0 +1,138 @@
+"""The colour and local generator families: what each can see, their files, tiles and .cube LUTs."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from engine.config import preset
+from engine.errors import CheckpointError
+from engine.io.checkpoint import check_architecture
+from engine.io.export import apply_lut, cube_lut, export_generator, read_cube
+from engine.io.tiling import receptive_reach, translate_tiled
+from engine.io.translate import TranslationModel
+from engine.models.families import ColourGenerator, LocalGenerator
+from engine.models.networks import build_generator, generator_arch_from_state_dict, generator_from_state_dict
+
+
+def randomised(net: torch.nn.Module, seed: int = 0) -> torch.nn.Module:
+    """Every weight random (the local path's last conv starts at zero, which would hide its reach)."""
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for p in net.parameters():
+            p.copy_(torch.randn(p.shape, generator=g) * 0.3)
+    return net.eval()
+
+
+def test_the_colour_map_sees_each_pixel_alone():
+    net = randomised(ColourGenerator())
+    x = torch.rand(1, 3, 24, 24) * 2 - 1
+    perm = torch.randperm(24 * 24)
+    shuffled = x.flatten(2)[..., perm].reshape(1, 3, 24, 24)
+    with torch.no_grad():
+        y, y_shuffled = net(x), net(shuffled)
+    # Shuffling the pixels shuffles the output the same way: no pixel's output depends on where it is or on its
+    # neighbours.
+    assert torch.allclose(y.flatten(2)[..., perm].reshape(1, 3, 24, 24), y_shuffled, atol=1e-6)
+    assert receptive_reach(net) == 0
+
+
+def test_the_local_generator_sees_exactly_its_reach():
+    net = randomised(LocalGenerator())
+    assert net.reach == 12  # 3σ of the widest blur (σ 4)
+    x = torch.rand(1, 3, 48, 48) * 2 - 1
+    poked = x.clone()
+    poked[..., 24, 24] = -poked[..., 24, 24]
+    with torch.no_grad():
+        diff = (net(poked) - net(x)).abs().amax(dim=1)[0]
+    changed = torch.nonzero(diff > 1e-6)
+    reach = (changed - 24).abs().amax().item()
+    assert reach == 12  # within 3σ of the widest blur: a pixel 12 px away sees the poke, one 13 px away does not
+    assert receptive_reach(net) >= net.reach  # tiles get at least that margin
+
+
+@pytest.mark.parametrize("family", ["colour", "local"])
+def test_a_family_starts_as_a_colour_map_and_builds_from_its_config(family):
+    cfg = preset("cpu-quick").with_values(netG=family, ngf=8)
+    net = build_generator(cfg).eval()
+    x = torch.rand(1, 3, 16, 16) * 2 - 1
+    with torch.no_grad():
+        y = net(x)
+        shuffled = net(x.flatten(2).flip(-1).reshape(1, 3, 16, 16))
+    # At the start the local path adds nothing: both families are per-pixel maps.
+    assert torch.allclose(shuffled, y.flatten(2).flip(-1).reshape(1, 3, 16, 16), atol=1e-6)
+    assert y.abs().max() < 1.0
+
+
+@pytest.mark.parametrize("family", ["colour", "local"])
+def test_a_family_state_dict_says_what_to_build(family):
+    cfg = preset("cpu-quick").with_values(netG=family, ngf=8)
+    net = randomised(build_generator(cfg))
+    arch = generator_arch_from_state_dict(net.state_dict())
+    assert arch["family"] == family
+    again = generator_from_state_dict(net.state_dict(), "file")
+    x = torch.rand(2, 3, 20, 20) * 2 - 1
+    with torch.no_grad():
+        assert torch.equal(again(x), net(x))
+    check_architecture(cfg, net.state_dict(), "file")  # fits its own config
+    with pytest.raises(CheckpointError, match=f"expected a resnet generator, found a {family} one"):
+        check_architecture(preset("cpu-quick").with_values(netG="resnet"), net.state_dict(), "file")
+
+
+def test_a_damaged_family_file_is_refused_with_a_message():
+    sd = ColourGenerator().state_dict()
+    sd["colour.0.weight"] = torch.zeros(64, 5, 1, 1)
+    with pytest.raises(CheckpointError, match="not a colour map"):
+        generator_from_state_dict(sd, "bad.safetensors")
+
+
+@pytest.mark.parametrize("family", ["colour", "local"])
+def test_tiled_translation_equals_the_whole_image(family):
+    net = randomised(build_generator(preset("cpu-quick").with_values(netG=family, ngf=8)))
+    x = torch.randint(0, 256, (1, 3, 100, 140), dtype=torch.uint8)
+    whole = translate_tiled(net, x, tile=200)  # one tile
+    tiled = translate_tiled(net, x, tile=32)
+    assert (whole.int() - tiled.int()).abs().max() <= 1  # float rounding at most one grey level apart
+
+
+def test_a_colour_model_exports_a_cube_lut_that_grades_like_the_model(tmp_path):
+    torch.manual_seed(3)
+    net = ColourGenerator().eval()  # as initialised for training: a smooth map, as trained ones are
+    model = TranslationModel(net, None, preset("cpu-quick").with_values(netG="colour"), "test", step=7)
+    path = export_generator(model, "AtoB", "cube", tmp_path / "grade.cube")
+    text = path.read_text()
+    assert "LUT_3D_SIZE 33" in text and text.count("\n") == 33 ** 3 + 5
+    lut = read_cube(path)
+    assert torch.allclose(lut, cube_lut(net), atol=1e-6)  # six decimals: far below a grey level
+    # The file's grid points are the model's colours, red changing fastest.
+    assert torch.allclose(lut[0, 0, 1], (net(torch.tensor([[[[2 / 32 - 1]], [[-1.0]], [[-1.0]]]]))[0, :, 0, 0] + 1) / 2,
+                          atol=1e-5)
+    # A grading tool's trilinear look-up stays within half a grey level of the model (a 33-point grid of a
+    # smooth map; a map with sharper bends would need a finer grid).
+    x = torch.rand(1, 3, 64, 64) * 2 - 1
+    with torch.no_grad():
+        err = (apply_lut(lut, x) - net(x)).abs() * 127.5
+    assert err.mean() < 0.1 and err.max() < 0.5
+
+
+@pytest.mark.parametrize("family", ["local", "resnet"])
+def test_only_a_colour_map_exports_as_a_cube(tmp_path, family):
+    net = build_generator(preset("cpu-quick").with_values(netG=family, ngf=8, n_blocks=1))
+    model = TranslationModel(net, None, None, "test")
+    with pytest.raises(ValueError, match="per-pixel colour map"):
+        export_generator(model, "AtoB", "cube", tmp_path / "x.cube")
+    assert not (tmp_path / "x.cube").exists()
+
+
+@pytest.mark.parametrize("family", ["colour", "local"])
+def test_a_family_model_round_trips_through_its_files(tmp_path, family):
+    cfg = preset("cpu-quick").with_values(netG=family, ngf=8)
+    g, f = randomised(build_generator(cfg), 1), randomised(build_generator(cfg), 2)
+    model = TranslationModel(g, f, cfg, "test", step=3)
+    model.save(tmp_path / "m.safetensors")
+    again = TranslationModel.load(tmp_path / "m.safetensors")
+    img = Image.fromarray(np.random.default_rng(0).integers(0, 256, (40, 52, 3), dtype=np.uint8))
+    for way in ("AtoB", "BtoA"):
+        assert np.array_equal(np.asarray(again.translate(img, way)), np.asarray(model.translate(img, way)))
