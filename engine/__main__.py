@@ -27,7 +27,15 @@ from engine.metrics import GroundTruth, demo_ground_truth
 from engine.tools import bench, commands, doctor, quality
 from engine.tools import distances as distances_cli
 from engine.training.distributed import DistInfo, init_from_env, shutdown
-from engine.training.reports import CheckpointReport, FinishedReport, ProgressReport, WarningReport
+from engine.training.reports import (
+    CheckpointReport,
+    FamilyChoiceReport,
+    FamilyTrialReport,
+    FinishedReport,
+    ProgressReport,
+    WarningReport,
+)
+from engine.training.search import FAMILIES, describe_choice, open_trainer
 from engine.training.trainer import Trainer
 
 log = logging.getLogger("engine")
@@ -50,7 +58,16 @@ def _drive(trainer, stop_at=None, quiet: bool = False) -> int:
     rc = 0
     try:
         for rep in gen:
-            if isinstance(rep, ProgressReport) and not quiet:
+            if isinstance(rep, FamilyTrialReport) and not quiet:
+                line = (f"trying the {rep.family} generator ({rep.index + 1} of {rep.count}) "
+                        f"{100 * rep.trial_progress:3.0f}%  step {rep.step}  {rep.its_per_s:.2f} it/s  "
+                        f"run {100 * rep.progress:.0f}%  ETA {_fmt_time(rep.eta_s)}")
+                print(("\r" + line) if tty else line, end="" if tty else "\n", flush=True)
+            elif isinstance(rep, FamilyChoiceReport):
+                if tty:
+                    print()
+                print(describe_choice(rep), flush=True)
+            elif isinstance(rep, ProgressReport) and not quiet and not rep.replay:
                 m = rep.metrics
                 losses = "  ".join(f"{k} {m[k]:.3f}" for k in ("G_A", "G_B", "D_A", "D_B", "cycle_A", "cycle_B") if k in m)
                 if "w_A" in m:
@@ -104,7 +121,7 @@ def cmd_train(args) -> int:
 
 def _train(args, cfg, out: Path, info: DistInfo) -> int:
     gt = demo_ground_truth(args.dir_a, cfg.data.crop_size) if info.is_main else None
-    trainer = Trainer.from_folders(cfg, args.dir_a, args.dir_b, run_dir=out, dist_info=info, ground_truth=gt)
+    trainer = open_trainer(cfg, args.dir_a, args.dir_b, run_dir=out, dist_info=info, ground_truth=gt)
     if info.is_main:
         for ds in (trainer.train_a, trainer.train_b):
             for s in ds.skipped:
@@ -112,9 +129,13 @@ def _train(args, cfg, out: Path, info: DistInfo) -> int:
             for w in ds.warnings:
                 print(f"warning: {w}", file=sys.stderr)
         ranks = f" × {info.world_size} processes ({info.backend})" if info.enabled else ""
+        length = f"{cfg.schedule.minutes:g} minutes" if cfg.schedule.minutes else f"{trainer.total_steps} steps"
         print(f"training on {trainer.device}{ranks}: {len(trainer.train_a)}+{len(trainer.val_a)} A, "
               f"{len(trainer.train_b)}+{len(trainer.val_b)} B images (train+held-out"
-              f"{', per process' if info.enabled else ''}), {trainer.total_steps} steps → {out}", flush=True)
+              f"{', per process' if info.enabled else ''}), {length} → {out}", flush=True)
+        if cfg.model.netG == "auto":
+            print(f"generator family auto: trying {', '.join(FAMILIES)} for {100 * cfg.schedule.search_share:g} % of "
+                  "the budget each, then training the one the W monitor finds closest to the target", flush=True)
     return _drive(trainer, quiet=args.quiet or not info.is_main)
 
 

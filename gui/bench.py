@@ -22,7 +22,8 @@ p99 < 50 ms). Targets: GUI/CLI ≥ 0.95.
     python -m gui.bench [--steps N] [--warmup N] [--rounds N] [--threads N]
                         [--preset P] [--config FILE] [--set key=value …] [--data DIR_A DIR_B] [--json]
 
-Unless ``--set`` says otherwise, reports come every step (``log_every=1``) and previews
+Unless ``--set`` says otherwise, both paths train the ResNet family (``auto``'s search would time three
+generators and a selection; pin one with ``--set netG=…``), reports come every step (``log_every=1``) and previews
 every 10 steps: more signal traffic than the presets make, so the GUI is measured under
 load. Checkpoints are saved only at the end.
 """
@@ -261,6 +262,8 @@ def bench_config(args):
     given = {s.split("=", 1)[0].strip() for s in (args.set or [])}
     defaults = {k: v for k, v in BENCH_DEFAULTS.items() if k not in given}
     threads = args.threads or max(1, (os.cpu_count() or 2) // 2)
+    if cfg.model.netG == "auto" and "netG" not in given:  # both paths time one generator: the slowest family
+        defaults["netG"] = "resnet"
     return cfg.with_values(**defaults, threads=threads, max_steps=args.warmup + args.steps,
                            val_fraction=0.0, val_min=0)
 

@@ -16,7 +16,8 @@ from engine.models.networks import ResnetGenerator
 from tests.helpers import make_domains
 
 TINY = ["--set", "load_size=36", "--set", "crop_size=32", "--set", "ngf=8", "--set", "ndf=8", "--set", "n_blocks=1",
-        "--set", "n_layers_D=2", "--set", "log_every=2", "--set", "preview_every=2", "--set", "save_every=2"]
+        "--set", "n_layers_D=2", "--set", "log_every=2", "--set", "preview_every=2", "--set", "save_every=2",
+        "--set", "netG=resnet"]
 
 
 @pytest.fixture(scope="module")

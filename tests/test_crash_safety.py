@@ -19,7 +19,7 @@ ROOT = Path(__file__).resolve().parents[1]
 SAVE_EVERY = 3
 TINY = ["--set", "load_size=36", "--set", "crop_size=32", "--set", "ngf=8", "--set", "ndf=8", "--set", "n_blocks=1",
         "--set", "n_layers_D=2", "--set", "log_every=1", "--set", f"save_every={SAVE_EVERY}", "--set", "val_fraction=0",
-        "--set", "preview_every=5", "--set", "eval_every=1000", "--set", "keep_checkpoints=2"]
+        "--set", "preview_every=5", "--set", "eval_every=1000", "--set", "keep_checkpoints=2", "--set", "netG=resnet"]
 
 
 def _env():

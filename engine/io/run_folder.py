@@ -264,8 +264,8 @@ class RunFolder:
                 yield line, row
 
     def metric_rows(self) -> list[dict]:
-        """The progress and eval rows of metrics.jsonl, in order."""
-        return [row for _, row in self._metric_lines() if row.get("type") in ("progress", "eval")]
+        """The progress, eval and family-search rows of metrics.jsonl, in order."""
+        return [row for _, row in self._metric_lines() if row.get("type") in ("progress", "eval", "family")]
 
     def latest_preview(self) -> tuple[int, Path] | tuple[None, None]:
         found = []

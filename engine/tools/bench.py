@@ -130,7 +130,7 @@ def bench_training(cfg: Config, *, steps: int = 20, warmup: int = 3, data: tuple
                    label: str = "") -> BenchResult:
     """Time full training steps after warm-up; on real folders when ``data`` is given. With ``evals``, also
     time that many held-out evaluations (the W monitor's included) after a first one."""
-    cfg = cfg.with_values(val_fraction=0.05 if evals else 0.0, val_min=4 if evals else 0)
+    cfg = one_family(cfg).with_values(val_fraction=0.05 if evals else 0.0, val_min=4 if evals else 0)
     with tempfile.TemporaryDirectory(prefix="cyclegan-bench-") as tmp:
         if data is None:
             dir_a, dir_b = _synthetic_folders(Path(tmp), cfg, n=24 if evals else 8)
@@ -213,6 +213,7 @@ def bench_translate(cfg: Config, size: tuple[int, int] = (512, 512), repeats: in
                     tile: int | None = None) -> dict[str, float]:
     """Time translating one W×H image as ``translate`` does (tiles when it does not fit ``max_memory``) against
     the whole image's FLOP-limited time (its FLOPs ÷ the fp32 matmul peak), with the process's peak memory."""
+    cfg = one_family(cfg)
     dev = resolve_device(cfg.output.device)
     net = build_generator(cfg).to(dev).eval()
     w, h = size
@@ -296,10 +297,20 @@ def _describe(res: BenchResult) -> list[str]:
     return lines
 
 
+def one_family(cfg: Config) -> Config:
+    """A benchmark times one generator: ``auto`` (a search that keeps one family) is timed as the ResNet, the
+    slowest family it may keep. Pin another with ``--set netG=colour`` or ``netG=local``."""
+    return cfg.with_values(netG="resnet") if cfg.model.netG == "auto" else cfg
+
+
 def run_cli(args) -> int:
     steps = args.steps
     args.steps = None  # --steps here counts timed steps; it is not the config's max_steps
     cfg = load_config(args)
+    if cfg.model.netG == "auto":
+        print("netG=auto: timing the resnet family, the slowest that auto may keep (--set netG=colour|local for "
+              "the others)", file=sys.stderr)
+        cfg = one_family(cfg)
     if args.translate:
         r = bench_translate(cfg, args.translate, repeats=args.repeats, max_memory=args.max_memory)
         if args.json:

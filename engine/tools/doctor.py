@@ -23,10 +23,9 @@ import numpy as np
 import torch
 from PIL import Image
 
-from engine import __version__
+from engine import __version__, devices
 from engine.config import preset
 from engine.data import open_domains
-from engine import devices
 from engine.devices import resolve_device
 from engine.io.translate import TranslationModel
 from engine.models.networks import build_generator
@@ -113,7 +112,7 @@ def run_doctor(device: str = "auto", *, paper_step: bool = True) -> list[Check]:
         a, b = _folders(Path(tmp), 72)
 
         def training():
-            cfg = preset("cpu-quick").with_values(max_steps=20, log_every=20, eval_every=10**6, preview_every=10**6,
+            cfg = preset("cpu-quick").with_values(netG="resnet", max_steps=20, log_every=20, eval_every=10**6, preview_every=10**6,
                                                   save_every=10**6, val_fraction=0.0, val_min=0, device=dev.type)
             t = Trainer(cfg, *open_domains(a, b, cfg), device=dev)
             start = time.perf_counter()
@@ -121,12 +120,12 @@ def run_doctor(device: str = "auto", *, paper_step: bool = True) -> list[Check]:
             _sync(dev)
             seconds = time.perf_counter() - start
             ok = reports[-1].reason == "completed" and t.step == 20
-            return ok, f"20 cpu-quick steps in {seconds:.1f} s ({20 / seconds:.2f} it/s, {t.execution.amp and 'bf16' or 'fp32'})", ""
+            return ok, f"20 cpu-quick steps (ResNet) in {seconds:.1f} s ({20 / seconds:.2f} it/s, {t.execution.amp and 'bf16' or 'fp32'})", ""
 
         checks.append(_check("training", training))
 
         def round_trip():
-            cfg = preset("cpu-quick")
+            cfg = preset("cpu-quick").with_values(netG="resnet")
             net = build_generator(cfg).to(dev)
             model = TranslationModel(net, None, cfg, "doctor")
             img = Image.fromarray(np.random.default_rng(1).integers(0, 256, (512, 512, 3), dtype=np.uint8))
@@ -142,7 +141,7 @@ def run_doctor(device: str = "auto", *, paper_step: bool = True) -> list[Check]:
 
     if paper_step:
         def paper_memory():
-            cfg = preset("paper").with_values(max_steps=1, device=dev.type, val_fraction=0.0, val_min=0)
+            cfg = preset("paper").with_values(netG="resnet", max_steps=1, device=dev.type, val_fraction=0.0, val_min=0)
             if dev.type == "cuda":
                 torch.cuda.reset_peak_memory_stats()
             with tempfile.TemporaryDirectory(prefix="cyclegan-doctor-") as tmp2:

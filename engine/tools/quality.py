@@ -36,7 +36,8 @@ from engine.metrics import GroundTruth
 from engine.tools.charts import comparison_grid, plot_curves
 from engine.tools.monitor_proof import proof_table
 from engine.tools.tasks import SUITES, Task, TaskData, get_task, suite
-from engine.training.reports import FinishedReport, ProgressReport, WarningReport
+from engine.training.reports import FamilyTrialReport, FinishedReport, ProgressReport, WarningReport
+from engine.training.search import FamilySearch
 from engine.training.trainer import Trainer
 
 log = logging.getLogger(__name__)
@@ -66,7 +67,7 @@ def _score(trainer: Trainer, gt: GroundTruth, monitor: bool = False) -> dict[str
     G, F = trainer.state.inference_generators()
     scores = gt.score(G, F, trainer.device)
     point = {"minutes": trainer.elapsed() / 60.0, "step": trainer.step, **{k: scores[k] for k in CURVE_KEYS},
-             "moved": scores["moved_AtoB"]}
+             "moved": scores["moved_AtoB"], "family": getattr(trainer, "active", trainer).cfg.model.netG}
     if G is not trainer.state.G:  # EMA on: also the raw weights, to show what the average buys
         raw = gt.score(trainer.state.G, trainer.state.F, trainer.device)
         point.update({f"{k}_raw": raw[k] for k in CURVE_KEYS})
@@ -94,14 +95,19 @@ def measure(cfg: Config, task_data: TaskData, *, minutes: float | None = None, s
     if steps is not None and steps < 1:
         raise ValueError(f"steps must be at least 1, got {steps}")
     settings = dict(_MEASURE_SETTINGS)
-    if monitor:  # keep the config's held-out split
+    if monitor or cfg.model.netG == "auto":  # keep the config's held-out split (the family search compares on it)
         settings.update(val_fraction=cfg.get("val_fraction"), val_min=cfg.get("val_min"), **_MONITOR_SETTINGS)
     cfg = cfg.with_values(settings, minutes=minutes or 0.0, max_steps=steps or 0)
     ds_a, ds_b = open_domains(task_data.dir_a, task_data.dir_b, cfg)
     gt = GroundTruth.from_arrays(task_data.x, task_data.tx)
-    trainer = Trainer(cfg, ds_a, ds_b, device=device)
+    trainer = (FamilySearch if cfg.model.netG == "auto" else Trainer)(cfg, ds_a, ds_b, device=device)
     points: list[dict[str, float]] = []
     next_score = score_every_s if score_every_steps is None else math.inf
+    trials: list[dict[str, Any]] = []  # a family search's candidates at the end of their trials, against the truth
+    if isinstance(trainer, FamilySearch):
+        trainer.trial_hook = lambda family, t: trials.append(
+            {"family": family, "step": t.step, "minutes": t.elapsed() / 60.0,
+             **{k: v for k, v in gt.score(*t.state.inference_generators(), t.device).items() if k in CURVE_KEYS}})
 
     def score() -> None:
         t0 = time.perf_counter()
@@ -121,7 +127,8 @@ def measure(cfg: Config, task_data: TaskData, *, minutes: float | None = None, s
             log.warning("step %d: %s", rep.step, rep.message)
             if rep.severity == "error":
                 trainer.stop()
-        elif isinstance(rep, ProgressReport) and not trainer.stopping:
+        elif isinstance(rep, (ProgressReport, FamilyTrialReport)) and not getattr(rep, "replay", False) \
+                and not trainer.stopping:  # during a family search: the family on trial
             due = (trainer.elapsed() >= next_score if score_every_steps is None
                    else trainer.step % score_every_steps == 0)
             if due and not trainer.schedule.done(trainer.step, trainer.elapsed()):
@@ -143,7 +150,10 @@ def measure(cfg: Config, task_data: TaskData, *, minutes: float | None = None, s
         "steps_per_s": trainer.step / train_s if train_s > 0 else 0.0,
         "threads": torch.get_num_threads(),
         "device": str(trainer.device),
-        "train_scale": ds_a.scale(),
+        "train_scale": trainer.data_scale["A"],
+        "family": trainer.cfg.model.netG if isinstance(trainer, Trainer) else trainer.choice.chosen,
+        "search": trainer.choice.metrics_row()[1] if isinstance(trainer, FamilySearch) and trainer.choice else None,
+        "trials": trials,
         "config": cfg.to_dict(),
         "points": points,
         "images": {"x": task_data.x, "tx": task_data.tx,

@@ -102,3 +102,10 @@ def agree_any(flag: bool, device: torch.device | str = "cpu") -> bool:
     t = torch.tensor([1.0 if flag else 0.0], device=device)
     dist.all_reduce(t, op=dist.ReduceOp.MAX)
     return bool(t.item() > 0)
+
+
+def broadcast_choice(index: int, device: torch.device | str = "cpu", src: int = 0) -> int:
+    """Rank ``src``'s ``index`` on every rank (the family search's choice, which only the main rank measures)."""
+    t = torch.tensor([float(index)], device=device)
+    dist.broadcast(t, src)
+    return int(t.item())

@@ -19,6 +19,9 @@ __all__ = [
     "CheckpointReport",
     "WarningReport",
     "FinishedReport",
+    "FamilyTrialReport",
+    "FamilyCandidate",
+    "FamilyChoiceReport",
     "LOSS_KEYS",
     "ProgressWindow",
 ]
@@ -46,6 +49,11 @@ class ProgressReport(Report):
     eta_s: float
     metrics: Mapping[str, float] = field(default_factory=dict)
     progress: float = 0.0  # share of the run done, 0 … 1 (of its steps, or of its minutes)
+    replay: bool = False   # sent again after the family search: the chosen family's trial, for the plots
+
+    def metrics_row(self) -> tuple[str, dict]:
+        """(kind, values) of its metrics.jsonl row, as the reporter writes it."""
+        return "progress", {"epoch": self.epoch, "lr": self.lr, "its_per_s": self.its_per_s, **self.metrics}
 
 
 @dataclass(frozen=True)
@@ -83,6 +91,59 @@ class FinishedReport(Report):
     reason: Literal["completed", "stopped", "time-limit", "plateau", "error"]
     message: str = ""
     checkpoint: str | None = None
+
+
+@dataclass(frozen=True)
+class FamilyTrialReport(Report):
+    """The auto family search at work: ``family`` (``index`` of ``count``) is on trial, at ``step`` of its own."""
+
+    family: str
+    index: int
+    count: int
+    progress: float        # of the whole run's budget, 0 … 1
+    trial_progress: float  # of this family's trial, 0 … 1
+    elapsed_s: float
+    eta_s: float           # of the whole run
+    its_per_s: float
+    measured: tuple["FamilyCandidate", ...] = ()  # the families tried before this one, as the monitor read them
+
+
+@dataclass(frozen=True)
+class FamilyCandidate:
+    """One family's trial as the selection monitor read it. ``score``: W / start averaged over both directions
+    (1: as far from the target as the untranslated images; lower is closer), with its 95 % interval."""
+
+    family: str
+    score: float
+    lo: float
+    hi: float
+    w: Mapping[str, float]      # per direction (AtoB, BtoA): the monitor's W
+    start: Mapping[str, float]  # per direction: the identity's W
+    steps: int
+    seconds: float
+
+    def as_dict(self) -> dict:
+        return {"family": self.family, "score": self.score, "lo": self.lo, "hi": self.hi, "w": dict(self.w),
+                "start": dict(self.start), "steps": self.steps, "seconds": self.seconds}
+
+
+@dataclass(frozen=True)
+class FamilyChoiceReport(Report):
+    """The family search's outcome: every candidate's reading, the one kept, and why. ``resolved`` is False
+    where the monitor could not tell the winner from a family that changes the picture less (that one is
+    kept) or could not compare at all. ``history``: the winner's progress reports from its trial."""
+
+    candidates: tuple[FamilyCandidate, ...]
+    chosen: str
+    resolved: bool
+    reason: str
+    dropped_s: float       # training seconds spent on the families dropped
+    dropped_share: float   # of the budget (NaN under a step or epoch budget, where the search adds steps)
+    history: tuple[ProgressReport, ...] = ()
+
+    def metrics_row(self) -> tuple[str, dict]:
+        return "family", {"chosen": self.chosen, "resolved": self.resolved, "reason": self.reason,
+                          "dropped_s": self.dropped_s, "candidates": [c.as_dict() for c in self.candidates]}
 
 
 class ProgressWindow:

@@ -47,6 +47,9 @@ class Trainer(Controls):
                  device: str | torch.device | None = None, run_dir: str | Path | None = None,
                  *, ground_truth: Any = None, dist_info: DistInfo = SINGLE, data_paths: tuple[str, str] = ("", "")):
         super().__init__()
+        if config.model.netG == "auto":
+            raise ValueError("netG='auto' is a search over generator families: open it with "
+                             "engine.training.search.open_trainer, which tries each and trains the one kept")
         cfg, d, seed = config, config.data, config.schedule.seed
         self.cfg, self.dist, self.data_paths = cfg, dist_info, data_paths
         self.device = device if isinstance(device, torch.device) else resolve_device(device or cfg.output.device)
@@ -86,6 +89,10 @@ class Trainer(Controls):
         self._session_start: float | None = None  # perf_counter at the start of this run() session
         self._now = 0.0  # training seconds as read at the top of the current step
         self._stop_reason = "stopped"
+        self.search_record: dict[str, Any] | None = None  # how the auto family search chose this run's family
+        # Reports made before this trainer ran (the family search's choice and the chosen family's trial): logged
+        # and yielded first, once the run folder is locked and prepared.
+        self.prelude: list[Report] = []
 
     @classmethod
     def from_folders(cls, config: Config, path_a, path_b, run_dir=None, device=None,
@@ -127,6 +134,8 @@ class Trainer(Controls):
     def load_state(self, ck: dict[str, Any], source: str = "checkpoint") -> None:
         self.state.restore(ck, source, self.device)
         self.best.load_state_dict(ck.get("best", {}))
+        if isinstance(ck.get("family_search"), dict):
+            self.search_record = ck["family_search"]
         if self.evaluator.monitor is not None and "monitor" in ck:
             self.evaluator.monitor.load_state_dict(ck["monitor"])
         self.faults.total = self.state.fault_count
@@ -160,6 +169,12 @@ class Trainer(Controls):
             except (OSError, CheckpointError) as e:
                 yield FinishedReport(self.step, "error", f"cannot write the run folder: {e}")
                 return
+        for rep in self.prelude:
+            if self.run_folder is not None:
+                kind, values = rep.metrics_row()
+                self.run_folder.append_metrics(kind, rep.step, getattr(rep, "elapsed_s", self.elapsed()), values)
+            yield rep
+        self.prelude = []
         self._window = ProgressWindow(time.perf_counter())
         reason, message = "completed", ""
         batches = self.batches.prefetch(self.step)
@@ -233,7 +248,8 @@ class Trainer(Controls):
 
     def _payload_meta(self) -> dict[str, Any]:
         monitor = self.evaluator.monitor
-        extra = {"best": self.best.state_dict(), **({"monitor": monitor.state_dict()} if monitor else {})}
+        extra = {"best": self.best.state_dict(), **({"monitor": monitor.state_dict()} if monitor else {}),
+                 **({"family_search": self.search_record} if self.search_record else {})}
         return {"epoch": self.batches.epoch_of(self.step), "total_steps": self.total_steps, "elapsed_s": self.elapsed(),
                 "data_paths": self.data_paths, "data_scale": self.data_scale, "extra": extra}
 

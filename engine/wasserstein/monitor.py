@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 import ot
@@ -39,9 +39,10 @@ import torch.nn.functional as Fn
 
 from engine.wasserstein.critic import MLPCritic, W1Estimate, estimate_w1
 
-__all__ = ["Reading", "WMonitor", "patches_of", "MONITOR_KEYS"]
+__all__ = ["Reading", "WMonitor", "patches_of", "compare_to_target", "MONITOR_KEYS", "WAYS", "TRUSTED_SLOPE"]
 
 WAYS = (("AtoB", "A", "B"), ("BtoA", "B", "A"))   # direction, source domain, target domain
+TRUSTED_SLOPE = (0.5, 1.5)  # the critic's mean gradient norm within which its estimate can be trusted
 MONITOR_KEYS = ("w_mon", "w_mon_lo", "w_mon_hi", "w_mon_grad", "w_mon_start", "w_mon_floor", "w_mon_remaining",
                 "sliced", "emd")
 
@@ -65,14 +66,32 @@ class Reading:
         span = self.start - self.floor
         return (self.w - self.floor) / span if span > 0 else math.nan
 
+    def doubt(self) -> str:
+        """Why the estimate cannot be trusted, in words for the user; "" when it can: the critic's slope is near 1
+        (``TRUSTED_SLOPE``) and the domains are told apart at all (the span from start to floor wider than the
+        estimate's interval). The app's caution and the tests read this one rule."""
+        if not TRUSTED_SLOPE[0] <= self.grad_norm <= TRUSTED_SLOPE[1]:
+            return f"critic slope {self.grad_norm:.2f}, not {TRUSTED_SLOPE[0]}–{TRUSTED_SLOPE[1]}"
+        if not self.start - self.floor > self.hi - self.lo:
+            return "the domains are within its noise"
+        return ""
+
     @property
     def trustworthy(self) -> bool:
-        """The critic's slope is near 1 and the domains are told apart at all (start above floor)."""
-        return 0.5 <= self.grad_norm <= 1.5 and self.start - self.floor > self.hi - self.lo
+        return not self.doubt()
 
     def metrics(self, way: str) -> dict[str, float]:
         values = (self.w, self.lo, self.hi, self.grad_norm, self.start, self.floor, self.remaining, self.sliced, self.emd)
         return {f"{k}_{way}": float(v) for k, v in zip(MONITOR_KEYS, values)}
+
+    @classmethod
+    def from_metrics(cls, metrics: Mapping[str, float], way: str) -> "Reading | None":
+        """The reading ``metrics(way)`` wrote (an evaluation's row, a report's metrics); None without one."""
+        if f"w_mon_{way}" not in metrics:
+            return None
+        get = lambda k: float(metrics.get(f"{k}_{way}", math.nan))  # noqa: E731
+        return cls(get("w_mon"), get("w_mon_lo"), get("w_mon_hi"), get("w_mon_grad"), get("w_mon_start"),
+                   get("w_mon_floor"), get("sliced"), get("emd"))
 
 
 def patches_of(images: torch.Tensor, size: int, stride: int) -> torch.Tensor:
@@ -171,6 +190,42 @@ class WMonitor:
             critic = MLPCritic(self.real["A"].shape[1])
             critic.load_state_dict(sd)
             self.critics[way] = critic.eval().requires_grad_(False)
+
+
+def compare_to_target(target: torch.Tensor, candidates: dict[str, torch.Tensor], *, steps: int = 400,
+                      lambda_lp: float = 100.0, batch_size: int = 64, seed: int = 0, n_boot: int = 200
+                      ) -> dict[str, tuple[float, float, float]]:
+    """Several samples measured against one target by **one** critic: {name: (w, lo, hi)}.
+
+    Each sample is cut in two halves (seeded). One critic f (``estimate_w1``, one-sided penalty) is fitted to
+    tell the target's first half from an equal mixture of every candidate's first half; then, on the second
+    halves, w = E_target f − E_candidate f, with a percentile bootstrap interval. Every candidate is read by
+    the same yardstick at the cost of one estimate; each w is a lower bound of that candidate's W1 (f is the
+    mixture's critic), and the candidates rank as their distances to the target do wherever f separates them.
+    """
+    gen = torch.Generator().manual_seed(seed)
+
+    def halves(t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        order = torch.randperm(len(t), generator=gen)
+        return t[order[: len(t) // 2]], t[order[len(t) // 2:]]
+
+    fit_t, report_t = halves(target)
+    split = {name: halves(c) for name, c in candidates.items()}
+    n = min(len(fit) for fit, _ in split.values())
+    mixture = torch.cat([fit[torch.randperm(len(fit), generator=gen)[:n]] for fit, _ in split.values()])
+    est = estimate_w1(fit_t, mixture, "lp", steps=steps, lambda_gp=lambda_lp, batch_size=batch_size,
+                      heldout_fraction=0.02, seed=seed)
+    rng = np.random.default_rng(seed)
+    with torch.no_grad():
+        f_t = est.critic(report_t).double().numpy()
+        out = {}
+        for name, (_, report) in split.items():
+            f_c = est.critic(report).double().numpy()
+            boot = [f_t[rng.integers(len(f_t), size=len(f_t))].mean() - f_c[rng.integers(len(f_c), size=len(f_c))].mean()
+                    for _ in range(n_boot)]
+            lo, hi = np.quantile(boot, [0.025, 0.975])
+            out[name] = (float(f_t.mean() - f_c.mean()), float(lo), float(hi))
+    return out
 
 
 def cross_checks(real: torch.Tensor, fake: torch.Tensor, seed: int, n_sliced: int = 2000, n_emd: int = 300

@@ -1,0 +1,353 @@
+"""The ``auto`` generator family: try each family on the user's own folders, keep the one whose translations
+come closest to the target, and train it for the rest of the budget.
+
+1. Each family of ``FAMILIES`` trains for ``search_share`` of the budget (of its minutes, or of its steps
+   under a step or epoch budget), as a trainer of its own that writes nothing.
+2. One W monitor (``engine.wasserstein.monitor``), built once on held-out images at their own resolution
+   (the scale a user translates at), measures each candidate's translations of held-out sources against
+   the real held-out targets, in both directions, with a fresh critic each time. No ground truth is used.
+   A candidate's score is its W over the identity's (``start``), averaged over the two directions, with the
+   95 % interval of each reading carried along.
+3. The lowest score wins, unless a family that changes the picture less (earlier in ``FAMILIES``) is within
+   the intervals: then the monitor cannot tell the two apart and the family that keeps more of the picture
+   is chosen, and the report says so.
+4. A trainer of the winner's config, writing the run folder, takes over the candidate's state (weights,
+   optimisers, averages, pools, steps and time) and trains to the end of the budget; the dropped candidates
+   cost their shares.
+
+``FamilySearch`` stands where a ``Trainer`` stands for its callers (the CLI, the app's worker, ``quality``):
+``run()`` yields reports, and pause, resume, stop and save reach whichever trainer is running. A stop during
+the search still chooses among the candidates tried so far, and saves the winner, so nothing is lost.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from dataclasses import replace
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+import torch
+
+from engine.config import Config
+from engine.data import ImageFolder, open_domains
+from engine.training.controls import Controls
+from engine.training.distributed import SINGLE, DistInfo, broadcast_choice
+from engine.training.reports import (
+    FamilyCandidate,
+    FamilyChoiceReport,
+    FamilyTrialReport,
+    FinishedReport,
+    ProgressReport,
+    Report,
+    WarningReport,
+)
+from engine.training.trainer import Trainer
+from engine.wasserstein.critic import torch_threads
+from engine.wasserstein.monitor import WAYS, WMonitor, compare_to_target
+
+log = logging.getLogger(__name__)
+
+__all__ = ["FAMILIES", "FamilySearch", "choose", "open_trainer", "family_config"]
+
+# Every family the search tries, ordered by how much of the picture each may change: least first.
+FAMILIES = ("colour", "local", "resnet")
+_QUIET = {"eval_every": 1_000_000, "preview_every": 1_000_000, "save_every": 1_000_000}  # a trial writes nothing
+_HELD_OUT_IMAGES = 32  # per domain, at most, for the selection monitor
+SELECTION_STEPS = 500  # critic steps of the one reading per direction that compares every candidate
+
+
+def family_config(cfg: Config, family: str) -> Config:
+    """``cfg`` with its generator family pinned to ``family`` (everything else as the user set it)."""
+    return cfg.with_values(netG=family)
+
+
+def choose(candidates: list[FamilyCandidate]) -> tuple[str, bool, str]:
+    """(family, resolved, reason): the lowest score, or, where the intervals cannot tell it from a family
+    that changes the picture less, the least-changing of those. ``candidates`` are in ``FAMILIES`` order."""
+    best = min(candidates, key=lambda c: c.score)
+    tied = [c for c in candidates if c.lo <= best.hi and FAMILIES.index(c.family) < FAMILIES.index(best.family)]
+    if not tied:
+        return best.family, True, f"{best.family} came closest to the target (W / start {best.score:.2f})"
+    keep = tied[0]
+    return keep.family, False, (
+        f"the monitor cannot tell {keep.family} ({keep.score:.2f}) from {best.family} ({best.score:.2f}) within its "
+        f"interval: keeping {keep.family}, which changes the picture less")
+
+
+def _score(readings: dict[str, Any]) -> tuple[float, float, float]:
+    """(score, lo, hi): W / start averaged over the directions, with the readings' intervals."""
+    rel = [(r.w / r.start, r.lo / r.start, r.hi / r.start) for r in readings.values() if r.start > 0]
+    if not rel:
+        return math.inf, math.inf, math.inf
+    return tuple(sum(v[i] for v in rel) / len(rel) for i in range(3))  # type: ignore[return-value]
+
+
+def open_trainer(cfg: Config, path_a, path_b, run_dir=None, device=None, *, dist_info: DistInfo = SINGLE,
+                 ground_truth: Any = None) -> Trainer | FamilySearch:
+    """The trainer for ``cfg`` on two folders: a ``Trainer`` for a generator family, a ``FamilySearch`` for auto."""
+    ds_a, ds_b = open_domains(path_a, path_b, cfg)
+    kind = FamilySearch if cfg.model.netG == "auto" else Trainer
+    return kind(cfg, ds_a, ds_b, device=device, run_dir=run_dir, ground_truth=ground_truth, dist_info=dist_info,
+                data_paths=(str(Path(path_a).resolve()), str(Path(path_b).resolve())))
+
+
+class FamilySearch(Controls):
+    """Trains ``cfg`` (``netG="auto"``) as described in the module docstring."""
+
+    def __init__(self, cfg: Config, dataset_a: ImageFolder, dataset_b: ImageFolder, device=None, run_dir=None, *,
+                 ground_truth: Any = None, dist_info: DistInfo = SINGLE, data_paths: tuple[str, str] = ("", "")):
+        super().__init__()
+        if cfg.model.netG != "auto":
+            raise ValueError(f"FamilySearch is for netG='auto', not {cfg.model.netG!r}")
+        self.cfg, self.run_dir_arg, self.gt, self.dist, self.data_paths = cfg, run_dir, ground_truth, dist_info, data_paths
+        self._datasets: dict[str | None, tuple[ImageFolder, ImageFolder]] = {}
+        self._keep_datasets(cfg.with_values(netG="resnet"), dataset_a, dataset_b)
+        # The winner's trainer needs a family to exist before run(): the first candidate stands in until then.
+        self.active: Trainer = self._trainer(FAMILIES[0], trial=True, device=device)
+        self.device = self.active.device
+        self.train_a, self.val_a, self.train_b, self.val_b = (self.active.train_a, self.active.val_a,
+                                                               self.active.train_b, self.active.val_b)
+        self.total_steps = self.active.total_steps
+        self.candidates: list[FamilyCandidate] = []
+        self.choice: FamilyChoiceReport | None = None
+        # Called with (family, trainer) at the end of each trial, before the monitor reads it; its time is not
+        # the search's (``quality`` scores each candidate against the truth here).
+        self.trial_hook: Callable[[str, Trainer], None] | None = None
+        self._spent = 0.0  # training seconds of the whole search so far (its measuring included)
+        # Each candidate's lineage: the training seconds and progress reports that went into its weights.
+        self._own: dict[str, float] = {}
+        self._history: dict[str, list[ProgressReport]] = {}
+        self._translations: dict[str, dict[str, torch.Tensor]] = {}  # way → family → patches of its translations
+        self._trial_steps: dict[str, int] = {}
+
+    # --- what callers read, from whichever trainer is running -----------------------------------------------
+    state = property(lambda self: self.active.state)
+    evaluator = property(lambda self: self.active.evaluator)
+    schedule = property(lambda self: self.active.schedule)
+    execution = property(lambda self: self.active.execution)
+    step = property(lambda self: self.active.step)
+    data_scale = property(lambda self: self.active.data_scale)
+    run_dir = property(lambda self: Path(self.run_dir_arg) if self.run_dir_arg is not None else None)
+
+    def elapsed(self) -> float:
+        return self.active.elapsed()
+
+    def exclude_time(self, seconds: float) -> None:
+        self.active.exclude_time(seconds)
+
+    def pause(self) -> None:
+        super().pause()
+        self.active.pause()
+
+    def resume(self) -> None:
+        super().resume()
+        self.active.resume()
+
+    def stop(self) -> None:
+        super().stop()
+        self.active.stop()
+
+    def request_save(self) -> None:
+        self.active.request_save()  # during the search: nothing is written until a family is chosen
+
+    # --- building -------------------------------------------------------------------------------------------
+    def _keep_datasets(self, cfg: Config, a: ImageFolder, b: ImageFolder) -> None:
+        self._datasets[cfg.preprocess_in_force] = (a, b)
+
+    def _domains(self, cfg: Config) -> tuple[ImageFolder, ImageFolder]:
+        """The folders as ``cfg`` reads them (each family at its own scale), opened once per scale."""
+        key = cfg.preprocess_in_force
+        if key not in self._datasets:
+            a, b = self._datasets[next(iter(self._datasets))]
+            self._datasets[key] = open_domains(a.root, b.root, cfg)
+        return self._datasets[key]
+
+    def _trainer(self, family: str, *, trial: bool, device=None) -> Trainer:
+        cfg = family_config(self.cfg, family)
+        a, b = self._domains(cfg)
+        if trial:  # writes nothing and evaluates nothing; each session's length is set by _train
+            return Trainer(cfg.with_values(_QUIET), a, b, device=device, run_dir=None, dist_info=self.dist,
+                           data_paths=self.data_paths)
+        return Trainer(cfg, a, b, device=device, run_dir=self.run_dir_arg, ground_truth=self.gt, dist_info=self.dist,
+                       data_paths=self.data_paths)
+
+    def _selection_monitor(self) -> tuple[WMonitor | None, str]:
+        """The held-out images at their own resolution, cut into the monitor's crops and patches, for every
+        candidate (training images when fewer than two per domain are held out)."""
+        a, b = self._domains(self.cfg.with_values(netG="colour"))
+        split = dict(val_fraction=self.cfg.data.val_fraction, val_min=self.cfg.data.val_min, seed=self.cfg.schedule.seed)
+        (train_a, val_a), (train_b, val_b) = a.training_split(**split), b.training_split(**split)
+        source = "held-out"
+        if len(val_a) < 2 or len(val_b) < 2:
+            val_a, val_b, source = train_a, train_b, "training"
+        if len(val_a) < 2 or len(val_b) < 2:
+            return None, "too few images to compare the families"
+        pick = lambda ds: [ds.get(i) for i in range(min(len(ds), _HELD_OUT_IMAGES))]  # noqa: E731
+        held_a, held_b = pick(val_a), pick(val_b)
+        crop = min(self.cfg.data.crop_size, *(min(t.shape[-2:]) for t in held_a + held_b)) // 4 * 4
+        return WMonitor(held_a, held_b, crop=crop, seed=self.cfg.schedule.seed, device=self.device), source
+
+    # --- the run ---------------------------------------------------------------------------------------------
+    def run(self, stop_at: int | None = None) -> Iterator[Report]:
+        t0 = time.perf_counter()
+        monitor, source = self._selection_monitor() if self.dist.is_main else (None, "")
+        self._spent += time.perf_counter() - t0  # building the monitor is part of the search's cost
+        share = self.cfg.schedule.search_share
+        colour = self.active
+        trainers: dict[str, Trainer] = {"colour": colour}
+        yield from self._train(colour, "colour", 2 * share)
+        if not self.stopping:  # the local generator takes the colour map over and learns detail on top of it,
+            local = trainers["local"] = self._trainer("local", trial=True, device=self.device)  # while the colour
+            graft(colour, local)  # map trains on alone for as long: the two compared at equal time
+            self._own["local"], self._history["local"] = self._own["colour"], list(self._history["colour"])
+            yield from self._train(colour, "colour", share)
+            self._candidate(monitor, "colour", colour)
+        if not self.stopping:
+            yield from self._train(local, "local", share)
+            self._candidate(monitor, "local", local)
+        if not self.stopping:
+            resnet = trainers["resnet"] = self._trainer("resnet", trial=True, device=self.device)
+            yield from self._train(resnet, "resnet", share)
+            self._candidate(monitor, "resnet", resnet)
+        if monitor is not None and self._translations:
+            self._read(monitor)
+        yield from self._choose_and_continue(trainers, source, stop_at)
+
+    def _train(self, trainer: Trainer, family: str, share: float) -> Iterator[Report]:
+        """One session of a candidate's trial: ``share`` of the budget (of its minutes, or of its steps)."""
+        trainer.state.elapsed_s = self._spent  # the run's clock goes on through every trial
+        self.active = trainer
+        if self.paused:
+            trainer.pause()
+        steps = None
+        if trainer.schedule.timed:
+            trainer.schedule.time_limit_s = share * trainer.schedule.budget_s  # this session's length
+        else:
+            steps = trainer.step + max(1, round(share * trainer.total_steps))
+        start, first = trainer.elapsed(), trainer.step
+        index = FAMILIES.index(family)
+        history = self._history.setdefault(family, [])
+        for rep in trainer.run(stop_at=steps):
+            if isinstance(rep, ProgressReport):
+                history.append(rep)
+                done = ((trainer.step - first) / (steps - first) if steps else
+                        (rep.elapsed_s - start) / (share * trainer.schedule.budget_s))
+                yield FamilyTrialReport(rep.step, family, index, len(FAMILIES), rep.progress, min(1.0, done),
+                                        rep.elapsed_s, rep.eta_s, rep.its_per_s, tuple(self.candidates))
+            elif isinstance(rep, FinishedReport):
+                if rep.reason == "error":
+                    log.warning("the %s family's trial failed: %s", family, rep.message)
+            elif isinstance(rep, WarningReport):
+                yield rep  # the user should hear of a fault in a trial too
+        self._own[family] = self._own.get(family, 0.0) + trainer.elapsed() - start
+        self._spent = trainer.elapsed()
+
+    def _candidate(self, monitor: WMonitor | None, family: str, trainer: Trainer) -> None:
+        """A candidate at the end of its trial: its translations of the held-out sources, kept for the reading
+        (translating counts as the search's time; ``trial_hook``'s does not)."""
+        if self.trial_hook is not None:
+            self.trial_hook(family, trainer)
+        if monitor is None:
+            return
+        t0 = time.perf_counter()
+        for (way, source, _), net in zip(WAYS, trainer.state.inference_generators()):
+            self._translations.setdefault(way, {})[family] = monitor._translated(net, source)
+        self._trial_steps[family] = trainer.step
+        self._spent += time.perf_counter() - t0
+
+    def _read(self, monitor: WMonitor) -> None:
+        """Every candidate read by one critic per direction against the real targets, relative to the untranslated
+        sources: W / start, averaged over both directions (``compare_to_target``). Its time is the search's."""
+        t0 = time.perf_counter()
+        readings: dict[str, dict[str, tuple[float, float, float]]] = {}
+        with torch_threads(1):
+            for way, source, target in WAYS:
+                readings[way] = compare_to_target(monitor.real[target],
+                                                  {"identity": monitor.real[source], **self._translations[way]},
+                                                  steps=SELECTION_STEPS, seed=self.cfg.schedule.seed)
+        for family in self._translations[WAYS[0][0]]:
+            start = {way: readings[way]["identity"][0] for way in readings}
+            rel = [tuple(v / start[way] for v in readings[way][family]) for way in readings if start[way] > 0]
+            score, lo, hi = (tuple(sum(r[i] for r in rel) / len(rel) for i in range(3)) if rel
+                             else (math.inf, math.inf, math.inf))
+            self.candidates.append(FamilyCandidate(family, score, lo, hi,
+                                                   {way: readings[way][family][0] for way in readings}, start,
+                                                   self._trial_steps[family], self._own[family]))
+        self._spent += time.perf_counter() - t0
+
+    def _choose_and_continue(self, trainers: dict[str, Trainer], source: str, stop_at: int | None
+                             ) -> Iterator[Report]:
+        if self.candidates:
+            chosen, resolved, reason = choose(self.candidates)
+            if source == "training":
+                reason += " (measured on training images: too few are held out)"
+        else:  # no monitor (too few images), or stopped before any trial ended: the least-changing family
+            chosen, resolved = FAMILIES[0], False
+            reason = ("stopped before the families could be compared" if self.stopping else
+                      "the families could not be compared (too few images)") + "; keeping the colour map"
+        if self.dist.enabled:  # only the main rank measured: every rank takes its choice
+            chosen = FAMILIES[broadcast_choice(FAMILIES.index(chosen), self.device)]
+        winner = trainers[chosen]
+        dropped = self._spent - self._own.get(chosen, 0.0)
+        final = self._trainer(chosen, trial=False, device=self.device)
+        final.load_state(winner.state.payload(epoch=0, total_steps=winner.total_steps, elapsed_s=self._spent,
+                                               data_paths=self.data_paths, data_scale=winner.data_scale), "the trial")
+        final.search_record = {"chosen": chosen, "resolved": resolved, "reason": reason,
+                               "candidates": [c.as_dict() for c in self.candidates], "dropped_s": dropped}
+        if self.stopping:
+            final.stop()
+        elif self.paused:
+            final.pause()
+        self.active = final
+        share = dropped / final.schedule.budget_s if final.schedule.timed else math.nan
+        self.choice = FamilyChoiceReport(final.step, tuple(self.candidates), chosen, resolved, reason, dropped, share)
+        log.info("generator family: %s (%s)", chosen, reason)
+        history = sorted(self._history.get(chosen, []), key=lambda r: r.step)
+        final.prelude = [self.choice, *(replace(rep, replay=True) for rep in history)]
+        yield from final.run(stop_at)
+
+
+def graft(colour: Trainer, local: Trainer) -> None:
+    """Start ``local``'s trial where ``colour``'s stands: its per-pixel maps (G, F and their averages) with their
+    optimiser moments, the critics with theirs, the pools and the step count. The maps' weights for the local
+    generators' filtered channels stay at zero, so they begin as exactly the colour maps."""
+    src, dst = colour.state, local.state
+    for a, b in ((src.G, dst.G), (src.F, dst.F), (src.G_ema, dst.G_ema), (src.F_ema, dst.F_ema)):
+        if a is None or b is None:
+            continue
+        for name, p in a.colour.named_parameters():
+            q = b.colour.get_parameter(name)
+            cut = tuple(slice(0, n) for n in p.shape)  # the first layer's weights for the pixel's own RGB
+            with torch.no_grad():
+                q.zero_()[cut] = p
+            if p in src.opt_G.state:
+                moments = {k: v.clone() for k, v in src.opt_G.state[p].items()}
+                for k in ("exp_avg", "exp_avg_sq"):  # Adam's moments, shaped as the weights
+                    if k in moments:
+                        moments[k] = torch.zeros_like(q)
+                        moments[k][cut] = src.opt_G.state[p][k]
+                dst.opt_G.state[q] = moments
+    for a, b in ((src.D_A, dst.D_A), (src.D_B, dst.D_B)):
+        b.load_state_dict(a.state_dict())
+    dst.opt_D.load_state_dict(src.opt_D.state_dict())
+    device = next(dst.G.parameters()).device
+    dst.pool_A.load_state_dict(src.pool_A.state_dict(), device)
+    dst.pool_B.load_state_dict(src.pool_B.state_dict(), device)
+    dst.step = src.step
+
+
+def describe_choice(rep: FamilyChoiceReport) -> str:
+    """The search's outcome for a terminal: one line per candidate, the one kept marked, and why."""
+    lines = ["generator families tried (W / start over both directions, 95 % interval; lower is closer to the target):"]
+    for c in rep.candidates:
+        mark = "→" if c.family == rep.chosen else " "
+        lines.append(f"  {mark} {c.family:<7} {c.score:6.3f}  [{c.lo:.3f}, {c.hi:.3f}]  {c.steps} steps in "
+                     f"{c.seconds:.0f} s")
+    cost = f"{rep.dropped_s:.0f} s on the families dropped"
+    if math.isfinite(rep.dropped_share):
+        cost += f" ({100 * rep.dropped_share:.0f} % of the budget)"
+    lines.append(f"kept {rep.chosen}: {rep.reason}; {cost}")
+    return "\n".join(lines)

@@ -1,0 +1,138 @@
+"""The auto generator family: the choice rule, the colour map grafted into the local generator, and a whole search
+that chooses, hands its winner over to a trainer that writes the run, resumes, and stops without losing anything."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from engine.data import open_domains
+from engine.io.checkpoint import load_checkpoint
+from engine.io.run_folder import RunFolder
+from engine.training.reports import (
+    FamilyCandidate,
+    FamilyChoiceReport,
+    FamilyTrialReport,
+    FinishedReport,
+    ProgressReport,
+)
+from engine.training.search import FAMILIES, FamilySearch, choose, graft, open_trainer
+from engine.training.trainer import Trainer
+from tests.helpers import make_domains, tiny_config
+
+
+def cand(family: str, score: float, half: float = 0.02) -> FamilyCandidate:
+    return FamilyCandidate(family, score, score - half, score + half, {}, {}, 10, 1.0)
+
+
+def test_the_closest_family_wins_when_the_monitor_tells_them_apart():
+    chosen, resolved, reason = choose([cand("colour", 0.60), cand("local", 0.40), cand("resnet", 0.50)])
+    assert (chosen, resolved) == ("local", True) and "closest" in reason
+
+
+def test_within_the_interval_the_family_that_changes_the_picture_least_is_kept():
+    # resnet reads lowest, but colour's interval reaches into resnet's: the monitor cannot tell them apart.
+    chosen, resolved, reason = choose([cand("colour", 0.43, 0.05), cand("local", 0.60), cand("resnet", 0.40, 0.02)])
+    assert (chosen, resolved) == ("colour", False)
+    assert "cannot tell colour" in reason and "changes the picture less" in reason
+    # A more-changing family within the interval of the best does not take it over.
+    assert choose([cand("colour", 0.30), cand("local", 0.31), cand("resnet", 0.9)])[0] == "colour"
+
+
+def trial_trainer(tmp_path, family: str, **kw) -> Trainer:
+    a, b = make_domains(tmp_path)
+    cfg = tiny_config(netG=family, **kw)
+    return Trainer(cfg, *open_domains(a, b, cfg), device="cpu")
+
+
+def test_the_local_generator_starts_where_the_colour_map_stands(tmp_path):
+    colour = trial_trainer(tmp_path, "colour", max_steps=6)
+    list(colour.run())
+    local = trial_trainer(tmp_path, "local", max_steps=10)
+    graft(colour, local)
+    x = torch.rand(2, 3, 24, 24) * 2 - 1
+    with torch.no_grad():
+        for name in ("G", "F", "G_ema", "F_ema"):
+            assert torch.allclose(getattr(local.state, name)(x), getattr(colour.state, name)(x), atol=1e-6), name
+    for name in ("D_A", "D_B"):
+        for p, q in zip(getattr(local.state, name).parameters(), getattr(colour.state, name).parameters()):
+            assert torch.equal(p, q)
+    assert local.state.step == colour.state.step == 6
+    # Adam's moments of the colour weights come along; those of the neighbourhood's weights start at zero.
+    first = local.state.G.colour[0].weight
+    moments = local.state.opt_G.state[first]["exp_avg"]
+    assert torch.equal(moments[:, :3], colour.state.opt_G.state[colour.state.G.colour[0].weight]["exp_avg"])
+    assert not moments[:, 3:].any()
+    list(local.run(stop_at=8))  # and it trains on from there
+    assert local.state.step == 8
+
+
+def search_config(**kw):
+    return tiny_config(netG="auto", preprocess="auto", val_fraction=0.3, val_min=2, save_every=10**6,
+                       preview_every=10**6, eval_every=10**6, log_every=1, **kw)
+
+
+def test_a_search_tries_every_family_keeps_one_and_writes_the_run(tmp_path):
+    a, b = make_domains(tmp_path, n_a=8, n_b=8)
+    search = open_trainer(search_config(max_steps=40), a, b, run_dir=tmp_path / "run", device="cpu")
+    assert isinstance(search, FamilySearch)
+    reports = list(search.run())
+    trials = [r for r in reports if isinstance(r, FamilyTrialReport)]
+    assert [f for f in FAMILIES if any(r.family == f for r in trials)] == list(FAMILIES)
+    choice = [r for r in reports if isinstance(r, FamilyChoiceReport)]
+    assert len(choice) == 1 and [c.family for c in choice[0].candidates] == list(FAMILIES)
+    chosen = choice[0].chosen
+    assert all(math.isfinite(c.score) and c.lo <= c.score <= c.hi for c in choice[0].candidates)
+    # Step budget: trials of 8 % each (colour twice, then the fork), then the winner to the end.
+    assert reports[-1].reason == "completed" and search.step == 40
+    # The chosen family's own trial comes first in its history, replayed in order for the plots.
+    progress = [r for r in reports if isinstance(r, ProgressReport)]
+    replayed = [r.step for r in progress if r.replay]
+    assert replayed == sorted(replayed) and all(r.step > replayed[-1] for r in progress if not r.replay)
+    # The run folder holds the winner, pinned, and how it was chosen.
+    run = RunFolder(tmp_path / "run")
+    assert run.read().config.model.netG == chosen
+    rows = [r for r in run.metric_rows() if r["type"] == "family"]
+    assert len(rows) == 1 and rows[0]["chosen"] == chosen and len(rows[0]["candidates"]) == 3
+    ck = load_checkpoint(tmp_path / "run")
+    assert ck["family_search"]["chosen"] == chosen
+    # It resumes as a plain run of its family.
+    again = Trainer.resume_run(tmp_path / "run", device="cpu", max_steps=44)
+    assert again.cfg.model.netG == chosen and again.search_record["chosen"] == chosen
+    assert list(again.run())[-1].reason == "completed" and again.step == 44
+
+
+def test_a_stop_during_the_search_keeps_the_colour_map_with_a_checkpoint(tmp_path):
+    a, b = make_domains(tmp_path, n_a=8, n_b=8)
+    search = open_trainer(search_config(max_steps=200), a, b, run_dir=tmp_path / "run", device="cpu")
+    reports = []
+    for rep in search.run():
+        reports.append(rep)
+        if isinstance(rep, FamilyTrialReport) and rep.step == 3:
+            search.stop()
+    assert isinstance(reports[-1], FinishedReport) and reports[-1].reason == "stopped"
+    choice = next(r for r in reports if isinstance(r, FamilyChoiceReport))
+    assert choice.chosen == "colour" and not choice.resolved and "stopped" in choice.reason
+    assert load_checkpoint(tmp_path / "run")["step"] == search.step >= 3
+
+
+def test_a_budget_of_minutes_is_shared_by_the_search_and_the_winner(tmp_path):
+    a, b = make_domains(tmp_path, n_a=8, n_b=8)
+    search = open_trainer(search_config(minutes=0.1), a, b, device="cpu")
+    reports = list(search.run())
+    choice = next(r for r in reports if isinstance(r, FamilyChoiceReport))
+    assert reports[-1].reason == "completed" and search.elapsed() >= 6.0
+    # The search's seconds (its trials and its reading) count in the 6-second budget: the winner trains only for
+    # what is left, and not at all when the search took it all (a loaded machine).
+    assert search.elapsed() - 6.0 < 1.0 or search.step == choice.step
+    assert choice.dropped_s > 0 and choice.dropped_share == pytest.approx(choice.dropped_s / 6.0)
+
+
+def test_a_pinned_family_trains_without_a_search(tmp_path):
+    a, b = make_domains(tmp_path)
+    trainer = open_trainer(tiny_config(netG="colour", max_steps=3), a, b, device="cpu")
+    assert isinstance(trainer, Trainer) and type(trainer.state.G).__name__ == "ColourGenerator"
+    with pytest.raises(ValueError, match="open_trainer"):
+        Trainer(search_config(max_steps=3), *open_domains(a, b, tiny_config()), device="cpu")
