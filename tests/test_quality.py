@@ -57,13 +57,14 @@ def _png(path):
         return np.array(im.convert("RGB"))
 
 
-PER_PIXEL = ("dusk", "faded", "grey", "sepia", "falsecolor", "demo")
-LOCAL = ("sketch", "sharpen", "cartoon")
+PER_PIXEL = ("dusk", "faded", "grey", "tone", "sepia", "falsecolor", "demo")
+LOCAL = ("sketch", "sharpen", "blur", "edges", "cartoon")
+WIDE = ("vignette", "bloom")  # a grade that follows the position in the frame; a glow that reaches far
 
 
 def test_the_suite_has_every_kind_and_a_held_out_check_set():
-    assert len(TASKS) >= 8 and set(PER_PIXEL + LOCAL) == set(TASKS)
-    assert {t.kind for t in TASKS.values()} == {"colour", "texture", "large"}
+    assert len(TASKS) >= 8 and set(PER_PIXEL + LOCAL + WIDE) == set(TASKS)
+    assert {t.kind for t in TASKS.values()} == {"colour", "texture", "spatial", "large"}
     check = suite("check")
     assert len(check) >= 3 and {t.kind for t in check} == {"colour", "texture", "large"}
     assert set(SUITES["tuning"]).isdisjoint(SUITES["check"]) and set(SUITES["all"]) == set(TASKS)
@@ -174,17 +175,31 @@ def test_demo_task_holds_out_its_pairs(tmp_path):
 
 # --- recipes --------------------------------------------------------------------------------------
 
+def test_the_vignette_follows_the_position_and_the_bloom_reaches_far():
+    flat = np.full((48, 48, 3), 150, np.uint8)
+    vignetted = get_task("vignette").transform(flat).astype(int)
+    assert (vignetted[24, 24] > vignetted[0, 0]).all()  # the same colour, darker towards the corners
+    assert np.array_equal(vignetted[24, 24], vignetted[23, 24]) or abs(vignetted[24, 24] - vignetted[23, 24]).max() <= 1
+    dark = np.full((64, 64, 3), 30, np.uint8)
+    lit = dark.copy()
+    lit[30:34, 30:34] = 255
+    glow = np.abs(get_task("bloom").transform(lit).astype(int) - get_task("bloom").transform(dark).astype(int))
+    assert glow[32, 20].sum() > 0  # 10 px from the highlight: further than a local filter reaches
+
+
 def test_recipes_set_only_method_fields_and_paper_is_the_published_recipe():
-    assert set(RECIPES) == {"paper", "studio"}
+    assert set(RECIPES) == {"paper", "studio", "auto"}
     assert RECIPES["paper"] == {}
     assert set(RECIPES["studio"]) <= set(RECIPE_FIELDS) and RECIPES["studio"]
     quick = preset("cpu-quick")
-    # cpu-quick uses the studio recipe; paper recipe at cpu-quick widths changes only recipe fields.
-    assert all(quick.get(k) == v for k, v in RECIPES["studio"].items())
+    # cpu-quick uses the auto recipe (studio's method, the family search); paper at its widths changes only
+    # recipe fields.
+    assert set(RECIPES["auto"]) <= set(RECIPE_FIELDS) and RECIPES["auto"]["netG"] == "auto"
+    assert all(quick.get(k) == v for k, v in RECIPES["auto"].items())
     as_paper = with_recipe(quick, "paper")
     assert all(as_paper.get(k) == Config().get(k) for k in RECIPE_FIELDS)
     assert (as_paper.model.ngf, as_paper.data.crop_size) == (quick.model.ngf, quick.data.crop_size)
-    assert with_recipe(preset("paper"), "paper") == preset("paper")
+    assert with_recipe(preset("paper"), "paper") == Config()
     with pytest.raises(ConfigError, match="unknown recipe"):
         with_recipe(quick, "fast")
 

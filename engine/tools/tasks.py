@@ -12,7 +12,9 @@ Kinds (``Task.kind``):
 * ``colour``: a global, per-pixel colour map (a grade, sepia, greyscale, a hue rotation);
 * ``texture``: a local map whose output pixel depends on a neighbourhood (a pencil sketch,
   a cartoon, sharpening);
-* ``large``: a large change of the whole image (the demo's summer → winter, false colour).
+* ``spatial``: a change that depends on where a pixel is (a vignette);
+* ``large``: a large change of the whole image (the demo's summer → winter, false colour, a bloom whose glow
+  reaches 18 px).
 
 ``Task.ill_posed``: B → A must invent what T threw away (greyscale, sepia, sketch, cartoon).
 
@@ -64,7 +66,7 @@ class TaskData:
     tx: np.ndarray
 
 
-Kind = Literal["colour", "texture", "large"]
+Kind = Literal["colour", "texture", "spatial", "large"]
 
 
 @dataclass(frozen=True)
@@ -186,6 +188,44 @@ def sharpen_transform(img: np.ndarray) -> np.ndarray:
     return _u8(np.clip(x + 1.5 * (x - _gauss(x, 2.0)), 0, 1))
 
 
+def tone_transform(img: np.ndarray) -> np.ndarray:
+    """A pure tone curve, the same on every channel: an S-curve (more mid-tone contrast) with lifted blacks and
+    lowered whites, then slightly brightened (γ 0.85)."""
+    x = _check(img)
+    s = 0.25 * x + 0.75 * x * x * (3.0 - 2.0 * x)  # mostly smoothstep: steeper in the mid-tones
+    return _u8(np.clip(0.06 + 0.88 * s, 0, 1) ** 0.85)
+
+
+def blur_transform(img: np.ndarray) -> np.ndarray:
+    """A small Gaussian blur, σ 1.5 px (a reach of 5 px): B → A must sharpen back what it can."""
+    return _u8(np.clip(_gauss(_check(img), 1.5), 0, 1))
+
+
+def edges_transform(img: np.ndarray) -> np.ndarray:
+    """Edge enhancement: x + 1.2·(x − blur(x)) with σ 0.8 px (a reach of 3 px), clipped."""
+    x = _check(img)
+    return _u8(np.clip(x + 1.2 * (x - _gauss(x, 0.8)), 0, 1))
+
+
+def vignette_transform(img: np.ndarray) -> np.ndarray:
+    """A vignette: every pixel darkened by 1 − 0.55·r², r its distance from the image's centre over the half
+    diagonal (the corners keep 45 %). The change depends on where a pixel is, not on what it is."""
+    x = _check(img)
+    h, w = x.shape[:2]
+    yy, xx = np.mgrid[0:h, 0:w]
+    r2 = ((yy - (h - 1) / 2) ** 2 + (xx - (w - 1) / 2) ** 2) / (((h - 1) / 2) ** 2 + ((w - 1) / 2) ** 2)
+    return _u8(x * (1.0 - 0.55 * r2)[..., None])
+
+
+def bloom_transform(img: np.ndarray) -> np.ndarray:
+    """A warm bloom: the highlights (luma above 0.55) spread as a glow of σ 6 px (a reach of 18 px) over a
+    slightly dimmed picture."""
+    x = _check(img)
+    highlights = np.maximum((x * _LUMA).sum(-1) - 0.55, 0.0) / 0.45
+    glow = _gauss(highlights, 6.0)[..., None] * np.array([1.0, 0.9, 0.7])
+    return _u8(np.clip(0.85 * x + 0.8 * glow, 0, 1))
+
+
 # --- photographs ---------------------------------------------------------------------------------------
 # Colour photographs inside the scikit-image and scikit-learn wheels, read straight from disk with PIL: no
 # import of either package, no download. Name → (package, file).
@@ -225,12 +265,25 @@ def _split_cells(photos: dict[str, np.ndarray], seed: int) -> dict[str, dict[str
     """Per split ("A", "B", "test"), per photo, a boolean (rows, cols) map of the SIZE-px cells it owns."""
     cells = [(name, r, c) for name, img in photos.items()
              for r in range(img.shape[0] // SIZE) for c in range(img.shape[1] // SIZE)]
-    order = np.random.default_rng([seed, 20170330]).permutation(len(cells))
-    n_test = max(4, round(HELD_OUT * len(cells)))
-    n_a = (len(cells) - n_test) // 2
+    # Stratified by content, so that A, B and the held-out cells see alike colours: the cells in order of their
+    # mean colour (by luma, then by the colour's angle), dealt four at a time (a shuffled A, B, held-out, and A
+    # or B in turn). Dealt at random, one draw gave B a mean 20 grey levels brighter than T(A): no unpaired
+    # method can then learn T, and matching the two histograms, the best a colour map can do from such data,
+    # reached 19.7 dB on faded (identity 16.0).
+    rng = np.random.default_rng([seed, 20170330])
+
+    def mean_colour(cell: tuple[str, int, int]) -> tuple[float, float]:
+        name, r, c = cell
+        m = photos[name][r * SIZE:(r + 1) * SIZE, c * SIZE:(c + 1) * SIZE].reshape(-1, 3).mean(0) / 255.0
+        luma = float(m @ _LUMA)
+        return round(luma * 8), float(np.arctan2(m[2] - luma, m[0] - luma))
+
+    ordered = sorted(cells, key=mean_colour)
     owner = {}
-    for rank, k in enumerate(order):
-        owner[cells[k]] = "test" if rank < n_test else "A" if rank < n_test + n_a else "B"
+    for start in range(0, len(ordered), 4):
+        roles = ["A", "B", "test", "A" if start // 4 % 2 else "B"]
+        for cell, role in zip(ordered[start:start + 4], rng.permutation(roles)):
+            owner[cell] = str(role)
     out: dict[str, dict[str, np.ndarray]] = {s: {} for s in ("A", "B", "test")}
     for name, img in photos.items():
         shape = (img.shape[0] // SIZE, img.shape[1] // SIZE)
@@ -255,6 +308,21 @@ def photo_windows(owned: dict[str, np.ndarray]) -> list[tuple[str, int, int]]:
     return out
 
 
+def _cell_weights(windows: list[tuple[str, int, int]]) -> np.ndarray:
+    """Draw probabilities under which every cell is covered alike: a window's weight is the mean, over the cells
+    it overlaps, of 1 / (the windows overlapping that cell). Uniform draws favoured the few places where
+    cells of one split touch, and with them their content."""
+    def covered(name: str, y: int, x: int) -> list[tuple[str, int, int]]:
+        return [(name, r, c) for r in {y // SIZE, (y + SIZE - 1) // SIZE} for c in {x // SIZE, (x + SIZE - 1) // SIZE}]
+
+    count: dict[tuple[str, int, int], int] = {}
+    for w in windows:
+        for cell in covered(*w):
+            count[cell] = count.get(cell, 0) + 1
+    weights = np.array([np.mean([1.0 / count[cell] for cell in covered(*w)]) for w in windows])
+    return weights / weights.sum()
+
+
 def _write(arr: np.ndarray, path: Path) -> None:
     Image.fromarray(arr).save(path, "PNG", compress_level=1)
 
@@ -274,7 +342,8 @@ def _build_photos(task: Task, root: Path, *, seed: int, n_train: int, n_test: in
                 "cells": {s: {n: m.astype(int).tolist() for n, m in owned[s].items()} for s in owned}, "windows": {}}
     for split, folder, transform in (("A", "trainA", None), ("B", "trainB", task.transform)):
         windows = photo_windows(owned[split])
-        pick = np.random.default_rng([seed, 7, ord(split)]).choice(len(windows), size=n_train, replace=n_train > len(windows))
+        pick = np.random.default_rng([seed, 7, ord(split)]).choice(len(windows), size=n_train, replace=n_train > len(windows),
+                                                                    p=_cell_weights(windows))
         chosen = [windows[k] for k in pick]
         out = _fresh(root / folder)
         for i, (name, y, x) in enumerate(chosen):
@@ -312,12 +381,18 @@ TASKS: dict[str, Task] = {t.name: t for t in (
     Task("sharpen", "texture", "tuning", "photos → unsharp-masked (σ 2 px, amount 1.5)", sharpen_transform),
     Task("falsecolor", "large", "tuning", "photos → false colour (channels rotated, contrast ×1.3)",
          falsecolor_transform),
+    Task("tone", "colour", "tuning", "photos → a tone curve (S-curve, lifted blacks, the same on every channel)",
+         tone_transform),
+    Task("blur", "texture", "tuning", "photos → a small Gaussian blur (σ 1.5 px)", blur_transform),
+    Task("vignette", "spatial", "tuning", "photos → a vignette (corners darkened to 45 %)", vignette_transform),
     # check: reported for every recipe kept, never tuned on
     Task("sepia", "colour", "check", "photos → sepia", sepia_transform, ill_posed=True),
     Task("cartoon", "texture", "check", "photos → cartoon (posterised colours, dark outlines)", cartoon_transform,
          ill_posed=True),
     Task("demo", "large", "check", "procedural summer landscapes → winter (engine.data.demo)", demo_transform,
          source="demo"),
+    Task("edges", "texture", "check", "photos → edge enhancement (x + 1.2·(x − blur σ 0.8 px))", edges_transform),
+    Task("bloom", "large", "check", "photos → a warm bloom (highlights glow over ~18 px)", bloom_transform),
 )}
 SUITES: dict[str, tuple[str, ...]] = {
     "tuning": tuple(n for n, t in TASKS.items() if t.split == "tuning"),
