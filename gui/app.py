@@ -17,6 +17,7 @@ import argparse
 import logging
 import signal
 import sys
+from pathlib import Path
 
 import pyqtgraph as pg
 from PySide6.QtCore import QTimer
@@ -33,6 +34,8 @@ __all__ = ["main", "build_parser", "configure_app"]
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="cyclegan-studio", description="CycleGAN Studio: unpaired image-to-image "
                                 "translation with live plots and previews.")
+    p.add_argument("folders", nargs="*", metavar="FOLDER",
+                   help="open with these folders chosen: A_FOLDER B_FOLDER (domain A, then domain B)")
     p.add_argument("--demo", action="store_true", help="select the built-in demo dataset (generated on first use)")
     p.add_argument("--train-steps", type=int, metavar="N",
                    help="smoke mode: train N steps with the cpu-quick preset, then exit")
@@ -94,11 +97,16 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--translate needs --screenshot (it saves OUT-translate.png)")
     if args.train_steps is not None and args.train_steps < 1:
         parser.error("--train-steps must be at least 1")
+    if len(args.folders) not in (0, 2):
+        parser.error("give two folders, A_FOLDER B_FOLDER (domain A, then domain B), or none")
+    if args.folders and args.demo:
+        parser.error("choose either two folders or --demo, not both")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
     app = QApplication.instance() or QApplication([sys.argv[0]])
     configure_app(app)
 
+    args.folders = [str(Path(f).expanduser().resolve()) for f in args.folders]
     window = MainWindow(persist=not smoke)  # smoke runs leave the user's settings alone
     if args.tab and args.tab not in window.tab_keys:
         parser.error(f"unknown tab {args.tab!r}; tabs: {', '.join(window.tab_keys)}")
@@ -110,4 +118,6 @@ def main(argv: list[str] | None = None) -> int:
         window.show_tab(args.tab)
     if args.demo:
         window.datasets.use_demo()
+    elif args.folders:
+        window.datasets.set_paths(*args.folders)
     return app.exec()

@@ -10,7 +10,7 @@ from __future__ import annotations
 from PySide6.QtCore import Signal
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QPushButton, QSizePolicy, QWidget
 
-from .worker import TrainingController
+from .training_controller import TrainingController
 
 __all__ = ["ControlsPanel"]
 

@@ -9,7 +9,7 @@ never reads a buffer the job still writes. At the end it evaluates f over the vi
 copies: the trained ``nn.Module`` never leaves the worker thread.
 
 ``CriticController`` lives in the GUI thread and runs one job at a time on its ``JobRunner``
-(``gui.worker``), like ``TrainingController`` does for training; Stop travels through the job
+(``gui.jobs``), like ``TrainingController`` does for training; Stop travels through the job
 context's ``threading.Event``, which the engine polls before every iteration (``should_stop``).
 """
 
@@ -27,7 +27,7 @@ from PySide6.QtCore import QObject, Signal
 from engine.wasserstein.critic import DEFAULT_SAMPLES, METHODS, critic_curve, critic_grid, estimate_w1, torch_threads
 from engine.wasserstein.distances import CASES
 
-from .worker import Job, JobContext, JobRunner
+from .jobs import Job, JobContext, JobRunner
 
 log = logging.getLogger(__name__)
 

@@ -1,7 +1,7 @@
 """The Datasets panel: a picker per domain (folder dialog or drop), counts, thumbnails, warnings.
 
 Folders are scanned with ``engine.data.ImageFolder`` as jobs on the panel's worker thread
-(``gui.worker.JobRunner``), so a folder of 100k images never freezes the window; only a frozen ``ScanResult`` (numbers, strings and
+(``gui.jobs.JobRunner``), so a folder of 100k images never freezes the window; only a frozen ``ScanResult`` (numbers, strings and
 thumbnail copies) comes back. "Use demo dataset" writes the built-in demo data into the
 app's data folder, off the GUI thread, and selects its trainA/trainB.
 """
@@ -22,8 +22,8 @@ from engine.config import Config
 from engine.data import DataError, open_domain, same_folder
 from engine.data.demo import SUBFOLDERS, is_demo_dataset, make_demo_dataset
 
+from .jobs import JobRunner
 from .util import app_data_dir, to_qimage
-from .worker import JobRunner
 
 __all__ = ["DatasetsPanel", "DomainPicker", "ScanResult", "scan_folder", "make_demo"]
 
@@ -325,7 +325,7 @@ class DatasetsPanel(QWidget):
     def set_config(self, config: Config) -> None:
         """Rescan when a setting that decides what counts as usable changes."""
         old, self._config = self._config, config
-        keys = ("preprocess", "load_size", "crop_size", "max_pixels")
+        keys = ("preprocess", "netG", "load_size", "crop_size", "max_pixels")  # netG: auto preprocessing follows it
         if any(old.get(k) != config.get(k) for k in keys):
             for name, picker in self.pickers.items():
                 if picker.path:

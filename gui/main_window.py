@@ -28,14 +28,15 @@ from .controls import ControlsPanel
 from .datasets import DatasetsPanel
 from .distances_panel import DistancesPanel
 from .export_dialog import ExportDialog
+from .family_panel import FamilyPanel
 from .plots import TrainingPlots
 from .previews import PreviewPanel
 from .runs import CheckpointCheck, RunError, RunInfo, read_run
 from .status import StatusPanel, TensorBoardLine, WarningsPanel
 from .system_check import SystemCheckDialog
+from .training_controller import RunStarted, TrainingController, TrainingJob, default_run_dir
 from .translate_panel import TranslatePanel
 from .util import app_data_dir, resource, settings, show_error
-from .worker import RunStarted, TrainingController, TrainingJob, default_run_dir
 
 __all__ = ["MainWindow"]
 
@@ -66,6 +67,7 @@ class MainWindow(QMainWindow):
         self.previews = PreviewPanel()
         self.warnings = WarningsPanel(self.controller)
         self.tensorboard = TensorBoardLine(self.controller)
+        self.family = FamilyPanel(self.controller)
         self.run_check = CheckpointCheck(self)
         self.translate = TranslatePanel()
         self.distances = DistancesPanel()
@@ -95,6 +97,7 @@ class MainWindow(QMainWindow):
         t_lay.setSpacing(8)
         t_lay.addWidget(self.warnings)
         t_lay.addWidget(self.tensorboard)
+        t_lay.addWidget(self.family)
         self.training_split = QSplitter(Qt.Orientation.Vertical)
         self.training_split.setChildrenCollapsible(False)
         self.training_split.addWidget(self.plots)
@@ -329,6 +332,7 @@ class MainWindow(QMainWindow):
         self.form.set_config(info.config)
         self.plots.reset(info.config)
         self.plots.load_rows(info.rows)
+        self.family.show_record(next((r for r in reversed(info.rows) if r.get("type") == "family"), None))
         self.previews.clear()
         if info.preview_path:
             self.previews.show_saved(info.preview_path, info.preview_step)

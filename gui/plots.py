@@ -26,6 +26,7 @@ from PySide6.QtWidgets import QCheckBox, QComboBox, QHBoxLayout, QLabel, QSlider
 
 from engine.config import Config
 from engine.training.reports import EvalReport, ProgressReport
+from engine.wasserstein.monitor import Reading
 
 from .util import Throttle
 
@@ -137,7 +138,6 @@ _A2B, _B2A, _GREY = "#5b9cff", "#ff8a5c", "#8f99a8"
 _BEST = "#ffd166"     # the best checkpoint's star
 _CAUTION = "#e3b341"  # an estimate not to be trusted
 WAYS = (("AtoB", "A→B", _A2B), ("BtoA", "B→A", _B2A))  # the monitor's directions: key, name, colour
-TRUSTED_SLOPE = (0.5, 1.5)  # the monitor's critic gradient norm within which its estimate can be trusted
 LEVELS = (("start", "identity"), ("floor", "floor"))  # w_mon_<level>_<way>: the dashed reference lines
 
 
@@ -244,14 +244,9 @@ def monitor_title(metrics: Mapping[str, float], best_step: float | None, *, moni
         head = " · ".join(parts)
     cautions = []
     for way, name, _ in ways:
-        slope = metrics.get(f"w_mon_grad_{way}", math.nan)
-        lo, hi = metrics.get(f"w_mon_lo_{way}", math.nan), metrics.get(f"w_mon_hi_{way}", math.nan)
-        span = metrics.get(f"w_mon_start_{way}", math.nan) - metrics.get(f"w_mon_floor_{way}", math.nan)
-        if not TRUSTED_SLOPE[0] <= slope <= TRUSTED_SLOPE[1]:
-            cautions.append(f"{name} not trustworthy (critic slope {slope:.2f}, not {TRUSTED_SLOPE[0]}–"
-                            f"{TRUSTED_SLOPE[1]})")
-        elif span <= hi - lo:
-            cautions.append(f"{name} not trustworthy (the domains are within its noise)")
+        doubt = Reading.from_metrics(metrics, way).doubt()  # the engine's one rule
+        if doubt:
+            cautions.append(f"{name} not trustworthy ({doubt})")
     key = [f"<span style='color:{_GREY}'>band: 95 % · - - identity, floor</span>"]
     if best_step is not None and math.isfinite(best_step):
         key.append(f"<span style='color:{_BEST}'>★</span><span style='color:{_GREY}'> best: step "

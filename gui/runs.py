@@ -16,7 +16,7 @@ from engine.errors import CheckpointError
 from engine.io.checkpoint import config_from_checkpoint, load_checkpoint
 from engine.io.run_folder import RunError, RunFolder, RunInfo
 
-from .worker import JobRunner
+from .jobs import JobRunner
 
 __all__ = ["RunError", "RunInfo", "read_run", "verify_checkpoint", "CheckpointCheck"]
 

@@ -102,6 +102,9 @@ class SmokeRun(QObject):
         if self.args.demo:
             w.datasets.demo_button.click()
             self._wait_until(lambda: w.datasets.ready, self._on_data_ready)
+        elif self.args.folders:
+            w.datasets.set_paths(*self.args.folders)
+            self._wait_until(lambda: not w.datasets.scanning, self._on_data_ready)
         else:
             self._on_data_ready()
 

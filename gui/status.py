@@ -29,10 +29,17 @@ from PySide6.QtWidgets import (
 )
 
 from engine.config import Config
-from engine.training.reports import CheckpointReport, EvalReport, FinishedReport, ProgressReport, WarningReport
+from engine.training.reports import (
+    CheckpointReport,
+    EvalReport,
+    FamilyTrialReport,
+    FinishedReport,
+    ProgressReport,
+    WarningReport,
+)
 
+from .training_controller import RunStarted, TrainingController
 from .util import Throttle
-from .worker import RunStarted, TrainingController
 
 __all__ = ["StatusPanel", "WarningsPanel", "TensorBoardLine", "format_duration", "format_budget", "tensorboard_command"]
 
@@ -69,7 +76,7 @@ class StatusPanel(QWidget):
         super().__init__(parent)
         self.controller = controller
         self.bar = status_bar
-        self._latest: ProgressReport | None = None
+        self._latest: ProgressReport | FamilyTrialReport | None = None
         self._budget_s = 0.0  # the run's minutes budget in seconds; 0: it runs for steps (or epochs)
         self._throttle = Throttle(self._refresh, 10.0, self)
 
@@ -118,6 +125,7 @@ class StatusPanel(QWidget):
         controller.state_changed.connect(self._on_controller_state_changed)
         controller.started.connect(self._on_controller_started)
         controller.progressed.connect(self._on_controller_progressed)
+        controller.trial_progressed.connect(self._on_controller_trial_progressed)
         controller.evaluated.connect(self._on_controller_evaluated)
         controller.checkpoint_saved.connect(self._on_controller_checkpoint_saved)
         controller.warned.connect(self._on_controller_warned)
@@ -159,16 +167,24 @@ class StatusPanel(QWidget):
         self._latest = report
         self._throttle.mark()
 
+    def _on_controller_trial_progressed(self, report: FamilyTrialReport) -> None:
+        self._latest = report
+        self._throttle.mark()
+
     def _refresh(self) -> None:
         r = self._latest
         if r is None:
             return
-        if not r.total_steps:  # a minutes budget, early on: no estimate of the steps yet
+        if isinstance(r, FamilyTrialReport):
+            self.step_label.setText(f"trying {r.family} ({r.index + 1}/{r.count}), step {r.step:,}")
+            self.epoch_label.setText("")
+        elif not r.total_steps:  # a minutes budget, early on: no estimate of the steps yet
             self.step_label.setText(f"step {r.step:,}")
         else:
             approx = "~" if self._budget_s else ""  # estimated from the pace under a minutes budget
             self.step_label.setText(f"step {r.step:,} / {approx}{r.total_steps:,}")
-        self.epoch_label.setText(f"epoch {r.epoch}")
+        if isinstance(r, ProgressReport):
+            self.epoch_label.setText(f"epoch {r.epoch}")
         self.speed_label.setText(f"{r.its_per_s:.2f} it/s")
         if self._budget_s:
             self.eta_label.setText(f"{format_duration(r.elapsed_s)} / {format_budget(self._budget_s)}")

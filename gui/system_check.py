@@ -26,8 +26,8 @@ from PySide6.QtWidgets import (
 
 from engine.tools import doctor
 
+from .jobs import JobRunner
 from .util import show_error
-from .worker import JobRunner
 
 __all__ = ["SystemCheckDialog", "SystemReport", "check_system"]
 

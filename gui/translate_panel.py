@@ -3,7 +3,7 @@
 The model is a ``TranslationModel`` from the current run's checkpoint or from any checkpoint, run
 folder or model file the user opens; for a run, the Checkpoint box picks its latest or its best
 checkpoint. Loading and translating are jobs on the panel's own worker thread
-(``gui.worker.JobRunner``), one after another in the order asked for, so a big image never blocks
+(``gui.jobs.JobRunner``), one after another in the order asked for, so a big image never blocks
 the window and a second drop waits its turn. A translation job reports through its context: the
 decoded input first, then its tiles' progress (at most ten times a second), then the translation;
 only numpy copies come back.
@@ -45,8 +45,8 @@ from engine.io.tiling import DEFAULT_MEMORY, OutOfMemory
 from engine.io.translate import TranslationModel
 
 from .compare_view import MODES, ZOOMS, CompareView
+from .jobs import Job, JobContext, JobRunner
 from .util import Throttle, show_error, to_qimage
-from .worker import Job, JobContext, JobRunner
 
 __all__ = ["TranslatePanel", "TranslateRequest", "TranslationStarted", "TranslationProgress", "TranslationResult",
            "translate_job", "load_model", "image_paths_of", "model_path", "run_of", "CheckpointBox",

@@ -1,6 +1,6 @@
 """Small Qt helpers shared by the panels: paths, settings, image conversion, throttling, drops, errors.
 
-Background work goes through ``gui.worker.JobRunner``, the one thread-job abstraction.
+Background work goes through ``gui.jobs.JobRunner``, the one thread-job abstraction.
 """
 
 from __future__ import annotations

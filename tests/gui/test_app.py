@@ -7,8 +7,9 @@ import sys
 from pathlib import Path
 
 import pytest
-from PySide6.QtWidgets import QLabel
+from PySide6.QtWidgets import QApplication, QLabel
 
+import gui.app
 from engine.config import preset
 from gui.main_window import MainWindow
 from gui.util import APPLICATION, ORGANISATION, app_data_dir, settings
@@ -94,6 +95,29 @@ def test_command_line_errors(capsys):
     assert "--translate needs --screenshot" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         main(["--train-steps", "0", "--screenshot", "x.png"])
+    with pytest.raises(SystemExit):
+        main(["only_one_folder"])
+    assert "give two folders" in capsys.readouterr().err
+
+
+def test_two_folders_on_the_command_line_are_chosen_as_a_and_b(qtbot, domains, monkeypatch):
+    """`cyclegan-studio A_FOLDER B_FOLDER` opens the window with both folders scanned and chosen."""
+    opened: list[MainWindow] = []
+
+    class Recorded(MainWindow):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            opened.append(self)
+
+    monkeypatch.setattr(gui.app, "MainWindow", Recorded)
+    monkeypatch.setattr(QApplication, "exec", lambda *_: 0)
+    monkeypatch.setattr(gui.app, "_close_on_sigint", lambda _w: None)
+    assert gui.app.main([str(domains[0]), str(domains[1])]) == 0
+    (w,) = opened
+    qtbot.addWidget(w)
+    qtbot.waitUntil(lambda: not w.datasets.scanning, timeout=10_000)
+    assert w.datasets.paths() == (str(domains[0].resolve()), str(domains[1].resolve()))
+    assert w.datasets.ready, w.datasets.problem()
 
 
 @pytest.mark.slow

@@ -1,4 +1,4 @@
-"""The one thread-job abstraction (``gui.worker.JobRunner``): yields, results, errors, stops, order, joins."""
+"""The one thread-job abstraction (``gui.jobs.JobRunner``): yields, results, errors, stops, order, joins."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import time
 import numpy as np
 import pytest
 
-from gui.worker import JobRunner
+from gui.jobs import JobRunner
 
 TIMEOUT = 10000
 MAIN = threading.get_ident()

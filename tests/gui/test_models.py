@@ -125,7 +125,7 @@ def test_file_menu_export_uses_the_translate_tabs_model(qtbot, window, errors):
 
 
 def test_the_tensorboard_command_shows_for_runs_that_log_to_tensorboard(qtbot, window, tmp_path):
-    from gui.worker import RunStarted
+    from gui.training_controller import RunStarted
 
     line = window.tensorboard
     assert line.isHidden()

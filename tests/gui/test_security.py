@@ -14,8 +14,8 @@ import pytest
 from PySide6.QtWidgets import QFileDialog
 
 from engine.io.checkpoint import CheckpointManager, load_checkpoint
+from gui.training_controller import TrainingJob
 from gui.util import send_drop
-from gui.worker import TrainingJob
 from tests.evil import make_evil_checkpoint
 
 from .conftest import quick_config

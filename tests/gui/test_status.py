@@ -8,7 +8,7 @@ from PySide6.QtWidgets import QStatusBar
 from engine.config import preset
 from engine.training.reports import CheckpointReport, EvalReport, FinishedReport, ProgressReport, WarningReport
 from gui.status import StatusPanel, WarningsPanel, format_budget, format_duration
-from gui.worker import RunStarted, TrainingController
+from gui.training_controller import RunStarted, TrainingController
 
 
 @pytest.fixture

@@ -11,7 +11,7 @@ from engine.io.checkpoint import load_checkpoint
 from engine.training.reports import FinishedReport
 from engine.training.trainer import Trainer
 from gui.main_window import MainWindow
-from gui.worker import TrainingController, TrainingJob
+from gui.training_controller import TrainingController, TrainingJob
 
 from .conftest import quick_config
 

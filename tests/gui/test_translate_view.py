@@ -103,7 +103,7 @@ def test_the_split_shows_the_input_left_and_the_translation_right_of_the_divider
 
 def test_tiled_translation_reports_progress_to_the_gui_thread_and_the_window_stays_responsive(
         qtbot, tmp_path, monkeypatch):
-    cfg = preset("cpu-quick").with_values(ngf=8, n_blocks=1)
+    cfg = preset("cpu-quick").with_values(netG="resnet", ngf=8, n_blocks=1)
     torch.manual_seed(0)
     path = TranslationModel(build_generator(cfg).eval(), None, cfg, "tiny").save(tmp_path / "tiny.safetensors")
     original = TranslationModel.translate
