@@ -2,12 +2,15 @@
 come closest to the target, and train it for the rest of the budget.
 
 1. Each family of ``FAMILIES`` trains for ``search_share`` of the budget (of its minutes, or of its steps
-   under a step or epoch budget), as a trainer of its own that writes nothing.
-2. One W monitor (``engine.wasserstein.monitor``), built once on held-out images at their own resolution
-   (the scale a user translates at), measures each candidate's translations of held-out sources against
-   the real held-out targets, in both directions, with a fresh critic each time. No ground truth is used.
-   A candidate's score is its W over the identity's (``start``), averaged over the two directions, with the
-   95 % interval of each reading carried along.
+   under a step or epoch budget), as a trainer of its own that writes nothing. The colour map trains first,
+   for twice that; the local generator then starts from it (``graft``) while the colour map trains on alone
+   for as long, so the two are compared at equal time; the ResNet trains last.
+2. Held-out crops at the images' own resolution (the scale a user translates at) are translated by each
+   candidate and compared with the real held-out targets, in both directions, by a multi-scale sliced
+   Wasserstein distance (``engine.wasserstein.structure``: colour, structure and detail count, where the
+   monitor's 8-px patches hardly see blur). No ground truth is used. A candidate's score is its distance
+   over the untranslated sources' (``start``), averaged over the two directions, with a paired bootstrap
+   95 % interval.
 3. The lowest score wins, unless a family that changes the picture less (earlier in ``FAMILIES``) is within
    the intervals: then the monitor cannot tell the two apart and the family that keeps more of the picture
    is chosen, and the report says so.
@@ -29,6 +32,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
+import numpy as np
 import torch
 
 from engine.config import Config
@@ -45,8 +49,8 @@ from engine.training.reports import (
     WarningReport,
 )
 from engine.training.trainer import Trainer
-from engine.wasserstein.critic import torch_threads
-from engine.wasserstein.monitor import WAYS, WMonitor, compare_to_target
+from engine.wasserstein.monitor import WAYS, WMonitor
+from engine.wasserstein.structure import structure_distances
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +60,6 @@ __all__ = ["FAMILIES", "FamilySearch", "choose", "open_trainer", "family_config"
 FAMILIES = ("colour", "local", "resnet")
 _QUIET = {"eval_every": 1_000_000, "preview_every": 1_000_000, "save_every": 1_000_000}  # a trial writes nothing
 _HELD_OUT_IMAGES = 32  # per domain, at most, for the selection monitor
-SELECTION_STEPS = 500  # critic steps of the one reading per direction that compares every candidate
 
 
 def family_config(cfg: Config, family: str) -> Config:
@@ -70,19 +73,11 @@ def choose(candidates: list[FamilyCandidate]) -> tuple[str, bool, str]:
     best = min(candidates, key=lambda c: c.score)
     tied = [c for c in candidates if c.lo <= best.hi and FAMILIES.index(c.family) < FAMILIES.index(best.family)]
     if not tied:
-        return best.family, True, f"{best.family} came closest to the target (W / start {best.score:.2f})"
+        return best.family, True, f"{best.family} came closest to the target (distance / start {best.score:.2f})"
     keep = tied[0]
     return keep.family, False, (
         f"the monitor cannot tell {keep.family} ({keep.score:.2f}) from {best.family} ({best.score:.2f}) within its "
         f"interval: keeping {keep.family}, which changes the picture less")
-
-
-def _score(readings: dict[str, Any]) -> tuple[float, float, float]:
-    """(score, lo, hi): W / start averaged over the directions, with the readings' intervals."""
-    rel = [(r.w / r.start, r.lo / r.start, r.hi / r.start) for r in readings.values() if r.start > 0]
-    if not rel:
-        return math.inf, math.inf, math.inf
-    return tuple(sum(v[i] for v in rel) / len(rel) for i in range(3))  # type: ignore[return-value]
 
 
 def open_trainer(cfg: Config, path_a, path_b, run_dir=None, device=None, *, dist_info: DistInfo = SINGLE,
@@ -120,7 +115,7 @@ class FamilySearch(Controls):
         # Each candidate's lineage: the training seconds and progress reports that went into its weights.
         self._own: dict[str, float] = {}
         self._history: dict[str, list[ProgressReport]] = {}
-        self._translations: dict[str, dict[str, torch.Tensor]] = {}  # way → family → patches of its translations
+        self._translations: dict[str, dict[str, torch.Tensor]] = {}  # way → family → its translated crops
         self._trial_steps: dict[str, int] = {}
 
     # --- what callers read, from whichever trainer is running -----------------------------------------------
@@ -254,27 +249,34 @@ class FamilySearch(Controls):
             return
         t0 = time.perf_counter()
         for (way, source, _), net in zip(WAYS, trainer.state.inference_generators()):
-            self._translations.setdefault(way, {})[family] = monitor._translated(net, source)
+            self._translations.setdefault(way, {})[family] = monitor.translate_crops(net, source)
         self._trial_steps[family] = trainer.step
         self._spent += time.perf_counter() - t0
 
     def _read(self, monitor: WMonitor) -> None:
-        """Every candidate read by one critic per direction against the real targets, relative to the untranslated
-        sources: W / start, averaged over both directions (``compare_to_target``). Its time is the search's."""
+        """Every candidate's translations of the held-out sources against the real targets, by the multi-scale
+        sliced W (``structure_distances``: detail, structure and colour), relative to the untranslated sources:
+        distance / start, averaged over both directions, with a paired bootstrap interval. Its time is the
+        search's."""
         t0 = time.perf_counter()
-        readings: dict[str, dict[str, tuple[float, float, float]]] = {}
-        with torch_threads(1):
-            for way, source, target in WAYS:
-                readings[way] = compare_to_target(monitor.real[target],
-                                                  {"identity": monitor.real[source], **self._translations[way]},
-                                                  steps=SELECTION_STEPS, seed=self.cfg.schedule.seed)
+        readings: dict[str, dict[str, tuple[float, np.ndarray]]] = {}
+        for way, source, target in WAYS:
+            readings[way] = structure_distances(monitor.crops[target],
+                                                {"identity": monitor.crops[source], **self._translations[way]},
+                                                seed=self.cfg.schedule.seed)
+        start = {way: readings[way]["identity"] for way in readings}
         for family in self._translations[WAYS[0][0]]:
-            start = {way: readings[way]["identity"][0] for way in readings}
-            rel = [tuple(v / start[way] for v in readings[way][family]) for way in readings if start[way] > 0]
-            score, lo, hi = (tuple(sum(r[i] for r in rel) / len(rel) for i in range(3)) if rel
-                             else (math.inf, math.inf, math.inf))
+            ways = [way for way in readings if start[way][0] > 0]
+            if not ways:
+                score, lo, hi = math.inf, math.inf, math.inf
+            else:
+                score = sum(readings[w][family][0] / start[w][0] for w in ways) / len(ways)
+                reps = sum(readings[w][family][1] / np.maximum(start[w][1], 1e-12) for w in ways) / len(ways)
+                lo, hi = (float(v) for v in np.quantile(reps, [0.025, 0.975]))
+                lo, hi = min(lo, score), max(hi, score)
             self.candidates.append(FamilyCandidate(family, score, lo, hi,
-                                                   {way: readings[way][family][0] for way in readings}, start,
+                                                   {way: readings[way][family][0] for way in readings},
+                                                   {way: start[way][0] for way in readings},
                                                    self._trial_steps[family], self._own[family]))
         self._spent += time.perf_counter() - t0
 
@@ -341,7 +343,8 @@ def graft(colour: Trainer, local: Trainer) -> None:
 
 def describe_choice(rep: FamilyChoiceReport) -> str:
     """The search's outcome for a terminal: one line per candidate, the one kept marked, and why."""
-    lines = ["generator families tried (W / start over both directions, 95 % interval; lower is closer to the target):"]
+    lines = ["generator families tried (multi-scale sliced W / start over both directions, 95 % interval; "
+             "lower is closer to the target):"]
     for c in rep.candidates:
         mark = "→" if c.family == rep.chosen else " "
         lines.append(f"  {mark} {c.family:<7} {c.score:6.3f}  [{c.lo:.3f}, {c.hi:.3f}]  {c.steps} steps in "

@@ -39,7 +39,7 @@ import torch.nn.functional as Fn
 
 from engine.wasserstein.critic import MLPCritic, W1Estimate, estimate_w1
 
-__all__ = ["Reading", "WMonitor", "patches_of", "compare_to_target", "MONITOR_KEYS", "WAYS", "TRUSTED_SLOPE"]
+__all__ = ["Reading", "WMonitor", "patches_of", "MONITOR_KEYS", "WAYS", "TRUSTED_SLOPE"]
 
 WAYS = (("AtoB", "A", "B"), ("BtoA", "B", "A"))   # direction, source domain, target domain
 TRUSTED_SLOPE = (0.5, 1.5)  # the critic's mean gradient norm within which its estimate can be trusted
@@ -154,14 +154,18 @@ class WMonitor:
             self.levels[way] = (start, floor)
 
     @torch.no_grad()
-    def _translated(self, net: torch.nn.Module, domain: str) -> torch.Tensor:
+    def translate_crops(self, net: torch.nn.Module, domain: str) -> torch.Tensor:
+        """``net`` applied to the held-out crops of ``domain``, in eval mode, on the CPU, in [-1, 1]."""
         was = net.training
         net.eval()
         try:
             out = torch.cat([net(c.to(self.device)).float().cpu() for c in self.crops[domain].split(32)])
         finally:
             net.train(was)
-        return patches_of(out.clamp(-1, 1), self.patch, self.stride)
+        return out.clamp(-1, 1)
+
+    def _translated(self, net: torch.nn.Module, domain: str) -> torch.Tensor:
+        return patches_of(self.translate_crops(net, domain), self.patch, self.stride)
 
     def measure(self, G: torch.nn.Module, F: torch.nn.Module) -> dict[str, Reading]:
         """Both directions' readings for the current generators (G: A→B, F: B→A)."""
@@ -190,42 +194,6 @@ class WMonitor:
             critic = MLPCritic(self.real["A"].shape[1])
             critic.load_state_dict(sd)
             self.critics[way] = critic.eval().requires_grad_(False)
-
-
-def compare_to_target(target: torch.Tensor, candidates: dict[str, torch.Tensor], *, steps: int = 400,
-                      lambda_lp: float = 100.0, batch_size: int = 64, seed: int = 0, n_boot: int = 200
-                      ) -> dict[str, tuple[float, float, float]]:
-    """Several samples measured against one target by **one** critic: {name: (w, lo, hi)}.
-
-    Each sample is cut in two halves (seeded). One critic f (``estimate_w1``, one-sided penalty) is fitted to
-    tell the target's first half from an equal mixture of every candidate's first half; then, on the second
-    halves, w = E_target f − E_candidate f, with a percentile bootstrap interval. Every candidate is read by
-    the same yardstick at the cost of one estimate; each w is a lower bound of that candidate's W1 (f is the
-    mixture's critic), and the candidates rank as their distances to the target do wherever f separates them.
-    """
-    gen = torch.Generator().manual_seed(seed)
-
-    def halves(t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        order = torch.randperm(len(t), generator=gen)
-        return t[order[: len(t) // 2]], t[order[len(t) // 2:]]
-
-    fit_t, report_t = halves(target)
-    split = {name: halves(c) for name, c in candidates.items()}
-    n = min(len(fit) for fit, _ in split.values())
-    mixture = torch.cat([fit[torch.randperm(len(fit), generator=gen)[:n]] for fit, _ in split.values()])
-    est = estimate_w1(fit_t, mixture, "lp", steps=steps, lambda_gp=lambda_lp, batch_size=batch_size,
-                      heldout_fraction=0.02, seed=seed)
-    rng = np.random.default_rng(seed)
-    with torch.no_grad():
-        f_t = est.critic(report_t).double().numpy()
-        out = {}
-        for name, (_, report) in split.items():
-            f_c = est.critic(report).double().numpy()
-            boot = [f_t[rng.integers(len(f_t), size=len(f_t))].mean() - f_c[rng.integers(len(f_c), size=len(f_c))].mean()
-                    for _ in range(n_boot)]
-            lo, hi = np.quantile(boot, [0.025, 0.975])
-            out[name] = (float(f_t.mean() - f_c.mean()), float(lo), float(hi))
-    return out
 
 
 def cross_checks(real: torch.Tensor, fake: torch.Tensor, seed: int, n_sliced: int = 2000, n_emd: int = 300
