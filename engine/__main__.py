@@ -135,7 +135,7 @@ def _train(args, cfg, out: Path, info: DistInfo) -> int:
               f"{', per process' if info.enabled else ''}), {length} → {out}", flush=True)
         if cfg.model.netG == "auto":
             print(f"generator family auto: trying {', '.join(FAMILIES)} for {100 * cfg.schedule.search_share:g} % of "
-                  "the budget each, then training the one the W monitor finds closest to the target", flush=True)
+                  "the budget each, then training the one whose translations come closest to the target", flush=True)
     return _drive(trainer, quiet=args.quiet or not info.is_main)
 
 

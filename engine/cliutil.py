@@ -79,7 +79,7 @@ def add_config_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--preset", choices=sorted(PRESETS), default="cpu-quick", help="starting point (default cpu-quick)")
     p.add_argument("--recipe", choices=sorted(RECIPES),
                    help="training method at the preset's sizes: auto (the default: tries the colour, local and resnet "
-                        "generator families on your folders and keeps the one the W monitor finds closest to the target), "
+                        "generator families on your folders and keeps the one whose translations come closest to the target), "
                         "paper (the published method) or studio (the paper's ResNet with resize upsampling and a "
                         "generator average). --config and --set still win")
     p.add_argument("--config", metavar="FILE.json", help="a config file (as written to RUN_DIR/config.json)")

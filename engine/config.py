@@ -73,11 +73,12 @@ class ModelConfig:
         "resnet", "Generator family",
         "What kind of change the generators can learn. colour: a per-pixel colour map (grades, tone curves, "
         "channel mixes, greyscale); nothing that depends on a pixel's neighbours; exact at any size, exportable as "
-        "a .cube LUT. local: the colour map plus a full-resolution detail path that sees 10 px each way "
+        "a .cube LUT. local: the colour map plus a full-resolution detail path that sees 12 px each way "
         "(sharpening, small blurs, edge and local-contrast effects); no shapes or textures wider than that. "
         "resnet: the paper's ResNet, which can learn any change (textures, objects) but redraws every pixel, so "
         "detail is lost until it is relearnt. auto: try the three on your images for a small share of the "
-        "budget, keep the one the W monitor finds closest to the target, and train it for the rest.")
+        "budget, keep the one whose held-out translations come closest to the target in colour, structure and "
+        "detail, and train it for the rest.")
     ngf: int = _f(64, "Generator width (ngf)", "Filters in the generator's first conv layer.", lo=4, hi=256)
     n_blocks: int = _f(9, "Residual blocks", "Residual blocks in the generator: 9 for 256 px, 6 for 128 px and below.", lo=1, hi=24)
     upsample: Literal["transpose", "resize"] = _f(

@@ -1,5 +1,5 @@
 """The generator-family search of an ``auto`` run: which family is on trial, each family's reading by the W
-monitor (W / start with its 95 % interval, lower is closer to the target) as a small bar chart, the one kept
+search (distance / start with its 95 % interval, lower is closer to the target) as a small bar chart, the one kept
 marked with a star, and why it was kept. Hidden for runs with a family set by hand."""
 
 from __future__ import annotations
@@ -47,7 +47,7 @@ class FamilyPanel(QFrame):
         self.chart.setMenuEnabled(False)
         item = self.chart.getPlotItem()
         item.getAxis("bottom").setTicks([[(i, f) for i, f in enumerate(FAMILIES)]])
-        item.getAxis("left").setLabel("W / start")
+        item.getAxis("left").setLabel("distance / start")
         for ax in ("bottom", "left"):
             item.getAxis(ax).setTextPen(FOREGROUND)
             item.getAxis(ax).setPen(FOREGROUND)
@@ -78,7 +78,8 @@ class FamilyPanel(QFrame):
         self._draw()
         auto = started.config.model.netG == "auto"
         self.text.setText(f"Trying each generator family for {100 * started.config.schedule.search_share:g} % of the "
-                          "budget on your images; the one the W monitor finds closest to the target is kept."
+                          "budget on your images; the one whose translations come closest to the target (in colour, structure "
+                          "and detail) is kept."
                           if auto else "")
         self.setVisible(auto)
 

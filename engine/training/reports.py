@@ -110,7 +110,7 @@ class FamilyTrialReport(Report):
 
 @dataclass(frozen=True)
 class FamilyCandidate:
-    """One family's trial as the selection monitor read it. ``score``: W / start averaged over both directions
+    """One family's trial as the search read it. ``score``: distance / start averaged over both directions
     (1: as far from the target as the untranslated images; lower is closer), with its 95 % interval."""
 
     family: str
