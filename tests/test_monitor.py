@@ -55,7 +55,8 @@ def test_patches_are_the_squares_of_the_stride_grid():
     img = torch.arange(2 * 3 * 12 * 12, dtype=torch.float32).reshape(2, 3, 12, 12)
     p = patches_of(img, 8, 4)
     assert p.shape == (2 * 2 * 2, PATCH_DIM)
-    assert torch.equal(p[1].reshape(3, 8, 8), img[0, :, 0:8, 4:12]) and torch.equal(p[6].reshape(3, 8, 8), img[1, :, 4:12, 0:8])
+    assert torch.equal(p[1].reshape(3, 8, 8), img[0, :, 0:8, 4:12])
+    assert torch.equal(p[6].reshape(3, 8, 8), img[1, :, 4:12, 0:8])
 
 
 def test_a_uniform_shift_is_measured_at_its_exact_distance_and_a_perfect_translation_at_zero():

@@ -230,7 +230,7 @@ def test_gradient_penalty_on_linear_critic_is_exact():
     d = WGANGP(lambda_gp=10.0).d_loss(crit, real, fake)
     f_real, f_fake = crit.score(real).mean().item(), crit.score(fake).mean().item()
     assert math.isclose(d.loss.item(), f_fake - f_real + 10.0 * expected, rel_tol=1e-5)
-    assert math.isclose(d.w_estimate, f_real - f_fake, rel_tol=1e-5)
+    assert math.isclose(d.critic_gap, f_real - f_fake, rel_tol=1e-5)
 
 
 def test_penalty_and_loss_use_the_same_per_image_scalar():

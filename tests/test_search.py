@@ -11,6 +11,7 @@ import torch
 from engine.data import open_domains
 from engine.io.checkpoint import load_checkpoint
 from engine.io.run_folder import RunFolder
+from engine.training.family_choice import FAMILIES, choose, describe_choice
 from engine.training.reports import (
     FamilyCandidate,
     FamilyChoiceReport,
@@ -18,7 +19,7 @@ from engine.training.reports import (
     FinishedReport,
     ProgressReport,
 )
-from engine.training.search import FAMILIES, FamilySearch, choose, graft, open_trainer
+from engine.training.search import FamilySearch, graft, open_trainer
 from engine.training.trainer import Trainer
 from tests.helpers import make_domains, tiny_config
 
@@ -39,6 +40,16 @@ def test_within_the_interval_the_family_that_changes_the_picture_least_is_kept()
     assert "cannot tell colour" in reason and "changes the picture less" in reason
     # A more-changing family within the interval of the best does not take it over.
     assert choose([cand("colour", 0.30), cand("local", 0.31), cand("resnet", 0.9)])[0] == "colour"
+
+
+def test_the_choice_is_described_one_line_a_family_with_the_one_kept_marked():
+    cands = (cand("colour", 0.60), cand("local", 0.40), cand("resnet", 0.50))
+    rep = FamilyChoiceReport(7, cands, "local", True, "local came closest", 12.0, 0.25)
+    lines = describe_choice(rep).splitlines()
+    assert len(lines) == 5 and [ln.split()[0] for ln in lines[1:4]] == ["colour", "→", "resnet"]
+    assert lines[2].split()[1] == "local" and lines[-1] == "kept local: local came closest; 12 s on the families " \
+        "dropped (25 % of the budget)"
+    assert "% of the budget" not in describe_choice(FamilyChoiceReport(7, cands, "local", True, "r", 1.0, math.nan))
 
 
 def trial_trainer(tmp_path, family: str, **kw) -> Trainer:

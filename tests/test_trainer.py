@@ -287,7 +287,8 @@ def test_speed_options_keep_the_mathematics(tmp_path, mode, upsample):
         cfg = tiny_config(max_steps=3, gan_mode=mode, n_critic=2, channels_last=cl, upsample=upsample)
         t = trainer_for(tmp_path / str(cl), cfg)
         if cl:  # the option really is on where it is safe (critics always; resize-conv generators)
-            conv = t.state.D_A.model[0]  # read the stored weight: reading a spectral-normed .weight runs a power iteration
+            # Read the stored weight: reading a spectral-normed .weight runs a power iteration.
+            conv = t.state.D_A.model[0]
             w = conv.parametrizations.weight.original if hasattr(conv, "parametrizations") else conv.weight
             assert w.is_contiguous(memory_format=torch.channels_last)
             assert t.execution.channels_last_generators == (upsample == "resize")
@@ -337,7 +338,8 @@ def test_generator_ema_follows_the_warmed_up_recursion(tmp_path):
     import copy
 
     t = trainer_for(tmp_path, tiny_config(ema_decay=0.999, max_steps=100, save_every=100))
-    assert [ema_decay_at(t.cfg.model.ema_decay, s) for s in (0, 1, 990, 10_000)] == pytest.approx([0.1, 2 / 11, 0.991, 0.999])
+    decays = [ema_decay_at(t.cfg.model.ema_decay, s) for s in (0, 1, 990, 10_000)]
+    assert decays == pytest.approx([0.1, 2 / 11, 0.991, 0.999])
     expected = copy.deepcopy(t.state.G.state_dict())
     for s in range(3):
         all_reports(t, stop_at=s + 1)
@@ -366,7 +368,8 @@ def test_schedule_fits_the_learning_rate_and_the_average_into_the_budget():
     assert s.ema_decay_for(5000, 0.0) == pytest.approx(0.99) and s.ema_decay_for(3, 0.0) == pytest.approx(4 / 13)
     timed = Schedule(cfg.with_values(minutes=2.0), steps_per_epoch=10)  # minutes win over max_steps
     assert timed.timed and timed.total_steps == 0
-    assert timed.progress(7, 30.0) == 0.25 and timed.lr_multiplier(7, 59.0) == 1.0 and timed.lr_multiplier(7, 61.0) == 0.5
+    assert timed.progress(7, 30.0) == 0.25
+    assert timed.lr_multiplier(7, 59.0) == 1.0 and timed.lr_multiplier(7, 61.0) == 0.5
     assert timed.estimated_total(300, 60.0) == 600 and timed.remaining_s(300, 60.0, 5.0) == 60.0
     # 300 steps in 110 of 120 s: the pace predicts 327 steps, a tenth of which the average may span.
     assert timed.ema_decay_for(300, 110.0) == pytest.approx(1 - 1 / 32.7)
@@ -383,7 +386,8 @@ def test_a_minutes_budget_ends_completed_and_decayed_with_a_checkpoint(tmp_path)
     assert 1.2 <= t.state.elapsed_s < 1.2 + 1.0 and time.perf_counter() - t0 >= 1.2
     # 1 + 1 epochs: the second half of the budget runs at half the rate (the reference's stairs).
     assert prog[0].lr == pytest.approx(2e-4) and prog[-1].lr == pytest.approx(1e-4)
-    assert prog[-1].progress > 0.85 and prog[len(prog) // 2].progress == pytest.approx(0.5, abs=0.15)  # the last within a step of the end
+    assert prog[-1].progress > 0.85  # the last within a step of the end
+    assert prog[len(prog) // 2].progress == pytest.approx(0.5, abs=0.15)
     assert prog[-1].eta_s < 0.2 * 60 * 0.02 and prog[-1].total_steps >= fin.step - 1
 
 
@@ -417,8 +421,8 @@ def test_resume_continues_the_same_budget(tmp_path):
 def test_a_generator_that_cannot_leave_the_identity_is_reported(tmp_path):
     """A skip generator starts as the identity; with a learning rate too small to move it while the
     discriminators learn at full speed, it stays there, and the watch says so."""
-    cfg = tiny_config(max_steps=240, input_skip=True, norm="none", lambda_id=0.0, lr=1e-7, lr_D=2e-4, eval_every=40, val_fraction=0.3, val_min=2, log_every=10,
-                      save_every=10**6, preview_every=10**6)
+    cfg = tiny_config(max_steps=240, input_skip=True, norm="none", lambda_id=0.0, lr=1e-7, lr_D=2e-4, eval_every=40,
+                      val_fraction=0.3, val_min=2, log_every=10, save_every=10**6, preview_every=10**6)
     reps = all_reports(trainer_for(tmp_path, cfg))
     stuck = [r for r in reps if isinstance(r, WarningReport) and r.code.startswith("stuck-")]
     assert {r.code for r in stuck} == {"stuck-AtoB", "stuck-BtoA"} and all(r.step >= 120 for r in stuck)

@@ -1,4 +1,4 @@
-"""GAN objectives, the gradient penalty, cycle/identity losses and the W estimate.
+"""GAN objectives, the gradient penalty, cycle/identity losses and the training critic's W readings.
 
 Two families:
 
@@ -6,9 +6,10 @@ Two families:
   PatchGAN's (B, 1, h, w) map, exactly like the reference implementation.
 * ``wgan-clip`` and ``wgan-gp`` use a critic f with **one scalar per image**, the mean
   of its patch map (``critic_score``). The critic loss, the gradient penalty and the
-  reported W estimate all use that same scalar, so the Lipschitz constraint and the
-  estimate refer to the same function (a penalty on the patch map would constrain a
-  function P times larger than the one whose dual value is reported).
+  reported W readings (``DLoss.critic_gap``, ``Objective.heldout_w``) all use that same
+  scalar, so the Lipschitz constraint and the readings refer to the same function (a penalty
+  on the patch map would constrain a function P times larger than the one whose dual value
+  is reported).
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ __all__ = [
 
 @dataclass
 class DLoss:
-    """A discriminator/critic loss and, for critics, the dual terms that make up the W estimate."""
+    """A discriminator/critic loss and, for critics, the dual terms E_real f and E_fake f on its batch."""
 
     loss: torch.Tensor
     f_real: float | None = None     # E_real[f]
@@ -46,7 +47,9 @@ class DLoss:
     grad_norm: float | None = None  # mean ‖∇f(x̂)‖ at the interpolates (wgan-gp)
 
     @property
-    def w_estimate(self) -> float | None:
+    def critic_gap(self) -> float | None:
+        """E_real f − E_fake f on the batch this loss trains the critic on: the training critic's running W
+        estimate, biased upward by fitting that batch (``Objective.heldout_w`` is the unbiased reading)."""
         if self.f_real is None or self.f_fake is None:
             return None
         return self.f_real - self.f_fake
@@ -70,9 +73,10 @@ class Objective:
     wasserstein = False
 
     @torch.no_grad()
-    def w_estimate(self, critic: nn.Module, real: torch.Tensor, fake: torch.Tensor) -> float | None:
-        """E_real f − E_fake f with this objective's critic, or None where the critic is not a
-        Wasserstein critic (a vanilla or LSGAN discriminator's outputs are no distance)."""
+    def heldout_w(self, critic: nn.Module, real: torch.Tensor, fake: torch.Tensor) -> float | None:
+        """E_real f − E_fake f by a training critic on images it was not trained on (the held-out split), or
+        None where the critic is not a Wasserstein critic (a vanilla or LSGAN discriminator's outputs are no
+        distance). Unlike ``DLoss.critic_gap``, fitting cannot inflate it."""
         if not self.wasserstein:
             return None
         return float(critic_score(critic, real).float().mean() - critic_score(critic, fake).float().mean())

@@ -17,8 +17,10 @@ from engine.config import Config
 from engine.errors import CheckpointError, DataError
 from engine.io.checkpoint import CheckpointManager, config_from_checkpoint, load_checkpoint, save_checkpoint
 from engine.io.run_folder import BEST, RunFolder
+from engine.training.metric_keys import BEST_STEP
 from engine.training.reports import CheckpointReport, Report, WarningReport
 from engine.training.state import TrainingState
+from engine.wasserstein.monitor import WAYS, Reading
 
 __all__ = ["Checkpoints", "BestKeeper", "resume_point"]
 
@@ -107,10 +109,12 @@ class BestKeeper:
     @staticmethod
     def score(ev: dict[str, float]) -> tuple[float, float] | None:
         """(summed W / start, its half-width), or None when the evaluation has no (usable) monitor readings."""
+        readings = [Reading.from_metrics(ev, way) for way, _, _ in WAYS]
+        if any(r is None for r in readings):
+            return None
         try:
-            parts = [(ev[f"w_mon_{w}"] / ev[f"w_mon_start_{w}"], (ev[f"w_mon_hi_{w}"] - ev[f"w_mon_lo_{w}"]) / 2
-                      / ev[f"w_mon_start_{w}"]) for w in ("AtoB", "BtoA")]
-        except (KeyError, ZeroDivisionError):
+            parts = [(r.w / r.start, (r.hi - r.lo) / 2 / r.start) for r in readings]
+        except ZeroDivisionError:
             return None
         if not all(math.isfinite(v) for pair in parts for v in pair):
             return None
@@ -134,11 +138,12 @@ class BestKeeper:
                 except CheckpointError as e:
                     out.append(WarningReport(step, "save-failed", f"best checkpoint not saved: {e}",
                                              "Free disk space; training goes on.", severity="error"))
-        ev["w_mon_best_step"] = float(self.best_step)
+        ev[BEST_STEP] = float(self.best_step)
         if self.since_best >= self.patience and not self.plateau:
             self.plateau = True
             out.append(WarningReport(
-                step, "plateau", f"the monitored W has not improved beyond its noise for {self.since_best} evaluations: "
+                step, "plateau",
+                f"the monitored W has not improved beyond its noise for {self.since_best} evaluations: "
                 f"the best translations so far are those of step {self.best_step}",
                 f"Training on may not help much. Translate or export with the best checkpoint (step {self.best_step}), "
                 "or stop here." + (" Stopping, as asked." if self.stop else ""), severity="info"))

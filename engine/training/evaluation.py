@@ -3,8 +3,9 @@
 ``Evaluator.evaluate()`` returns, on the held-out split: the cycle losses, how far each generator
 moves its inputs and how saturated its output is (for the failure watch), the W monitor's
 readings per direction (``engine.wasserstein.monitor``; every objective), the training critics'
-own W estimates and gradient norms (Wasserstein objectives), and PSNR against ground truth when
-the caller supplied one (the demo data, quality tasks).
+held-out W readings (``Objective.heldout_w``) and gradient norms (Wasserstein objectives), and
+PSNR against ground truth when the caller supplied one (the demo data, quality tasks). The keys
+and their meaning: ``engine.training.metric_keys``.
 ``Evaluator.preview()`` renders the preview images as uint8 copies.
 """
 
@@ -20,6 +21,7 @@ from engine.data.batches import UnpairedBatches
 from engine.data.folders import ImageFolder
 from engine.images import to_uint8_image
 from engine.models.objectives import Objective, critic_score, cycle_loss, gradient_penalty
+from engine.training import metric_keys as K
 from engine.training.execution import Execution
 from engine.training.schedule import step_generator
 from engine.training.state import TrainingState
@@ -79,24 +81,25 @@ class Evaluator:
             real_a, real_b = (self.ex.generator_input(x) for x in ev.fixed(n))
             with torch.no_grad(), self.ex.autocast():
                 fake_b, fake_a = s.G(real_a), s.F(real_b)
-                out["cycle_A_val"] = float(cycle_loss(s.F(fake_b).float(), real_a.float()) * lam)
-                out["cycle_B_val"] = float(cycle_loss(s.G(fake_a).float(), real_b.float()) * lam)
+                out[K.CYCLE_A_VAL] = float(cycle_loss(s.F(fake_b).float(), real_a.float()) * lam)
+                out[K.CYCLE_B_VAL] = float(cycle_loss(s.G(fake_a).float(), real_b.float()) * lam)
                 # What the failure watch reads: how far each generator moves its input (mean |G(x) − x| in
                 # [-1, 1] units, 1/127.5 per grey level), and how much of its output sits at ±1 next to
                 # how much of the real target domain does.
                 for way, target, fake, src, real in (("AtoB", "B", fake_b, real_a, real_b),
                                                      ("BtoA", "A", fake_a, real_b, real_a)):
-                    out[f"gap_{way}"] = float((fake.float() - src.float()).abs().mean())
-                    out[f"saturated_{way}"] = float((fake.float().abs() > SATURATED).float().mean())
-                    out[f"saturated_real_{target}"] = float((real.float().abs() > SATURATED).float().mean())
-                w_b = self.objective.w_estimate(s.D_B, real_b, fake_b)
-                w_a = self.objective.w_estimate(s.D_A, real_a, fake_a)
+                    out[K.input_change(way)] = float((fake.float() - src.float()).abs().mean())
+                    out[K.saturated(way)] = float((fake.float().abs() > SATURATED).float().mean())
+                    out[K.saturated_real(target)] = float((real.float().abs() > SATURATED).float().mean())
+                w_b = self.objective.heldout_w(s.D_B, real_b, fake_b)
+                w_a = self.objective.heldout_w(s.D_A, real_a, fake_a)
             if w_b is not None and w_a is not None:
-                out["w_B_val"], out["w_A_val"] = w_b, w_a
+                out[K.W_B_VAL], out[K.W_A_VAL] = w_b, w_a
                 gen = step_generator(self.cfg.schedule.seed, s.step, "eval")
-                for name, D, real, fake in (("A", s.D_A, real_a, fake_a), ("B", s.D_B, real_b, fake_b)):
+                for key, D, real, fake in ((K.GP_GRAD_NORM_A_VAL, s.D_A, real_a, fake_a),
+                                           (K.GP_GRAD_NORM_B_VAL, s.D_B, real_b, fake_b)):
                     _, norm = gradient_penalty(lambda x, D=D: critic_score(D, x), real, fake, gen)
-                    out[f"gp_grad_norm_{name}_val"] = float(norm)
+                    out[key] = float(norm)
         G, F = s.inference_generators()
         if self.monitor is not None:
             with torch_threads(1):  # the critic's ops are tiny: one thread is faster, and spares the cores

@@ -27,19 +27,21 @@ __all__ = ["Reporter"]
 
 
 class Reporter:
-    def __init__(self, cfg: Config, schedule: Schedule, batches: UnpairedBatches, evaluator: Evaluator, best: BestKeeper,
-                 run_folder: RunFolder | None, *, is_main: bool, elapsed: Callable[[], float],
+    def __init__(self, cfg: Config, schedule: Schedule, batches: UnpairedBatches, evaluator: Evaluator,
+                 best: BestKeeper, run_folder: RunFolder | None, *, is_main: bool, elapsed: Callable[[], float],
                  save: Callable[[], Report] | None, on_plateau: Callable[[], None]):
         self.cfg, self.schedule, self.batches, self.evaluator, self.best = cfg, schedule, batches, evaluator, best
-        self.run_folder, self.is_main, self.elapsed, self.save, self.on_plateau = run_folder, is_main, elapsed, save, on_plateau
+        self.run_folder, self.is_main, self.elapsed = run_folder, is_main, elapsed
+        self.save, self.on_plateau = save, on_plateau
         self.watch = FailureWatch(cfg)
 
     def after_step(self, step: int, lr: float, window: ProgressWindow, last: bool) -> Iterator[Report]:
         s, elapsed = self.cfg.schedule, self.elapsed()
         if step % s.log_every == 0 or last or self.schedule.done(step, elapsed):
             its, metrics = window.take(time.perf_counter())
-            rep = ProgressReport(step, self.schedule.estimated_total(step, elapsed), self.batches.epoch_of(step), lr, its,
-                                 its * self.cfg.data.batch_size, elapsed, self.schedule.remaining_s(step, elapsed, its),
+            rep = ProgressReport(step, self.schedule.estimated_total(step, elapsed), self.batches.epoch_of(step), lr,
+                                 its, its * self.cfg.data.batch_size, elapsed,
+                                 self.schedule.remaining_s(step, elapsed, its),
                                  metrics, self.schedule.progress(step, elapsed))
             self.log("progress", step, epoch=rep.epoch, lr=lr, its_per_s=its, **metrics)
             yield rep

@@ -1,7 +1,8 @@
 """What the trainer yields. Frozen, and made only of plain floats, strings and numpy copies.
 
 Reports cross threads (trainer → GUI worker → panels), so they never hold live tensors
-or buffers the trainer keeps writing to.
+or buffers the trainer keeps writing to. What each key of a report's ``metrics`` means:
+``engine.training.metric_keys``.
 """
 
 from __future__ import annotations
@@ -22,15 +23,8 @@ __all__ = [
     "FamilyTrialReport",
     "FamilyCandidate",
     "FamilyChoiceReport",
-    "LOSS_KEYS",
     "ProgressWindow",
 ]
-
-# G_A: adversarial loss of G (A→B) against D_B;  G_B: of F (B→A) against D_A.
-# D_A: loss of D_A (real A vs F(B));  D_B: loss of D_B (real B vs G(A)).
-# cycle_A = λ·‖F(G(a)) − a‖₁, cycle_B = λ·‖G(F(b)) − b‖₁; idt_A = λ·λ_id·‖G(b) − b‖₁, idt_B = λ·λ_id·‖F(a) − a‖₁.
-# w_A: D_A's estimate of W(real A, F(B)) (direction B→A); w_B: D_B's of W(real B, G(A)) (A→B).
-LOSS_KEYS = ("G_A", "G_B", "D_A", "D_B", "cycle_A", "cycle_B", "idt_A", "idt_B")
 
 
 @dataclass(frozen=True)
@@ -58,7 +52,8 @@ class ProgressReport(Report):
 
 @dataclass(frozen=True)
 class EvalReport(Report):
-    """Held-out figures: w_A_val, w_B_val, gp_grad_norm_A/B, cycle_A_val/B_val, and psnr_* with ground truth."""
+    """Held-out figures (``metric_keys``): cycle_*_val, gap_*, saturated_*, w_mon_* (the monitor), w_*_val and
+    gp_grad_norm_*_val (Wasserstein objectives), and psnr_* with ground truth."""
 
     elapsed_s: float
     metrics: Mapping[str, float] = field(default_factory=dict)

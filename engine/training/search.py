@@ -13,7 +13,7 @@ come closest to the target, and train it for the rest of the budget.
    95 % interval.
 3. The lowest score wins, unless a family that changes the picture less (earlier in ``FAMILIES``) is within
    the intervals: then the monitor cannot tell the two apart and the family that keeps more of the picture
-   is chosen, and the report says so.
+   is chosen, and the report says so (the rule: ``engine.training.family_choice``).
 4. A trainer of the winner's config, writing the run folder, takes over the candidate's state (weights,
    optimisers, averages, pools, steps and time) and trains to the end of the budget; the dropped candidates
    cost their shares.
@@ -39,6 +39,7 @@ from engine.config import Config
 from engine.data import ImageFolder, open_domains
 from engine.training.controls import Controls
 from engine.training.distributed import SINGLE, DistInfo, broadcast_choice
+from engine.training.family_choice import FAMILIES, choose, describe_choice
 from engine.training.reports import (
     FamilyCandidate,
     FamilyChoiceReport,
@@ -54,10 +55,9 @@ from engine.wasserstein.structure import structure_distances
 
 log = logging.getLogger(__name__)
 
-__all__ = ["FAMILIES", "FamilySearch", "choose", "open_trainer", "family_config"]
+# FAMILIES, choose and describe_choice live in engine.training.family_choice; imported here for callers of the search.
+__all__ = ["FAMILIES", "FamilySearch", "choose", "describe_choice", "open_trainer", "family_config", "graft"]
 
-# Every family the search tries, ordered by how much of the picture each may change: least first.
-FAMILIES = ("colour", "local", "resnet")
 _QUIET = {"eval_every": 1_000_000, "preview_every": 1_000_000, "save_every": 1_000_000}  # a trial writes nothing
 _HELD_OUT_IMAGES = 32  # per domain, at most, for the selection monitor
 
@@ -65,19 +65,6 @@ _HELD_OUT_IMAGES = 32  # per domain, at most, for the selection monitor
 def family_config(cfg: Config, family: str) -> Config:
     """``cfg`` with its generator family pinned to ``family`` (everything else as the user set it)."""
     return cfg.with_values(netG=family)
-
-
-def choose(candidates: list[FamilyCandidate]) -> tuple[str, bool, str]:
-    """(family, resolved, reason): the lowest score, or, where the intervals cannot tell it from a family
-    that changes the picture less, the least-changing of those. ``candidates`` are in ``FAMILIES`` order."""
-    best = min(candidates, key=lambda c: c.score)
-    tied = [c for c in candidates if c.lo <= best.hi and FAMILIES.index(c.family) < FAMILIES.index(best.family)]
-    if not tied:
-        return best.family, True, f"{best.family} came closest to the target (distance / start {best.score:.2f})"
-    keep = tied[0]
-    return keep.family, False, (
-        f"the monitor cannot tell {keep.family} ({keep.score:.2f}) from {best.family} ({best.score:.2f}) within its "
-        f"interval: keeping {keep.family}, which changes the picture less")
 
 
 def open_trainer(cfg: Config, path_a, path_b, run_dir=None, device=None, *, dist_info: DistInfo = SINGLE,
@@ -97,7 +84,8 @@ class FamilySearch(Controls):
         super().__init__()
         if cfg.model.netG != "auto":
             raise ValueError(f"FamilySearch is for netG='auto', not {cfg.model.netG!r}")
-        self.cfg, self.run_dir_arg, self.gt, self.dist, self.data_paths = cfg, run_dir, ground_truth, dist_info, data_paths
+        self.cfg, self.run_dir_arg, self.gt, self.dist = cfg, run_dir, ground_truth, dist_info
+        self.data_paths = data_paths
         self._datasets: dict[str | None, tuple[ImageFolder, ImageFolder]] = {}
         self._keep_datasets(cfg.with_values(netG="resnet"), dataset_a, dataset_b)
         # The winner's trainer needs a family to exist before run(): the first candidate stands in until then.
@@ -173,7 +161,8 @@ class FamilySearch(Controls):
         """The held-out images at their own resolution, cut into the monitor's crops and patches, for every
         candidate (training images when fewer than two per domain are held out)."""
         a, b = self._domains(self.cfg.with_values(netG="colour"))
-        split = dict(val_fraction=self.cfg.data.val_fraction, val_min=self.cfg.data.val_min, seed=self.cfg.schedule.seed)
+        d = self.cfg.data
+        split = dict(val_fraction=d.val_fraction, val_min=d.val_min, seed=self.cfg.schedule.seed)
         (train_a, val_a), (train_b, val_b) = a.training_split(**split), b.training_split(**split)
         source = "held-out"
         if len(val_a) < 2 or len(val_b) < 2:
@@ -339,18 +328,3 @@ def graft(colour: Trainer, local: Trainer) -> None:
     dst.pool_A.load_state_dict(src.pool_A.state_dict(), device)
     dst.pool_B.load_state_dict(src.pool_B.state_dict(), device)
     dst.step = src.step
-
-
-def describe_choice(rep: FamilyChoiceReport) -> str:
-    """The search's outcome for a terminal: one line per candidate, the one kept marked, and why."""
-    lines = ["generator families tried (multi-scale sliced W / start over both directions, 95 % interval; "
-             "lower is closer to the target):"]
-    for c in rep.candidates:
-        mark = "→" if c.family == rep.chosen else " "
-        lines.append(f"  {mark} {c.family:<7} {c.score:6.3f}  [{c.lo:.3f}, {c.hi:.3f}]  {c.steps} steps in "
-                     f"{c.seconds:.0f} s")
-    cost = f"{rep.dropped_s:.0f} s on the families dropped"
-    if math.isfinite(rep.dropped_share):
-        cost += f" ({100 * rep.dropped_share:.0f} % of the budget)"
-    lines.append(f"kept {rep.chosen}: {rep.reason}; {cost}")
-    return "\n".join(lines)

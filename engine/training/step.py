@@ -8,6 +8,9 @@ D_B judges domain B (paper's D_Y), D_A judges domain A (paper's D_X).
 
 Everything random in a step (pool draws, gradient-penalty interpolation) comes from a
 generator seeded by (seed, step), so a resumed run repeats an uninterrupted one exactly.
+
+Every optimiser steps through ``apply_update`` (at the end of this file): an update whose loss or
+gradients are not finite is skipped, never applied, and the step reports it as a fault.
 """
 
 from __future__ import annotations
@@ -21,14 +24,13 @@ from engine.config import Config
 from engine.data.batches import UnpairedBatches
 from engine.models.augment import Augmented
 from engine.models.objectives import DLoss, build_objective, cycle_loss, identity_loss
-from engine.training.distributed import DistInfo
+from engine.training import metric_keys as K
+from engine.training.distributed import DistInfo, average_gradients
 from engine.training.execution import Execution
-from engine.training.faults import apply_update
-from engine.training.reports import LOSS_KEYS
 from engine.training.schedule import step_generator
 from engine.training.state import TrainingState, set_requires_grad
 
-__all__ = ["CycleGANStep", "StepResult", "GeneratorPasses"]
+__all__ = ["CycleGANStep", "StepResult", "GeneratorPasses", "apply_update"]
 
 
 @dataclass
@@ -84,18 +86,18 @@ class CycleGANStep:
         with self.ex.autocast():
             p = self.generator_passes(real_a, real_b)
             losses = {
-                "G_A": self.objective.g_loss(self._d_b, p.fake_b),   # G: A→B against D_B
-                "G_B": self.objective.g_loss(self._d_a, p.fake_a),   # F: B→A against D_A
-                "cycle_A": lam * cycle_loss(p.rec_a, real_a),    # ‖F(G(a)) − a‖₁
-                "cycle_B": lam * cycle_loss(p.rec_b, real_b),    # ‖G(F(b)) − b‖₁
+                K.G_A: self.objective.g_loss(self._d_b, p.fake_b),   # G: A→B against D_B
+                K.G_B: self.objective.g_loss(self._d_a, p.fake_a),   # F: B→A against D_A
+                K.CYCLE_A: lam * cycle_loss(p.rec_a, real_a),        # ‖F(G(a)) − a‖₁
+                K.CYCLE_B: lam * cycle_loss(p.rec_b, real_b),        # ‖G(F(b)) − b‖₁
             }
             zero = torch.zeros((), device=real_a.device)
-            losses["idt_A"] = lam * o.lambda_id * identity_loss(p.idt_b, real_b) if p.idt_b is not None else zero
-            losses["idt_B"] = lam * o.lambda_id * identity_loss(p.idt_a, real_a) if p.idt_a is not None else zero
+            losses[K.IDT_A] = lam * o.lambda_id * identity_loss(p.idt_b, real_b) if p.idt_b is not None else zero
+            losses[K.IDT_B] = lam * o.lambda_id * identity_loss(p.idt_a, real_a) if p.idt_a is not None else zero
             # The reported terms carry the full λ; during a cycle warm-up the objective weighs them less.
             warm = self.cycle_scale(s.step)
-            loss = losses["G_A"] + losses["G_B"] + warm * (losses["cycle_A"] + losses["cycle_B"] + losses["idt_A"]
-                                                          + losses["idt_B"])
+            loss = losses[K.G_A] + losses[K.G_B] + warm * (losses[K.CYCLE_A] + losses[K.CYCLE_B] + losses[K.IDT_A]
+                                                          + losses[K.IDT_B])
         ok = apply_update(s.opt_G, loss, self.dist)
         if ok:
             s.update_ema(self.ema_decay(s.step))
@@ -137,14 +139,42 @@ class CycleGANStep:
         fake_b = s.pool_B.query(p.fake_b.detach(), gen)
         fake_a = s.pool_A.query(p.fake_a.detach(), gen)
         d_a, d_b, d_ok = self.critic_update(real_a, real_b, fake_a, fake_b, gen)
-        losses.update(D_A=d_a.loss, D_B=d_b.loss)
+        losses.update({K.D_A: d_a.loss, K.D_B: d_b.loss})
 
         # One device→host transfer for all losses instead of eight synchronising .item() calls.
-        values = torch.stack([losses[k].detach().float() for k in LOSS_KEYS]).cpu().tolist()
-        metrics = dict(zip(LOSS_KEYS, values))
+        values = torch.stack([losses[k].detach().float() for k in K.LOSS_KEYS]).cpu().tolist()
+        metrics = dict(zip(K.LOSS_KEYS, values))
         if cfg.is_wasserstein:
             # E_real f − E_fake f on the current fakes, by the critic the generator step just faced.
-            metrics.update(w_B=float(d_b.w_estimate), w_A=float(d_a.w_estimate))
+            metrics.update({K.W_B: float(d_b.critic_gap), K.W_A: float(d_a.critic_gap)})
             if d_b.grad_norm is not None:
-                metrics.update(gp_grad_norm_A=float(d_a.grad_norm), gp_grad_norm_B=float(d_b.grad_norm))
+                metrics.update({K.GP_GRAD_NORM_A: float(d_a.grad_norm), K.GP_GRAD_NORM_B: float(d_b.grad_norm)})
         return StepResult(metrics, faulted or not g_ok or not d_ok)
+
+
+def apply_update(opt: torch.optim.Optimizer, loss: torch.Tensor, dist: DistInfo) -> bool:
+    """Backward, average gradients across ranks, and step, unless anything is non-finite.
+
+    Returns whether the update was applied. A skipped update leaves the weights untouched.
+    """
+    finite = bool(torch.isfinite(loss.detach()))
+    params = [p for g in opt.param_groups for p in g["params"]]
+    if dist.enabled:
+        # Every rank must join the all_reduce; a rank with a bad loss poisons it so all skip alike.
+        loss.backward()
+        average_gradients(params, dist.world_size, poison=not finite)
+    elif finite:
+        loss.backward()
+    if not finite or not _finite_grads(params):
+        opt.zero_grad(set_to_none=True)
+        return False
+    opt.step()
+    return True
+
+
+def _finite_grads(params: list[torch.Tensor]) -> bool:
+    grads = [p.grad for p in params if p.grad is not None]
+    if not grads:
+        return True
+    norms = torch._foreach_norm(grads)  # fused: far fewer kernel launches than a norm per tensor
+    return bool(torch.isfinite(torch.stack(norms)).all())

@@ -6,11 +6,13 @@ trainer knows nothing about threads or widgets; ``pause``/``resume``/``stop``/``
 (``Controls``) are thread-safe requests that take effect at the next step boundary.
 
 It drives ``TrainingState`` (networks, optimisers, pools), ``CycleGANStep`` (the paper's maths),
-``Schedule``, ``Evaluator``, ``Reporter``, ``Checkpoints``/``BestKeeper``, ``RunFolder`` and ``FaultTally``.
+``Schedule``, ``Evaluator``, ``Reporter``, ``Checkpoints``/``BestKeeper``, ``RunFolder`` and ``FaultTally``;
+it rolls back after repeated numerical faults (``rollback``) and stops with advice when out of memory.
 """
 
 from __future__ import annotations
 
+import logging
 import math
 import time
 from pathlib import Path
@@ -23,6 +25,7 @@ from engine.config import Config
 from engine.data import ImageFolder, UnpairedBatches, open_domains
 from engine.devices import resolve_device
 from engine.errors import CheckpointError, DataGoneError
+from engine.io.checkpoint import load_checkpoint
 from engine.io.run_folder import RunFolder
 from engine.training import tb
 from engine.training.checkpoints import BestKeeper, Checkpoints, resume_point
@@ -30,12 +33,14 @@ from engine.training.controls import Controls
 from engine.training.distributed import SINGLE, DistInfo, agree_any
 from engine.training.evaluation import Evaluator
 from engine.training.execution import Execution
-from engine.training.faults import FaultTally, out_of_memory, rollback
+from engine.training.faults import MAX_CONSECUTIVE_FAULTS, FaultTally
 from engine.training.reporting import Reporter
 from engine.training.reports import FinishedReport, ProgressWindow, Report, WarningReport
 from engine.training.schedule import Schedule
 from engine.training.state import TrainingState
 from engine.training.step import CycleGANStep, StepResult
+
+log = logging.getLogger(__name__)
 
 __all__ = ["Trainer"]
 
@@ -59,7 +64,8 @@ class Trainer(Controls):
             torch.set_num_threads(cfg.output.threads)
 
         # Held-out images are never trained on; each rank trains on its own disjoint shard of the rest.
-        split = dict(val_fraction=d.val_fraction, val_min=d.val_min, seed=seed, shard=(dist_info.rank, dist_info.world_size))
+        split = dict(val_fraction=d.val_fraction, val_min=d.val_min, seed=seed,
+                     shard=(dist_info.rank, dist_info.world_size))
         self.train_a, self.val_a = dataset_a.training_split(**split)
         self.train_b, self.val_b = dataset_b.training_split(**split)
         batch = dict(batch_size=d.batch_size, crop_size=d.crop_size, flip=d.flip, device=self.device)
@@ -206,7 +212,7 @@ class Trainer(Controls):
                 try:
                     result = self.train_step(real_a, real_b)
                 except torch.OutOfMemoryError:
-                    reason, message = "error", out_of_memory(self)
+                    reason, message = "error", self.out_of_memory()
                     break
                 self.state.step += 1
                 self._window.steps += 1
@@ -215,7 +221,7 @@ class Trainer(Controls):
                 if result.faulted:
                     yield self.faults.warning(self.step)
                     if self.faults.needs_rollback:
-                        yield rollback(self)
+                        yield self.rollback()
                     continue
                 self._window.add(result.metrics)
                 yield from self.reporter.after_step(self.step, lr, self._window, self.step == end)
@@ -232,6 +238,34 @@ class Trainer(Controls):
         if self.take_save_request() and save is not None:
             yield save()
 
+    # --- numerical faults and memory ----------------------------------------------------------------
+    def rollback(self) -> WarningReport:
+        """After ``MAX_CONSECUTIVE_FAULTS`` skipped updates in a row: back to the last checkpoint, at
+        half the learning rate. The tally of faults survives the rollback."""
+        state, ckpts = self.state, self.checkpoints
+        new_scale, total = state.lr_scale * 0.5, self.faults.total
+        restored = False
+        if ckpts is not None and ckpts.latest.exists():
+            try:
+                self.load_state(load_checkpoint(ckpts.latest, self.device), str(ckpts.latest))
+                restored = True
+            except CheckpointError as e:
+                log.warning("rollback failed: %s", e)
+        state.lr_scale, state.fault_count, self.faults = new_scale, total, FaultTally(total)
+        where = f"rolled back to step {state.step}" if restored else "no checkpoint to roll back to"
+        return WarningReport(state.step, "rollback", f"{MAX_CONSECUTIVE_FAULTS} numerical faults in a row: {where}; "
+                             f"learning rate halved (now ×{state.lr_scale:g})",
+                             "Training continues at the lower learning rate.")
+
+    def out_of_memory(self) -> str:
+        """Free what the device cache holds and say what to change."""
+        if self.device.type == "cuda":
+            torch.cuda.empty_cache()
+        d = self.cfg.data
+        return (f"out of memory at crop_size={d.crop_size}, batch_size={d.batch_size}: "
+                "try a smaller crop size or batch size")
+
+    # --- the end of a session --------------------------------------------------------------------------
     def _final_reports(self, reason: str, message: str) -> Iterator[Report]:
         checkpoint = None
         if self.checkpoints is not None:

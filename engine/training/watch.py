@@ -5,7 +5,8 @@ From the training losses of each progress report (``observe``):
 * **discriminator won**: a D loss at a small share of its chance level for ``patience_steps``
   (an LSGAN discriminator that outputs ½ everywhere scores 0.25; one at 0.01–0.06 for hundreds
   of steps tells real from fake every time, and its generator learns little from it);
-* W estimate exploding (|w| beyond ``w_explode``) or collapsing (w ≤ 0 for ``patience_steps``);
+* the training critic's W estimate (``w_A``/``w_B``, its gap E f(real) − E f(fake)) exploding
+  (|w| beyond ``w_explode``) or collapsing (w ≤ 0 for ``patience_steps``);
 * NaN or Inf in any reported loss;
 * cycle loss rising steadily: each of the last three windows of ``window`` reports higher than
   the one before by more than 5 %, to above ``0.1·λ_cyc`` (a mean L1 error of 0.05, about six
@@ -33,6 +34,7 @@ from collections import deque
 from typing import Mapping
 
 from engine.config import Config
+from engine.training import metric_keys as K
 from engine.training.reports import WarningReport
 
 __all__ = ["FailureWatch", "D_WON", "G_HIGH"]
@@ -61,8 +63,8 @@ class FailureWatch:
         self.d_floor = d_floor if d_floor is not None else D_WON.get(mode, 0.0)
         self.g_high = G_HIGH.get(mode)
         self.w_explode, self.window, self.stuck_evals = w_explode, window, stuck_evals
-        self._low_d = {"D_A": 0, "D_B": 0}
-        self._neg_w = {"w_A": 0, "w_B": 0}
+        self._low_d = {K.D_A: 0, K.D_B: 0}
+        self._neg_w = {K.W_A: 0, K.W_B: 0}
         self._still = {"AtoB": 0, "BtoA": 0}
         self._cycle = deque(maxlen=4 * window)
         self._cycle_low = math.inf   # the lowest window mean of the run
@@ -89,7 +91,7 @@ class FailureWatch:
             self._clear("nan")
 
         if not self.wasserstein:
-            for k in ("D_A", "D_B"):
+            for k in (K.D_A, K.D_B):
                 v = metrics.get(k)
                 if v is None:
                     continue
@@ -98,29 +100,32 @@ class FailureWatch:
                 if self._low_d[k] >= self.patience:
                     self._fire(step, code, f"{k} loss has stayed near 0 ({v:.2g}) for {self._low_d[k]} reports: "
                                "the discriminator has won and its generator learns little from it",
-                               "Try a smaller discriminator learning rate (lr_D), fewer D layers, or spectral norm.", out)
+                               "Try a smaller discriminator learning rate (lr_D), fewer D layers, or spectral norm.",
+                               out)
                 elif self._low_d[k] == 0:
                     self._clear(code)
         else:
-            for k in ("w_A", "w_B"):
+            for k in (K.W_A, K.W_B):
                 v = metrics.get(k)
                 if v is None or not math.isfinite(v):
                     continue
                 if abs(v) > self.w_explode:
                     self._fire(step, f"w-explode-{k}", f"the W estimate {k} = {v:.3g} is exploding",
-                               "The critic is not kept Lipschitz: raise λ_GP or lower the clip value / learning rate.", out)
+                               "The critic is not kept Lipschitz: raise λ_GP or lower the clip value / learning rate.",
+                               out)
                 else:
                     self._clear(f"w-explode-{k}")
                 self._neg_w[k] = self._neg_w[k] + 1 if v <= 0 else 0
                 if self._neg_w[k] >= self.patience:
-                    self._fire(step, f"w-collapse-{k}", f"the W estimate {k} has stayed ≤ 0 for {self._neg_w[k]} reports: "
+                    self._fire(step, f"w-collapse-{k}",
+                               f"the W estimate {k} has stayed ≤ 0 for {self._neg_w[k]} reports: "
                                "the critic has collapsed and no longer measures a distance",
                                "Give the critic more steps (n_critic) or a higher learning rate.", out)
                 elif self._neg_w[k] == 0:
                     self._clear(f"w-collapse-{k}")
 
-        if "cycle_A" in metrics and "cycle_B" in metrics:
-            self._cycle.append(metrics["cycle_A"] + metrics["cycle_B"])
+        if K.CYCLE_A in metrics and K.CYCLE_B in metrics:
+            self._cycle.append(metrics[K.CYCLE_A] + metrics[K.CYCLE_B])
             w = self.window
             if len(self._cycle) == 4 * w:
                 c = list(self._cycle)
@@ -137,15 +142,15 @@ class FailureWatch:
     def _rejected(self, way: str) -> bool:
         """Whether the generator of ``way`` is still being told its output is fake (by the last report)."""
         if self.wasserstein:
-            w = self._last.get("w_B" if way == "AtoB" else "w_A")
+            w = self._last.get(K.W_B if way == "AtoB" else K.W_A)  # the critic that judges way's output
             return w is not None and w > 0
-        g = self._last.get("G_A" if way == "AtoB" else "G_B")
+        g = self._last.get(K.G_A if way == "AtoB" else K.G_B)
         return g is not None and self.g_high is not None and g > self.g_high
 
     def observe_eval(self, step: int, ev: Mapping[str, float]) -> list[WarningReport]:
         out: list[WarningReport] = []
         for way, name, target in (("AtoB", "G (A→B)", "B"), ("BtoA", "F (B→A)", "A")):
-            gap = ev.get(f"gap_{way}")
+            gap = ev.get(K.input_change(way))
             if gap is None:
                 continue
             self._still[way] = self._still[way] + 1 if gap < STUCK_GAP and self._rejected(way) else 0
@@ -157,14 +162,15 @@ class FailureWatch:
                            "(instance norm), a smaller lr_D, or a lower λ cycle.", out)
             elif self._still[way] == 0:
                 self._clear(code)
-            sat, real = ev.get(f"saturated_{way}"), ev.get(f"saturated_real_{target}")
+            sat, real = ev.get(K.saturated(way)), ev.get(K.saturated_real(target))
             if sat is None or real is None:
                 continue
             code = f"saturated-{way}"
             if sat > SATURATED_SHARE and sat > real + SATURATED_EXCESS:
                 self._fire(step, code, f"{name}'s output is saturated: {sat:.0%} of its pixels are at ±1 "
                            f"(real {target} images: {real:.0%})",
-                           "The generator has diverged: lower the learning rate, or resume from an earlier checkpoint.", out)
+                           "The generator has diverged: lower the learning rate, or resume from an earlier "
+                           "checkpoint.", out)
             else:
                 self._clear(code)
         return out

@@ -1,0 +1,45 @@
+"""The auto family search's rule: which generator family to keep, and how to say why.
+
+``FAMILIES`` are ordered by how much of the picture each may change, least first. ``choose`` keeps the
+lowest score unless a family earlier in that order is within the intervals; ``describe_choice`` puts the
+outcome into lines for a terminal. The search that measures the candidates: ``engine.training.search``.
+"""
+
+from __future__ import annotations
+
+import math
+
+from engine.training.reports import FamilyCandidate, FamilyChoiceReport
+
+__all__ = ["FAMILIES", "choose", "describe_choice"]
+
+# Every family the search tries, ordered by how much of the picture each may change: least first.
+FAMILIES = ("colour", "local", "resnet")
+
+
+def choose(candidates: list[FamilyCandidate]) -> tuple[str, bool, str]:
+    """(family, resolved, reason): the lowest score, or, where the intervals cannot tell it from a family
+    that changes the picture less, the least-changing of those. ``candidates`` are in ``FAMILIES`` order."""
+    best = min(candidates, key=lambda c: c.score)
+    tied = [c for c in candidates if c.lo <= best.hi and FAMILIES.index(c.family) < FAMILIES.index(best.family)]
+    if not tied:
+        return best.family, True, f"{best.family} came closest to the target (distance / start {best.score:.2f})"
+    keep = tied[0]
+    return keep.family, False, (
+        f"the monitor cannot tell {keep.family} ({keep.score:.2f}) from {best.family} ({best.score:.2f}) within its "
+        f"interval: keeping {keep.family}, which changes the picture less")
+
+
+def describe_choice(rep: FamilyChoiceReport) -> str:
+    """The search's outcome for a terminal: one line per candidate, the one kept marked, and why."""
+    lines = ["generator families tried (multi-scale sliced W / start over both directions, 95 % interval; "
+             "lower is closer to the target):"]
+    for c in rep.candidates:
+        mark = "→" if c.family == rep.chosen else " "
+        lines.append(f"  {mark} {c.family:<7} {c.score:6.3f}  [{c.lo:.3f}, {c.hi:.3f}]  {c.steps} steps in "
+                     f"{c.seconds:.0f} s")
+    cost = f"{rep.dropped_s:.0f} s on the families dropped"
+    if math.isfinite(rep.dropped_share):
+        cost += f" ({100 * rep.dropped_share:.0f} % of the budget)"
+    lines.append(f"kept {rep.chosen}: {rep.reason}; {cost}")
+    return "\n".join(lines)
