@@ -1,24 +1,81 @@
 """Checkpoints: atomic, weights-only, clear about foreign files and architecture mismatches."""
 
 import os
+from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import torch
+from PIL import Image
 
+from engine.__main__ import main
 from engine.config import Config
 from engine.errors import CheckpointError
 from engine.io.atomic import atomic_write_bytes
 from engine.io.checkpoint import FORMAT_VERSION, CheckpointManager, check_architecture, load_checkpoint, save_checkpoint
+from engine.io.reference import read_reference_state_dict
+from engine.io.translate import TranslationModel
 from engine.models.networks import ResnetGenerator
-from tests.evil import make_evil_checkpoint
+from tests.evil import make_evil_checkpoint, make_evil_reference
 
 
-def test_malicious_pickle_is_refused_and_never_runs(tmp_path):
+# --- malicious pickles: refused before anything in them runs, at every entry point -------------------------
+def _evil_files(tmp_path: Path) -> SimpleNamespace:
+    """A malicious checkpoint, a run folder around one, a malicious reference .pth, and the harmless inputs
+    each entry point needs besides. Unpickling any of the malicious files would create ``marker``."""
     marker = tmp_path / "pwned"
-    ck = make_evil_checkpoint(tmp_path / "evil.pt", marker)
-    with pytest.raises(CheckpointError, match="refused: it contains Python objects or code"):
-        load_checkpoint(ck)
-    assert not marker.exists()
+    run = tmp_path / "evil-run"
+    make_evil_checkpoint(run / "checkpoints" / "latest.pt", marker)
+    image = tmp_path / "in.png"
+    Image.new("RGB", (8, 8)).save(image)
+    demo = tmp_path / "demo"
+    for sub in ("testA", "testA_to_B"):
+        (demo / sub).mkdir(parents=True)
+        Image.new("RGB", (8, 8)).save(demo / sub / "0.png")
+    good_reference = tmp_path / "good.pth"
+    torch.save(ResnetGenerator(3, 3, 8, 6).state_dict(), good_reference)
+    return SimpleNamespace(marker=marker, run=run, image=image, demo=demo, good_reference=good_reference,
+                           checkpoint=make_evil_checkpoint(tmp_path / "evil.pt", marker),
+                           reference=make_evil_reference(tmp_path / "evil.pth", marker),
+                           out=tmp_path / "out")
+
+
+# Python entry points: each raises a CheckpointError that says why.
+_LOADERS = {
+    "load_checkpoint": lambda f: load_checkpoint(f.checkpoint),
+    "load_checkpoint of a run folder": lambda f: load_checkpoint(f.run),
+    "TranslationModel.load of a checkpoint": lambda f: TranslationModel.load(f.checkpoint),
+    "TranslationModel.load of a run folder": lambda f: TranslationModel.load(f.run),
+    "TranslationModel.load of a reference .pth": lambda f: TranslationModel.load(f.reference),
+    "TranslationModel.from_reference": lambda f: TranslationModel.from_reference(f.reference),
+    "read_reference_state_dict": lambda f: read_reference_state_dict(f.reference),
+}
+# Command lines: each exits 2 with a one-line error.
+_COMMANDS = {
+    "translate a checkpoint": lambda f: ["translate", f.checkpoint, f.image, "--out", f.out],
+    "translate a run folder": lambda f: ["translate", f.run, f.image, "--out", f.out],
+    "translate a reference .pth": lambda f: ["translate", f.reference, f.image, "--out", f.out],
+    "resume": lambda f: ["resume", f.run],
+    "score": lambda f: ["score", f.checkpoint, f.demo],
+    "export": lambda f: ["export", f.checkpoint, "--format", "safetensors", "--out", f.out / "x.safetensors"],
+    "import-reference": lambda f: ["import-reference", f.reference, "--out", f.out / "m.safetensors"],
+    "import-reference --other": lambda f: ["import-reference", f.good_reference, "--other", f.reference,
+                                           "--out", f.out / "m.safetensors"],
+}
+
+
+@pytest.mark.parametrize("entry", [*_LOADERS, *_COMMANDS])
+def test_malicious_pickles_are_refused_everywhere_and_never_run(tmp_path, capsys, entry):
+    files = _evil_files(tmp_path)
+    if entry in _LOADERS:
+        with pytest.raises(CheckpointError, match="refused: it contains Python objects or code"):
+            _LOADERS[entry](files)
+    else:
+        assert main([str(a) for a in _COMMANDS[entry](files)]) == 2
+        err = capsys.readouterr().err.strip()
+        assert err.startswith("error: ") and "\n" not in err and "refused" in err, err
+        assert not [p for p in files.out.rglob("*") if p.is_file()]  # nothing written
+    assert not files.marker.exists()
 
 
 def test_round_trip_and_format_marker(tmp_path):

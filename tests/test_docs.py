@@ -250,7 +250,8 @@ def test_options_named_alone_exist():
     top = build_parser()
     subs = next(a for a in top._actions if isinstance(a, argparse._SubParsersAction)).choices
     src = (ROOT / "gui" / "app.py").read_text(encoding="utf-8")
-    allowed = _options(top).union(*(_options(p) for p in subs.values()), re.findall(r"add_argument\(\s*\"(-[-\w]+)\"", src))
+    app_options = re.findall(r"add_argument\(\s*\"(-[-\w]+)\"", src)
+    allowed = _options(top).union(*(_options(p) for p in subs.values()), app_options)
     found, problems = [], []
     for doc in DOCS:
         for span in doc.spans:

@@ -1,7 +1,8 @@
-"""Issue 5 in the GUI: malicious checkpoints are refused at every entry point, and closing mid-save waits.
+"""The window's entry points refuse malicious checkpoints, and closing mid-save waits for the save.
 
 The malicious file is a pickle whose ``__reduce__`` would create a marker file when unpickled
-(tests/evil.py). Each entry point must show a clear error and leave no marker behind.
+(tests/evil.py). Each entry point must show a clear error and leave no marker behind. The engine's
+entry points (Python and command line) are covered in tests/test_checkpoint.py.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Issue 5: many start/stop cycles in one app session leak neither threads nor memory."""
+"""Many start/stop cycles in one app session leak neither threads nor memory."""
 
 from __future__ import annotations
 

@@ -62,12 +62,16 @@ def test_pause_stops_the_step_counter_and_resume_continues_it(qtbot, window):
         window.controls.train.click()
     window.controls.pause.click()
     assert c.state == c.PAUSED and window.controls.resume.isVisible()
-    qtbot.wait(400)  # the step in flight, if any, reports; then nothing
-    frozen = len(steps)
+    # A save asked for while paused is written from inside the pause, after the report of the step that
+    # was in flight: when it arrives, the trainer is paused at the last step reported.
     with qtbot.waitSignal(c.checkpoint_saved, timeout=TIMEOUT) as saved:  # saving works while paused
         window.controls.save.click()
     assert saved.args[0].step == steps[-1]
-    qtbot.wait(600)
+    frozen = len(steps)
+    # A second save, still paused, is at the same step, and no step was reported in between.
+    with qtbot.waitSignal(c.checkpoint_saved, timeout=TIMEOUT) as again:
+        window.controls.save.click()
+    assert again.args[0].step == saved.args[0].step
     assert len(steps) == frozen, "steps kept coming while paused"
     window.controls.resume.click()
     qtbot.waitUntil(lambda: len(steps) >= frozen + 3, timeout=TIMEOUT)
