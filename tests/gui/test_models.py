@@ -1,4 +1,4 @@
-"""Issue 7 in the GUI: reference .pth generators open on the Translate tab, Export model…, the TensorBoard command."""
+"""Reference .pth generators open on the Translate tab; Export model… and the TensorBoard command work."""
 
 from __future__ import annotations
 
