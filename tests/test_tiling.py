@@ -112,6 +112,14 @@ def test_progress_counts_tiles_and_the_model_api_tiles_by_memory():
     assert np.abs(np.asarray(out, int) - np.asarray(whole, int)).max() <= 1
 
 
+def test_an_image_too_large_for_the_memory_cap_is_refused_with_a_message():
+    """A cap that the image's own tensors use up leaves no room for a tile: a message, not a math error."""
+    model = TranslationModel(generator("studio", **FREE), None, None, "test")
+    img = Image.new("RGB", (1200, 800))
+    with pytest.raises(OutOfMemory, match="give a larger --max-memory"):
+        model.translate(img, "AtoB", max_memory=6 * 3 * 1200 * 800)
+
+
 def test_out_of_memory_is_a_one_line_message_from_the_cli(tmp_path, capsys, monkeypatch):
     net = generator("studio", **FREE)
     # saved with cpu-quick's config (instance norm): reloaded, the generator runs the statistics pass first,

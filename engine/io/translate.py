@@ -111,7 +111,12 @@ class TranslationModel:
         x = torch.from_numpy(np.asarray(rgb, dtype=np.uint8).copy()).permute(2, 0, 1).unsqueeze(0)
         # the decoded input, its tensor, the result's tensor, its array and image and the encoded file stay alive
         # beside the activations; a tenth of the rest is kept free for the allocator's own overhead
-        side = tile or tile_for_memory(net, (max_memory - 6 * x.numel()) * 9 // 10, tuple(x.shape[-2:]))
+        budget = (max_memory - 6 * x.numel()) * 9 // 10
+        if tile is None and budget < tile_memory(net, 64):
+            raise OutOfMemory(f"the {x.shape[-1]}×{x.shape[-2]} image alone takes about {6 * x.numel() / 2**30:.1f} GiB "
+                              f"in memory, which leaves too little of {max_memory / 2**30:.2f} GiB for even the "
+                              "smallest tile: give a larger --max-memory")
+        side = tile or tile_for_memory(net, budget, tuple(x.shape[-2:]))
         if side >= max(x.shape[-2:]):  # one piece: the plain whole-image pass
             device = next(net.parameters()).device
             try:
