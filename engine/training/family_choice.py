@@ -26,7 +26,7 @@ def choose(candidates: list[FamilyCandidate]) -> tuple[str, bool, str]:
         return best.family, True, f"{best.family} came closest to the target (distance / start {best.score:.2f})"
     keep = tied[0]
     return keep.family, False, (
-        f"the monitor cannot tell {keep.family} ({keep.score:.2f}) from {best.family} ({best.score:.2f}) within its "
+        f"the search cannot tell {keep.family} ({keep.score:.2f}) from {best.family} ({best.score:.2f}) within its "
         f"interval: keeping {keep.family}, which changes the picture less")
 
 

@@ -12,7 +12,7 @@ come closest to the target, and train it for the rest of the budget.
    over the untranslated sources' (``start``), averaged over the two directions, with a paired bootstrap
    95 % interval.
 3. The lowest score wins, unless a family that changes the picture less (earlier in ``FAMILIES``) is within
-   the intervals: then the monitor cannot tell the two apart and the family that keeps more of the picture
+   the intervals: then the search cannot tell the two apart and the family that keeps more of the picture
    is chosen, and the report says so (the rule: ``engine.training.family_choice``).
 4. A trainer of the winner's config, writing the run folder, takes over the candidate's state (weights,
    optimisers, averages, pools, steps and time) and trains to the end of the budget; the dropped candidates
