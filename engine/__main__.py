@@ -14,7 +14,15 @@ import sys
 from pathlib import Path
 
 from engine.cliutil import Parser as _Parser
-from engine.cliutil import UsageError, add_checkpoint_arg, add_config_args, byte_size, load_config
+from engine.cliutil import (
+    RunProgress,
+    UsageError,
+    add_checkpoint_arg,
+    add_config_args,
+    byte_size,
+    load_config,
+    tile_progress,
+)
 from engine.cliutil import nonneg_float as _nonneg_float
 from engine.cliutil import positive_float as _positive_float
 from engine.cliutil import positive_int as _positive_int
@@ -53,50 +61,50 @@ def _fmt_time(seconds: float) -> str:
 # --- train / resume --------------------------------------------------------------------------
 def _drive(trainer, stop_at=None, quiet: bool = False) -> int:
     """Run a trainer to the end, printing progress. Ctrl-C stops cleanly with a checkpoint."""
-    tty = sys.stdout.isatty()
+    out = RunProgress(quiet)
     gen = trainer.run(stop_at=stop_at)
     rc = 0
     try:
         for rep in gen:
-            if isinstance(rep, FamilyTrialReport) and not quiet:
-                line = (f"trying the {rep.family} generator ({rep.index + 1} of {rep.count}) "
-                        f"{100 * rep.trial_progress:3.0f}%  step {rep.step}  {rep.its_per_s:.2f} it/s  "
-                        f"run {100 * rep.progress:.0f}%  ETA {_fmt_time(rep.eta_s)}")
-                print(("\r" + line) if tty else line, end="" if tty else "\n", flush=True)
+            if isinstance(rep, FamilyTrialReport):
+                out.update(rep.progress, f"trying the {rep.family} generator ({rep.index + 1} of {rep.count}) "
+                                         f"{100 * rep.trial_progress:3.0f}%  step {rep.step}  "
+                                         f"{rep.its_per_s:.2f} it/s  run {100 * rep.progress:.0f}%  "
+                                         f"ETA {_fmt_time(rep.eta_s)}")
             elif isinstance(rep, FamilyChoiceReport):
-                if tty:
-                    print()
-                print(describe_choice(rep), flush=True)
-            elif isinstance(rep, ProgressReport) and not quiet and not rep.replay:
+                out.write(describe_choice(rep))
+            elif isinstance(rep, ProgressReport) and not rep.replay:
                 m = rep.metrics
-                losses = "  ".join(f"{k} {m[k]:.3f}" for k in ("G_A", "G_B", "D_A", "D_B", "cycle_A", "cycle_B") if k in m)
+                losses = "  ".join(f"{k} {m[k]:.3f}" for k in ("G_A", "G_B", "D_A", "D_B", "cycle_A", "cycle_B")
+                                   if k in m)
                 if "w_A" in m:
                     losses += f"  w_A {m['w_A']:.3f}  w_B {m['w_B']:.3f}"
                 total = f"/{rep.total_steps}" if rep.total_steps else ""
-                line = (f"step {rep.step}{total} ({100 * rep.progress:.0f}%)  "
-                        f"epoch {rep.epoch}  {rep.its_per_s:.2f} it/s  ETA {_fmt_time(rep.eta_s)}  {losses}")
-                print(("\r" + line) if tty else line, end="" if tty else "\n", flush=True)
+                # One "step N/M" line per report off a terminal: scripts and tests/test_crash_safety.py read it.
+                out.update(rep.progress, f"step {rep.step}{total} ({100 * rep.progress:.0f}%)  epoch {rep.epoch}  "
+                                         f"{rep.its_per_s:.2f} it/s  ETA {_fmt_time(rep.eta_s)}  {losses}")
             elif isinstance(rep, WarningReport):
-                print(("\n" if tty else "") + f"{rep.severity}: {rep.message}" + (f" ({rep.hint})" if rep.hint else ""),
-                      file=sys.stderr, flush=True)
+                out.write(f"{rep.severity}: {rep.message}" + (f" ({rep.hint})" if rep.hint else ""), file=sys.stderr)
                 if rep.severity == "error":
                     trainer.stop()  # nobody at a CLI can press resume: stop with what is saved
                     rc = 1
-            elif isinstance(rep, CheckpointReport) and not quiet and not tty:
+            elif isinstance(rep, CheckpointReport) and not quiet and not out.tty:
                 print(f"checkpoint: {rep.path}", flush=True)
             elif isinstance(rep, FinishedReport):
-                if tty:
-                    print()
+                out.close()
                 where = f"; checkpoint {rep.checkpoint}" if rep.checkpoint else ""
                 print(f"{rep.reason} at step {rep.step}{': ' + rep.message if rep.message else ''}{where}", flush=True)
                 if rep.reason == "error":
                     rc = 1
     except KeyboardInterrupt:
+        out.close()
         trainer.stop()
         for rep in gen:  # drain: the trainer saves a checkpoint on the way out
             if isinstance(rep, FinishedReport):
                 print(f"\nstopped at step {rep.step}; checkpoint {rep.checkpoint}", flush=True)
         rc = 130
+    finally:
+        out.close()
     return rc
 
 
@@ -171,19 +179,8 @@ def cmd_translate(args) -> int:
     note = model.scale_note(args.direction) if args.scale != "train" else ""
     if note:
         print(f"note: {note}", file=sys.stderr)
-    tty = sys.stderr.isatty()
-
-    def on_image(path: Path):
-        def progress(done: int, total: int) -> None:
-            if tty:
-                bar = "#" * (20 * done // total)
-                print(f"\r{path.name}: [{bar:<20}] {done}/{total} tiles", end="" if done < total else "\n",
-                      file=sys.stderr, flush=True)
-            elif done == total:
-                print(f"{path.name}: {total} tile{'s' if total != 1 else ''}", file=sys.stderr, flush=True)
-        return progress
-
-    written, skipped = translate_files(model, args.inputs, args.out, args.direction, on_image=on_image, tile=args.tile,
+    written, skipped = translate_files(model, args.inputs, args.out, args.direction,
+                                       on_image=lambda path: tile_progress(path.name), tile=args.tile,
                                        process_memory=args.max_memory, scale=scale)
     for path, reason in skipped:
         print(f"skipped {path}: {reason}", file=sys.stderr)
@@ -256,7 +253,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-memory", type=byte_size, default=DEFAULT_MEMORY, metavar="SIZE",
                    help="the most memory this command may hold, torch and the model included, e.g. 1500M or 4G "
                         "(default 2G); large images go through the generator in overlapping tiles that fit")
-    p.add_argument("--tile", type=_positive_int, metavar="PX", help="tile side in pixels (instead of from --max-memory)")
+    p.add_argument("--tile", type=_positive_int, metavar="PX",
+                   help="tile side in pixels (instead of from --max-memory)")
     p.add_argument("--scale", default="1", metavar="FACTOR|train",
                    help="shrink each image by FACTOR before translating (the result has the input's size); 'train': "
                         "the scale the model learned at")

@@ -1,15 +1,19 @@
-"""Pieces every CLI command shares: one-line usage errors and the config arguments."""
+"""Pieces every CLI command shares: one-line usage errors, the config arguments, and progress output."""
 
 from __future__ import annotations
 
 import argparse
 import math
+import sys
 from pathlib import Path
+from typing import Callable, TextIO
+
+from tqdm import tqdm
 
 from engine.config import PRESETS, RECIPES, Config, preset, with_recipe
 
 __all__ = ["UsageError", "Parser", "load_config", "add_config_args", "positive_int", "nonneg_float", "positive_float",
-           "add_checkpoint_arg", "byte_size"]
+           "add_checkpoint_arg", "byte_size", "RunProgress", "tile_progress"]
 
 
 class UsageError(Exception):
@@ -79,7 +83,8 @@ def add_config_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--preset", choices=sorted(PRESETS), default="cpu-quick", help="starting point (default cpu-quick)")
     p.add_argument("--recipe", choices=sorted(RECIPES),
                    help="training method at the preset's sizes: auto (the default: tries the colour, local and resnet "
-                        "generator families on your folders and keeps the one whose translations come closest to the target), "
+                        "generator families on your folders and keeps the one whose translations come closest "
+                        "to the target), "
                         "paper (the published method) or studio (the paper's ResNet with resize upsampling and a "
                         "generator average). --config and --set still win")
     p.add_argument("--config", metavar="FILE.json", help="a config file (as written to RUN_DIR/config.json)")
@@ -116,3 +121,65 @@ def byte_size(text: str) -> int:
     if not math.isfinite(value) or value < 64 << 20:
         raise argparse.ArgumentTypeError(f"expected at least 64M, got {text!r}")
     return int(value)
+
+
+# --- progress output --------------------------------------------------------------------------
+class RunProgress:
+    """A run's progress on ``stream`` (stdout). On a terminal: one bar redrawn in place, the report's line
+    beside it. Elsewhere (a pipe, a log file): one line per report, which scripts read (``step N/M ...``).
+    ``quiet``: no progress at all; ``write`` still prints."""
+
+    def __init__(self, quiet: bool = False, stream: TextIO | None = None):
+        self.stream = stream or sys.stdout
+        self.quiet = quiet
+        self.tty = self.stream.isatty()
+        self._bar: tqdm | None = None
+
+    def update(self, progress: float, line: str) -> None:
+        """Show ``line``; ``progress`` (0 … 1, the share of the run done) fills the bar."""
+        if self.quiet:
+            return
+        if not self.tty:
+            print(line, file=self.stream, flush=True)
+            return
+        if self._bar is None:
+            # tqdm: an in-place bar that lines written through tqdm.write (warnings, the family choice) do not
+            # tear. The line carries the figures (our it/s and ETA exclude pauses and scoring, tqdm's would not).
+            self._bar = tqdm(total=1.0, file=self.stream, bar_format="{bar:20}| {postfix}", dynamic_ncols=True)
+        self._bar.n = min(max(float(progress), 0.0), 1.0)
+        self._bar.set_postfix_str(line, refresh=False)
+        self._bar.refresh()
+
+    def write(self, message: str, file: TextIO | None = None) -> None:
+        """A line of its own (above the bar, which is redrawn below it)."""
+        if self._bar is not None:
+            tqdm.write(message, file=file or self.stream)
+        else:
+            print(message, file=file or self.stream, flush=True)
+
+    def close(self) -> None:
+        """Leave the bar where it is, finished with; later lines go below it."""
+        if self._bar is not None:
+            self._bar.close()
+            self._bar = None
+
+
+def tile_progress(name: str, stream: TextIO | None = None) -> Callable[[int, int], None]:
+    """A ``progress(done, total)`` callback for one image's tiles: a tqdm bar on a terminal, else one line
+    (``NAME: N tiles``) when the image is done."""
+    stream = stream or sys.stderr
+    bar: tqdm | None = None
+
+    def progress(done: int, total: int) -> None:
+        nonlocal bar
+        if not stream.isatty():
+            if done == total:
+                print(f"{name}: {total} tile{'s' if total != 1 else ''}", file=stream, flush=True)
+            return
+        if bar is None:
+            bar = tqdm(total=total, desc=name, unit="tile", file=stream, dynamic_ncols=True)  # tqdm: tiles of one image
+        bar.update(done - bar.n)
+        if done >= total:
+            bar.close()
+
+    return progress

@@ -42,8 +42,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--screenshot", metavar="OUT.png", help="smoke mode: save a screenshot of the window, then exit")
     p.add_argument("--translate", metavar="FILE",
                    help="smoke mode: also translate FILE on the Translate tab and save OUT-translate.png")
-    p.add_argument("--tab", metavar="NAME", help="the tab to show: training, translate or distances (smoke mode: distances trains a short critic "
-                   "before the screenshot)")
+    p.add_argument("--tab", metavar="NAME",
+                   help="the tab to show: training, translate or distances (smoke mode: distances trains a short "
+                        "critic before the screenshot)")
     p.add_argument("--timeout", type=float, default=900.0, metavar="S",
                    help="smoke mode: give up (exit 3) after this many seconds (default 900)")
     return p

@@ -29,9 +29,9 @@ from PySide6.QtGui import (
     QPixmap,
     QPolygonF,
 )
-from PySide6.QtWidgets import QApplication, QSizePolicy, QWidget
+from PySide6.QtWidgets import QApplication, QComboBox, QHBoxLayout, QLabel, QSizePolicy, QSlider, QWidget
 
-__all__ = ["CompareView", "fit_size", "MODES", "ZOOMS"]
+__all__ = ["CompareView", "CompareControls", "fit_size", "MODES", "ZOOMS"]
 
 MODES = (("split", "Split"), ("side", "Side by side"))
 ZOOMS = (("fit", "Fit"), (1, "1:1"), (2, "2×"), (4, "4×"))
@@ -320,3 +320,64 @@ class CompareView(QWidget):
                                                              Qt.AspectRatioMode.KeepAspectRatio,
                                                              Qt.TransformationMode.SmoothTransformation))
         drag.exec(Qt.DropAction.CopyAction)
+
+
+class CompareControls(QWidget):
+    """How a list of ``CompareView``s compares: split (and where the divider stands) or side by side."""
+
+    mode_changed = Signal(str)
+    split_changed = Signal(float)  # 0 … 1
+
+    def __init__(self, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.mode_box = QComboBox()
+        self.mode_box.setObjectName("modeBox")
+        for key, text in MODES:
+            self.mode_box.addItem(text, key)
+        self.split_slider = QSlider(Qt.Orientation.Horizontal)
+        self.split_slider.setObjectName("splitSlider")
+        self.split_slider.setRange(0, 100)
+        self.split_slider.setValue(50)
+        self.split_slider.setFixedWidth(140)
+        self.split_slider.setToolTip("Where the divider stands: the input left of it, the translation right "
+                                     "(or drag the divider on an image)")
+        self.split_value = QLabel("50 %")
+        self.split_value.setObjectName("hint")
+        self.split_value.setMinimumWidth(36)
+        self.split_controls = QWidget()  # only for the split: side by side has no divider
+        split_lay = QHBoxLayout(self.split_controls)
+        split_lay.setContentsMargins(6, 0, 0, 0)
+        split_lay.setSpacing(6)
+        split_lay.addWidget(QLabel("Input"))
+        split_lay.addWidget(self.split_slider)
+        split_lay.addWidget(QLabel("Output"))
+        split_lay.addWidget(self.split_value)
+        lay = QHBoxLayout(self)
+        lay.setContentsMargins(0, 0, 0, 0)
+        lay.setSpacing(6)
+        lay.addWidget(QLabel("Compare"))
+        lay.addWidget(self.mode_box)
+        lay.addWidget(self.split_controls)
+        self.mode_box.currentIndexChanged.connect(self._on_mode_box_changed)
+        self.split_slider.valueChanged.connect(self._on_split_slider_changed)
+
+    @property
+    def mode(self) -> str:
+        return self.mode_box.currentData()
+
+    @property
+    def split(self) -> float:
+        return self.split_slider.value() / 100
+
+    def set_split(self, fraction: float) -> None:
+        self.split_slider.setValue(round(fraction * 100))
+
+    def _on_mode_box_changed(self, _index: int) -> None:
+        mode = self.mode
+        self.split_slider.setEnabled(mode == "split")
+        self.split_controls.setVisible(mode == "split")
+        self.mode_changed.emit(mode)
+
+    def _on_split_slider_changed(self, value: int) -> None:
+        self.split_value.setText(f"{value} %")
+        self.split_changed.emit(value / 100)

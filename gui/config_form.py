@@ -18,7 +18,6 @@ from typing import Any
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QStandardItemModel
 from PySide6.QtWidgets import (
-    QCheckBox,
     QComboBox,
     QFileDialog,
     QFormLayout,
@@ -26,8 +25,6 @@ from PySide6.QtWidgets import (
     QLabel,
     QLineEdit,
     QPushButton,
-    QSizePolicy,
-    QToolButton,
     QVBoxLayout,
     QWidget,
 )
@@ -47,117 +44,11 @@ from engine.config import (
 )
 from engine.devices import available_devices
 
+from .config_fields import LABEL_WIDTH, ConfigField, Section
+
 __all__ = ["ConfigForm", "RunFolderPicker", "Section"]
 
 CUSTOM = "custom"
-LABEL_WIDTH = 150
-
-
-def format_value(value: Any) -> str:
-    """The text a field shows; parse_value(format_value(v)) == v (repr is float's shortest round-trip)."""
-    if isinstance(value, float):
-        return repr(value)
-    return str(value)
-
-
-def _repolish(w: QWidget) -> None:
-    w.style().unpolish(w)
-    w.style().polish(w)
-
-
-class Section(QWidget):
-    """A header button that folds its content away."""
-
-    def __init__(self, title: str, expanded: bool = True, parent: QWidget | None = None, *, sub: bool = False):
-        super().__init__(parent)
-        self.header = QToolButton(self)
-        self.header.setObjectName("subSectionHeader" if sub else "sectionHeader")
-        self.header.setText(title)
-        self.header.setCheckable(True)
-        self.header.setChecked(expanded)
-        self.header.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
-        self.header.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
-        self.body = QWidget(self)
-        self.body.setObjectName("sectionBody")
-        lay = QVBoxLayout(self)
-        lay.setContentsMargins(0, 0, 0, 0)
-        lay.setSpacing(2)
-        lay.addWidget(self.header)
-        lay.addWidget(self.body)
-        self.header.toggled.connect(self._on_header_toggled)
-        self._on_header_toggled(expanded)
-
-    def _on_header_toggled(self, on: bool) -> None:
-        self.header.setArrowType(Qt.ArrowType.DownArrow if on else Qt.ArrowType.RightArrow)
-        self.body.setVisible(on)
-
-
-class _Field:
-    """One editor with its error line. ``text()`` is what parse_value reads."""
-
-    def __init__(self, spec: FieldSpec, parent: QWidget):
-        self.spec = spec
-        self.container = QWidget(parent)
-        lay = QVBoxLayout(self.container)
-        lay.setContentsMargins(0, 0, 0, 0)
-        lay.setSpacing(1)
-        if spec.choices is not None:
-            self.editor: QWidget = QComboBox()
-            for c in spec.choices:
-                self.editor.addItem(str(c), c)
-        elif spec.type is bool:
-            self.editor = QCheckBox()
-        else:
-            self.editor = QLineEdit()
-            self.editor.setPlaceholderText(format_value(spec.default))
-        self.editor.setObjectName(f"field_{spec.name}")
-        lay.addWidget(self.editor)
-        self.error = QLabel(self.container)
-        self.error.setObjectName("fieldError")
-        self.error.setWordWrap(True)
-        self.error.hide()
-        lay.addWidget(self.error)
-        unit = f" ({spec.unit})" if spec.unit else ""
-        self.label = QLabel(spec.label + unit)
-        self.label.setWordWrap(True)
-        self.label.setFixedWidth(LABEL_WIDTH)  # one label column for every section
-        tip = (f"<b>{spec.label}</b> &nbsp;<code>{spec.name}</code><br>{spec.help}"
-               f"<br><i>Allowed: {spec.describe_allowed()}{unit}. Default: {format_value(spec.default)}.</i>")
-        for w in (self.label, self.editor):
-            w.setToolTip(tip)
-
-    def connect(self, slot) -> None:
-        e = self.editor
-        if isinstance(e, QComboBox):
-            e.currentIndexChanged.connect(slot)
-        elif isinstance(e, QCheckBox):
-            e.toggled.connect(slot)
-        else:
-            e.textChanged.connect(slot)
-
-    def text(self) -> str:
-        e = self.editor
-        if isinstance(e, QComboBox):
-            return str(e.currentData())
-        if isinstance(e, QCheckBox):
-            return "true" if e.isChecked() else "false"
-        return e.text()
-
-    def set_value(self, value: Any) -> None:
-        e = self.editor
-        if isinstance(e, QComboBox):
-            e.setCurrentIndex(e.findData(value))
-        elif isinstance(e, QCheckBox):
-            e.setChecked(bool(value))
-        else:
-            e.setText(format_value(value))
-
-    def set_error(self, message: str) -> None:
-        self.error.setText(message)
-        self.error.setVisible(bool(message))
-        if self.editor.property("invalid") != bool(message):
-            self.editor.setProperty("invalid", bool(message))
-            _repolish(self.editor)
 
 
 class ConfigForm(QWidget):
@@ -169,7 +60,7 @@ class ConfigForm(QWidget):
     def __init__(self, config: Config, parent: QWidget | None = None):
         super().__init__(parent)
         self.setObjectName("configForm")
-        self._fields: dict[str, _Field] = {}
+        self._fields: dict[str, ConfigField] = {}
         self._forms: dict[str, QFormLayout] = {}
         self._form_of: dict[str, QFormLayout] = {}
         self._sections: dict[str, Section] = {}
@@ -224,7 +115,7 @@ class ConfigForm(QWidget):
             for spec in by_group.get(group, []):
                 if spec.budget is not None and self.budget_box is None:
                     basic.addRow(*self._make_budget_row())
-                f = _Field(spec, self)
+                f = ConfigField(spec, self)
                 form = adv_form if spec.advanced else basic
                 form.addRow(f.label, f.container)
                 self._fields[spec.name] = f
@@ -359,7 +250,8 @@ class ConfigForm(QWidget):
             dev = box.itemData(i)
             if dev != "auto" and dev not in have:
                 self._disable_item(box, i, f"{dev} (not available)")
-        box.setItemText(box.findData("auto"), f"auto ({'cuda' if 'cuda' in have else 'mps' if 'mps' in have else 'cpu'})")
+        auto = "cuda" if "cuda" in have else "mps" if "mps" in have else "cpu"
+        box.setItemText(box.findData("auto"), f"auto ({auto})")
 
     def _on_field_edited(self, *_: Any) -> None:
         if not self._loading:
@@ -413,7 +305,7 @@ class ConfigForm(QWidget):
             self.validity_changed.emit(self._valid)
         self.changed.emit()
 
-    def _reveal(self, f: _Field) -> None:
+    def _reveal(self, f: ConfigField) -> None:
         """Unfold the section (and its Advanced part) holding an invalid field, so its message shows."""
         w = f.container.parentWidget()
         while w is not None and w is not self:

@@ -1,7 +1,8 @@
 """The Datasets panel: a picker per domain (folder dialog or drop), counts, thumbnails, warnings.
 
 Folders are scanned with ``engine.data.ImageFolder`` as jobs on the panel's worker thread
-(``gui.jobs.JobRunner``), so a folder of 100k images never freezes the window; only a frozen ``ScanResult`` (numbers, strings and
+(``gui.jobs.JobRunner``), so a folder of 100k images never freezes the window;
+only a frozen ``ScanResult`` (numbers, strings and
 thumbnail copies) comes back. "Use demo dataset" writes the built-in demo data into the
 app's data folder, off the GUI thread, and selects its trainA/trainB.
 """

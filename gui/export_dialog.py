@@ -4,8 +4,8 @@ The dialog takes the model (the Translate tab's) as its first argument, lets the
 the format, the direction (only those the model has) and the file, and writes it with
 ``engine.io.export.export_generator`` as a job on its own worker thread, so a slow ONNX export
 never freezes the window. For a model from a run folder it also offers the run's latest or best
-checkpoint; one other than the open model is loaded by the job before it is written. A missing optional package (``MissingExtraError``) is shown as
-its one-line install hint, not as a crash.
+checkpoint; one other than the open model is loaded by the job before it is written. A missing
+optional package (``MissingExtraError``) is shown as its one-line install hint, not as a crash.
 """
 
 from __future__ import annotations
@@ -30,11 +30,12 @@ from PySide6.QtWidgets import (
 
 from engine.errors import MissingExtraError
 from engine.io.export import EXPORT_FORMATS, export_generator
-from engine.io.run_folder import CHECKPOINTS
+from engine.io.run_folder import CHECKPOINTS, run_of_model
 from engine.io.translate import TranslationModel
 
+from .checkpoint_box import CheckpointBox
 from .jobs import JobRunner
-from .translate_panel import DIRECTIONS, CheckpointBox, load_model, run_of
+from .translate_jobs import DIRECTIONS, load_model
 from .util import show_error
 
 __all__ = ["ExportDialog", "ExportOutcome", "export_model", "export_checkpoint", "FORMAT_INFO"]
@@ -91,7 +92,7 @@ class ExportDialog(QDialog):
         self.source_label = QLabel(f"<b>{src.name or model.source}</b> · {model.describe_directions()}"
                                    + (f" · step {model.step:,}" if model.step is not None else ""))
         self.source_label.setToolTip(model.source)
-        self.run = run_of(model.source)  # (run folder, which checkpoint the model is) or None
+        self.run = run_of_model(model.source)  # (run folder, which checkpoint the model is) or None
         self.checkpoint_box = CheckpointBox()
         self.checkpoint_box.setObjectName("exportCheckpointBox")
         if self.run is not None:

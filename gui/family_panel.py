@@ -78,8 +78,8 @@ class FamilyPanel(QFrame):
         self._draw()
         auto = started.config.model.netG == "auto"
         self.text.setText(f"Trying each generator family for {100 * started.config.schedule.search_share:g} % of the "
-                          "budget on your images; the one whose translations come closest to the target (in colour, structure "
-                          "and detail) is kept."
+                          "budget on your images; the one whose translations come closest to the target (in colour, "
+                          "structure and detail) is kept."
                           if auto else "")
         self.setVisible(auto)
 

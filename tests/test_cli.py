@@ -123,6 +123,7 @@ def test_budget_and_plateau_flags_reach_the_run_config(tmp_path):
     """--minutes, --time-limit and --stop-on-plateau land in the config the run records."""
     assert main(["demo-data", str(tmp_path / "d"), "--n-train", "6", "--n-test", "2", "--size", "40"]) == 0
     assert main(["train", str(tmp_path / "d/trainA"), str(tmp_path / "d/trainB"), "--out", str(tmp_path / "r"),
-                 "--minutes", "0.02", "--time-limit", "5", "--stop-on-plateau", "--device", "cpu", "--quiet", *TINY]) == 0
+                 "--minutes", "0.02", "--time-limit", "5", "--stop-on-plateau", "--device", "cpu", "--quiet",
+                 *TINY]) == 0
     sched = json.loads((tmp_path / "r" / "config.json").read_text())["schedule"]
     assert (sched["minutes"], sched["time_limit"], sched["stop_on_plateau"]) == (0.02, 5.0, True)

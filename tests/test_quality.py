@@ -12,7 +12,8 @@ from engine.__main__ import main
 from engine.config import RECIPE_FIELDS, RECIPES, Config, ConfigError, preset, with_recipe
 from engine.metrics import GroundTruth, psnr
 from engine.tools.charts import comparison_grid, plot_curves
-from engine.tools.quality import _time_to_reach, _value_at, compare_runs, compare_suites, measure, suite_table
+from engine.tools.quality import compare_runs, compare_suites, measure, suite_table
+from engine.tools.quality_tables import time_to_reach, value_at
 from engine.tools.tasks import PHOTOS, SIZE, SUITES, TASKS, get_task, load_photo, photo_windows, suite
 from tests.helpers import tiny_config
 
@@ -33,7 +34,8 @@ def test_psnr_matches_hand_computed_values():
 
 
 def test_ground_truth_scores_a_known_map_exactly():
-    """With G = T exactly (a per-pixel affine map) PSNR(G(x), T(x)) is infinite; the identity baseline is hand-computed."""
+    """With G = T exactly (a per-pixel affine map) PSNR(G(x), T(x)) is infinite; the identity baseline is
+    hand-computed."""
     rng = np.random.default_rng(0)
     x = rng.integers(0, 128, size=(3, 8, 8, 3), dtype=np.uint8)
     tx = (x + 100).astype(np.uint8)  # T(x) = x + 100 grey levels, no overflow below 128
@@ -107,7 +109,8 @@ def test_maps_match_hand_computed_values():
                                                                            round(0.80**1.25 * 255)]
     assert get_task("dusk").transform(px(0, 0, 0))[0, 0].tolist() == [0, 0, round(0.12**1.25 * 255)]
     # grey: ITU-R 601 luma in all three channels.
-    assert get_task("grey").transform(px(200, 100, 50))[0, 0].tolist() == [round(0.299 * 200 + 0.587 * 100 + 0.114 * 50)] * 3
+    assert (get_task("grey").transform(px(200, 100, 50))[0, 0].tolist()
+            == [round(0.299 * 200 + 0.587 * 100 + 0.114 * 50)] * 3)
     # sepia of white clips to (255, 255, 239): the blue row sums to 0.937.
     assert get_task("sepia").transform(px(255, 255, 255))[0, 0].tolist() == [255, 255, round(0.937 * 255)]
     # false colour rotates the channels (R ← B, G ← R, B ← G) and stretches about mid-grey by 1.3.
@@ -230,13 +233,16 @@ def test_curve_comparison_interpolates_hand_made_curves(tmp_path):
     pts = lambda ys: [{"minutes": float(i), "step": 10 * i, "psnr_AtoB": y, "psnr_BtoA": y, "psnr_cycle": y}  # noqa: E731
                       for i, y in enumerate(ys)]
     paper, studio = pts([10, 12, 14, 15]), pts([10, 16, 18, 19])
-    assert _time_to_reach(studio, 15.0) == pytest.approx(0.8333333)  # 10 → 16 over minute 0–1
-    assert _time_to_reach(paper, 20.0) is None
-    assert _value_at(studio, 2.5) == pytest.approx(18.5)
-    lines = compare_runs([{"label": "paper", "task": "demo", "identity_baseline": 9.0, "steps_per_s": 1.0, "points": paper},
-                          {"label": "studio", "task": "demo", "identity_baseline": 9.0, "steps_per_s": 1.0, "points": studio}])
+    assert time_to_reach(studio, 15.0) == pytest.approx(0.8333333)  # 10 → 16 over minute 0–1
+    assert time_to_reach(paper, 20.0) is None
+    assert value_at(studio, 2.5) == pytest.approx(18.5)
+    lines = compare_runs([{"label": "paper", "task": "demo", "identity_baseline": 9.0, "steps_per_s": 1.0,
+                           "points": paper},
+                          {"label": "studio", "task": "demo", "identity_baseline": 9.0, "steps_per_s": 1.0,
+                           "points": studio}])
     text = "\n".join(lines)
-    assert "reaches paper's final 15.00 dB at 0.83 min (28% of its time)" in text and "lead at 3.00 min: +4.00 dB" in text
+    assert ("reaches paper's final 15.00 dB at 0.83 min (28% of its time)" in text
+            and "lead at 3.00 min: +4.00 dB" in text)
     out = plot_curves({"paper": [(p["minutes"], p["psnr_AtoB"]) for p in paper]}, 9.0, tmp_path / "c.png", title="t")
     with Image.open(out) as im:
         assert im.size == (760, 460)
@@ -248,8 +254,8 @@ TINY = ["--set", "load_size=36", "--set", "crop_size=32", "--set", "ngf=8", "--s
 
 def test_quality_cli_runs_tasks_and_writes_the_table_curves_and_grids(tmp_path, capsys):
     out = tmp_path / "q"
-    args = ["quality", "--task", "demo", "--task", "grey", "--steps", "2", "--score-every-steps", "1", "--recipe", "paper",
-            "--out", str(out), "--json", *TINY]
+    args = ["quality", "--task", "demo", "--task", "grey", "--steps", "2", "--score-every-steps", "1",
+            "--recipe", "paper", "--out", str(out), "--json", *TINY]
     assert main(args) == 0
     res = json.loads(capsys.readouterr().out)
     assert res["label"] == "paper" and [t["task"] for t in res["tasks"]] == ["demo", "grey"]
@@ -298,5 +304,6 @@ def test_suite_table_and_comparison_from_hand_made_results():
     assert "| sketch | colour | tuning | 5.00 | 5.00 | 5.00 | 5.00 | **5.00** | +0.00 | 0.00 | **yes** |" in table
     assert "stuck on 1 of 2 tasks" in table and "mean gain over the identity +4.00 dB" in table
     cmp = "\n".join(compare_suites([{"label": "new", "tasks": a}, {"label": "old", "tasks": b}]))
-    assert "| dusk | 10.00 | 18.00 | 15.00 | +3.00 |" in cmp and "| sketch | 5.00 | 5.00 (stuck) | 12.00 | -7.00 |" in cmp
+    assert ("| dusk | 10.00 | 18.00 | 15.00 | +3.00 |" in cmp
+            and "| sketch | 5.00 | 5.00 (stuck) | 12.00 | -7.00 |" in cmp)
     assert "mean lead of new over old: -2.00 dB over 2 tasks; ahead (or within 0.5 dB) on 1 of 2" in cmp

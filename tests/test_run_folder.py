@@ -109,8 +109,9 @@ def test_reading_a_run_needs_no_lock(tmp_path):
 def test_the_lock_file_says_who_holds_it(tmp_path):
     run = tmp_path / "run"
     with RunFolder(run).lock():
-        info = json.loads((run / ".lock").read_text())
+        info = json.loads((run / ".lock.json").read_text())
         assert info["pid"] == os.getpid() and info["since"] <= time.time()
+    assert not (run / ".lock.json").exists()  # released: nobody holds it
 
 
 def test_prepare_drops_metric_rows_after_the_resumed_checkpoint(tmp_path):

@@ -157,7 +157,8 @@ def render_scene(rng: np.random.Generator, size: int) -> np.ndarray:
                 w, h = 0.06 * s * scale, 0.16 * s * scale
                 col = _jitter(rng, (0.10, 0.38, 0.16), 0.04)
                 for k in range(2):
-                    cv.triangle(x, gy - trunk_h - h + k * 0.35 * h, w * (1 - 0.25 * k), gy - trunk_h * 0.6 + k * 0.1 * h, col)
+                    cv.triangle(x, gy - trunk_h - h + k * 0.35 * h, w * (1 - 0.25 * k),
+                                gy - trunk_h * 0.6 + k * 0.1 * h, col)
             else:  # a broadleaf: a round crown
                 r = 0.055 * s * scale
                 col = _jitter(rng, (0.18, 0.50, 0.14), 0.05)
@@ -258,7 +259,8 @@ def _save(arr: np.ndarray, path: Path) -> None:
     Image.fromarray(arr).save(path, "PNG", compress_level=6)
 
 
-def make_demo_dataset(out_dir, *, n_train: int = 150, n_test: int = 24, size: int = 128, seed: int = 0) -> dict[str, int]:
+def make_demo_dataset(out_dir, *, n_train: int = 150, n_test: int = 24, size: int = 128,
+                      seed: int = 0) -> dict[str, int]:
     """Write the demo dataset into ``out_dir``; return the number of images per subfolder.
 
     Every image comes from its own random stream (seed, split, index), so the data is the

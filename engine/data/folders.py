@@ -1,8 +1,9 @@
 """Image folders: a recursive scan, a decode-once check, an in-memory cache, held-out splits.
 
-One domain is an ``ImageFolder``: its files are found by a recursive scan, each is decoded
-once (on a small thread pool) to check it and to fill the cache, and files that cannot be
-used are listed in ``skipped`` with a specific reason instead of stopping the run.
+One domain is an ``ImageFolder``: its files are found by a recursive scan (``engine.data.scan``),
+each is decoded once (on a small thread pool) to check it and to fill the cache
+(``engine.data.store``), and files that cannot be used are listed in ``skipped`` with a specific
+reason instead of stopping the run.
 
 Preprocessing follows the paper's reference implementation (``resize_and_crop``): resize to
 ``load_size × load_size`` (bicubic) once, at decode time; the cache holds the resized images
@@ -16,17 +17,17 @@ import hashlib
 import logging
 import math
 import os
-import threading
-from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
-from typing import TYPE_CHECKING, Iterable
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 from PIL import Image
 
 from engine.data.decode import IMAGE_EXTENSIONS, Skipped, _decode, _resized_tensor, _Undecodable
-from engine.errors import DataError, DataGoneError
+from engine.data.scan import scan_folder, scan_workers, summarise_skipped
+from engine.data.store import ImageStore
+from engine.errors import DataError
 
 if TYPE_CHECKING:
     from engine.config import Config
@@ -34,129 +35,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 __all__ = ["ImageFolder", "open_domain", "open_domains", "same_folder", "check_pair"]
-
-
-# --- scanning ---------------------------------------------------------------------------------
-
-def _scan(root: str) -> tuple[list[str], list[Skipped]]:
-    """Image files under ``root``, recursively, in a deterministic order.
-
-    Directory symlinks are followed, but each real directory is walked once, so a symlink
-    loop ends. Hidden entries (``.git``, macOS ``._name`` files) are ignored.
-    """
-    files: list[str] = []
-    skipped: list[Skipped] = []
-    visited: set[tuple[int, int]] = set()
-    stack = [root]
-    while stack:
-        d = stack.pop()
-        try:
-            st = os.stat(d)
-        except OSError as e:
-            skipped.append(Skipped(d, f"folder not readable ({e.strerror or e})"))
-            continue
-        key = (st.st_dev, st.st_ino) if st.st_ino else (st.st_dev, os.path.realpath(d))
-        if key in visited:
-            log.debug("%s: already scanned (symlink loop or duplicate link), not followed", d)
-            continue
-        visited.add(key)
-        try:
-            with os.scandir(d) as it:
-                entries = sorted(it, key=lambda e: e.name)
-        except PermissionError:
-            skipped.append(Skipped(d, "permission denied (folder)"))
-            continue
-        except OSError as e:
-            skipped.append(Skipped(d, f"folder not readable ({e.strerror or e})"))
-            continue
-        subdirs = []
-        for e in entries:
-            if e.name.startswith("."):
-                continue
-            try:
-                is_dir = e.is_dir()
-            except OSError:
-                is_dir = False
-            if is_dir:
-                subdirs.append(e.path)
-            elif os.path.splitext(e.name)[1].lower() in IMAGE_EXTENSIONS:
-                if e.is_symlink() and not os.path.exists(e.path):
-                    skipped.append(Skipped(e.path, "broken symbolic link"))
-                else:
-                    files.append(e.path)
-        stack.extend(reversed(subdirs))  # depth-first, in name order
-    return files, skipped
-
-
-def _summary(skipped: Iterable[Skipped], limit: int = 3) -> str:
-    counts = Counter(s.reason for s in skipped)
-    parts = [f"{n} × {reason}" if n > 1 else reason for reason, n in counts.most_common(limit)]
-    if len(counts) > limit:
-        parts.append(f"{len(counts) - limit} other reasons")
-    return "; ".join(parts)
-
-
-def _workers() -> int:
-    # PIL releases the GIL while decoding. Few threads: each may hold a full-size decoded photo.
-    return max(1, min(4, os.cpu_count() or 1))
-
-
-class _Store:
-    """The decoded images of one folder, shared by an ImageFolder and its split views.
-
-    The cache holds decoded images while their bytes fit ``budget``; the rest are decoded again
-    each time they are used. Which images are cached changes speed only, never results.
-    """
-
-    def __init__(self, root: str, name: str, load_size: int | None, min_side: int, max_pixels: int, budget: int,
-                 paths: list[str], sizes: list[tuple[int, int]], skipped: list[Skipped], warnings: list[str]):
-        self.root = root
-        self.name = name
-        self.load_size = load_size  # None: images at their own resolution
-        self.min_side = min_side
-        self.max_pixels = max_pixels
-        self.budget = budget
-        self.used = 0
-        self.paths = paths
-        self.sizes = sizes  # each file's original upright (width, height)
-        self.skipped = skipped
-        self.warnings = warnings
-        self.cache: dict[int, torch.Tensor] = {}
-        self.bad: set[int] = set()
-        self.lock = threading.Lock()
-
-    def check_present(self) -> None:
-        if not os.path.isdir(self.root):
-            raise DataGoneError(f"{self.root}: the {self.name} folder has disappeared (deleted, renamed or "
-                                "unmounted) while in use")
-
-    def keep(self, k: int, t: torch.Tensor) -> torch.Tensor:
-        """Cache image k if it still fits the budget; returns the cached tensor (or ``t``)."""
-        with self.lock:
-            if k in self.cache:
-                return self.cache[k]
-            if self.used + t.numel() <= self.budget:
-                self.cache[k] = t
-                self.used += t.numel()
-        return t
-
-    def load(self, k: int) -> torch.Tensor | None:
-        """Image k, from the cache or decoded; None when the file has become unusable."""
-        t = self.cache.get(k)
-        if t is not None or k in self.bad:
-            return t
-        try:
-            t, _ = _resized_tensor(self.paths[k], self.load_size, self.max_pixels, self.min_side)
-        except _Undecodable as e:
-            self.check_present()
-            with self.lock:
-                if k not in self.bad:
-                    self.bad.add(k)
-                    self.skipped.append(Skipped(e.path, e.reason))
-                    log.warning("%s: %s; skipped from now on, another image of %s stands in", e.path, e.reason,
-                                self.name)
-            return None
-        return self.keep(k, t)
 
 
 class ImageFolder:
@@ -187,14 +65,15 @@ class ImageFolder:
         if load_size is not None and load_size < 1:
             raise ValueError(f"load_size must be positive, got {load_size}")
         if files is None:
-            candidates, skipped = _scan(root)
+            candidates, skipped = scan_folder(root)
         else:
             candidates, skipped = [os.path.abspath(os.fspath(p)) for p in files], []
         if not candidates:
             raise DataError(f"{root}: nothing usable found in the {name} folder: no image files "
                             f"({', '.join(IMAGE_EXTENSIONS)})"
-                            + (f"; skipped: {_summary(skipped)}" if skipped else ""))
-        store = _Store(root, name, load_size, min_size, max_pixels, max(0, int(cache_mb)) << 20, [], [], skipped, [])
+                            + (f"; skipped: {summarise_skipped(skipped)}" if skipped else ""))
+        store = ImageStore(root, name, load_size, min_size, max_pixels, max(0, int(cache_mb)) << 20,
+                           [], [], skipped, [])
 
         def check(item: tuple[int, str]):
             p, path = item
@@ -205,7 +84,7 @@ class ImageFolder:
             # Keep the tensor only if it can be cached (by scan position; renumbered below).
             return store.keep(p, t), size, None
 
-        with ThreadPoolExecutor(max_workers=min(_workers(), len(candidates)),
+        with ThreadPoolExecutor(max_workers=min(scan_workers(), len(candidates)),
                                 thread_name_prefix=f"scan-{name}") as pool:
             results = list(pool.map(check, enumerate(candidates)))
 
@@ -223,19 +102,20 @@ class ImageFolder:
             store.paths.append(path)
             store.sizes.append((w, h))
         if skipped:
-            log.warning("%s: %d file(s) skipped: %s", root, len(skipped), _summary(skipped))
+            log.warning("%s: %d file(s) skipped: %s", root, len(skipped), summarise_skipped(skipped))
             for s in skipped:
                 log.debug("skipped %s: %s", s.path, s.reason)
         if store.warnings:
-            log.warning("%s: %d image(s) smaller than the %d px crop were upscaled", root, len(store.warnings), min_size)
+            log.warning("%s: %d image(s) smaller than the %d px crop were upscaled", root, len(store.warnings),
+                        min_size)
         if not store.paths:
             raise DataError(f"{root}: nothing usable found in the {name} folder: none of its "
-                            f"{len(candidates)} image file(s) could be decoded ({_summary(skipped)})")
+                            f"{len(candidates)} image file(s) could be decoded ({summarise_skipped(skipped)})")
         log.info("%s: %d images for domain %s (%d cached, %d skipped)", root, len(store.paths), name,
                  len(store.cache), len(skipped))
         self._init_view(store, list(range(len(store.paths))), name)
 
-    def _init_view(self, store: _Store, index: list[int], name: str) -> None:
+    def _init_view(self, store: ImageStore, index: list[int], name: str) -> None:
         self._store = store
         self._index = index
         self.root = store.root
@@ -245,7 +125,7 @@ class ImageFolder:
         self.warnings = store.warnings
 
     @classmethod
-    def _view(cls, store: _Store, index: list[int], name: str) -> "ImageFolder":
+    def _view(cls, store: ImageStore, index: list[int], name: str) -> "ImageFolder":
         view = cls.__new__(cls)
         view._init_view(store, index, name)
         return view
@@ -294,7 +174,7 @@ class ImageFolder:
             if t is not None:
                 return t
         raise DataError(f"{self.root}: nothing usable found in the {self.name} folder any more: "
-                        f"every image failed to decode ({_summary(self.skipped)})")
+                        f"every image failed to decode ({summarise_skipped(self.skipped)})")
 
     def thumbnail(self, index: int, size: int = 96) -> np.ndarray:
         """A small uint8 ``(h, w, 3)`` picture of image ``index`` at its own aspect ratio (max side ``size``)."""
@@ -305,7 +185,8 @@ class ImageFolder:
             img.thumbnail((size, size), Image.Resampling.BICUBIC)
         except _Undecodable:
             t = self.get(index)  # what training uses instead, square
-            img = Image.fromarray(np.ascontiguousarray(t.permute(1, 2, 0).numpy())).resize((size, size), Image.Resampling.BICUBIC)
+            img = Image.fromarray(np.ascontiguousarray(t.permute(1, 2, 0).numpy()))
+            img = img.resize((size, size), Image.Resampling.BICUBIC)
         return np.array(img, dtype=np.uint8)
 
     def split(self, val_fraction: float, val_min: int, seed: int) -> tuple["ImageFolder", "ImageFolder"]:
@@ -334,7 +215,6 @@ class ImageFolder:
         val = [k for pos, k in enumerate(self._index) if pos in held]
         return (ImageFolder._view(self._store, train, self.name),
                 ImageFolder._view(self._store, val, f"{self.name} (held out)"))
-
 
     def training_split(self, val_fraction: float, val_min: int, seed: int, shard: tuple[int, int] = (0, 1)
                        ) -> tuple["ImageFolder", "ImageFolder"]:

@@ -94,7 +94,8 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
                               "for a reference-implementation generator use import-reference")
     version = obj.get("format_version")
     if not isinstance(version, int) or version > FORMAT_VERSION:
-        raise CheckpointError(f"{p} has checkpoint format version {version!r}; this version reads up to {FORMAT_VERSION}")
+        raise CheckpointError(f"{p} has checkpoint format version {version!r}; "
+                              f"this version reads up to {FORMAT_VERSION}")
     return obj
 
 

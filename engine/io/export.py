@@ -1,6 +1,7 @@
 """Model files out: one generator as safetensors, ONNX or TorchScript; reference ``.pth`` files as safetensors.
 
-Reading the reference implementation's files is ``engine.io.reference``. Exports take one direction of any model ``TranslationModel.load`` accepts. ONNX and
+Reading the reference implementation's files is ``engine.io.reference``.
+Exports take one direction of any model ``TranslationModel.load`` accepts. ONNX and
 TorchScript files wrap the generator in ``PaddedGenerator``, so, like ``translate``, they take
 images of any height, width and batch size (at least 8×8 px) and return the same size.
 ONNX needs the optional extra ``pip install -e .[export]`` (torch's exporter runs on onnxscript).

@@ -6,6 +6,7 @@
     RUN/previews/step_XXXXXXX.png
     RUN/checkpoints/step_XXXXXXX.pt, latest.pt, best.pt (the lowest monitored W; generators only)
     RUN/.lock                held (an OS file lock) by the process that is training the run
+    RUN/.lock.json           who holds it: PID, host, since when, command line
 
 Writing a run takes the lock for the life of the run: a second writer, in another process,
 gets a ``RunLockedError`` that names the folder and the process that holds it. The OS drops
@@ -27,23 +28,20 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
 
+# filelock: one tested cross-platform OS lock (flock on POSIX, LockFileEx on Windows) instead of our own.
+from filelock import FileLock, Timeout
+
 from engine.config import Config
 from engine.errors import ConfigError, EngineError, RunLockedError
 from engine.io.atomic import atomic_write_text, save_png, write_json
 from engine.io.previews import preview_grid
 
-try:
-    import fcntl
-except ImportError:  # Windows
-    fcntl = None  # type: ignore[assignment]
-    import msvcrt
-
 log = logging.getLogger(__name__)
 
-__all__ = ["RunFolder", "RunInfo", "RunError", "RunLock", "RUN_FILES"]
+__all__ = ["RunFolder", "RunInfo", "RunError", "RunLock", "RUN_FILES", "run_of_model"]
 
-CONFIG, RUN, METRICS, PREVIEWS, CHECKPOINTS, LOCK = ("config.json", "run.json", "metrics.jsonl", "previews",
-                                                     "checkpoints", ".lock")
+CONFIG, RUN, METRICS, PREVIEWS, CHECKPOINTS = "config.json", "run.json", "metrics.jsonl", "previews", "checkpoints"
+LOCK, HOLDER = ".lock", ".lock.json"  # the OS lock, and who holds it (a file of its own: the lock's may be emptied)
 LATEST, BEST = "latest.pt", "best.pt"
 RUN_FILES = frozenset({CONFIG, RUN, METRICS})  # files that stand for the run folder they are in
 _PREVIEW_RE = re.compile(r"^step_(\d+)\.png$")
@@ -78,31 +76,10 @@ class RunInfo:
 
 # --- the lock ---------------------------------------------------------------------------------------
 # Held locks of this process, by real path: a process that already holds a run's lock (the CLI
-# takes it before the slow data scan, then the trainer takes it again) re-enters it.
-_HELD: dict[str, list] = {}
+# takes it before the slow data scan, then the trainer takes it again, maybe on another thread)
+# re-enters it. A second FileLock on the same file would conflict with the first one.
+_HELD: dict[str, list] = {}  # real path -> [FileLock, count]
 _HELD_GUARD = threading.Lock()
-
-
-def _try_lock(fd: int) -> bool:
-    try:
-        if fcntl is not None:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        else:
-            msvcrt.locking(fd, msvcrt.LK_NBLCK, 1)
-    except OSError:
-        return False
-    return True
-
-
-def _unlock(fd: int) -> None:
-    try:
-        if fcntl is not None:
-            fcntl.flock(fd, fcntl.LOCK_UN)
-        else:
-            os.lseek(fd, 0, os.SEEK_SET)
-            msvcrt.locking(fd, msvcrt.LK_UNLCK, 1)
-    except OSError:
-        pass
 
 
 def _describe_holder(path: Path) -> str:
@@ -119,6 +96,7 @@ class RunLock:
 
     def __init__(self, run_dir: Path):
         self.path = run_dir / LOCK
+        self.holder_path = run_dir / HOLDER
         self.key = os.path.realpath(run_dir)
         self._released = False
         with _HELD_GUARD:
@@ -127,17 +105,19 @@ class RunLock:
                 held[1] += 1
                 return
             run_dir.mkdir(parents=True, exist_ok=True)
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
-            if not _try_lock(fd):
-                os.close(fd)
-                raise RunLockedError(f"{run_dir} is in use by {_describe_holder(self.path)}. Wait until that run "
-                                     "ends, or choose another run folder.")
+            lock = FileLock(self.path, timeout=0, thread_local=False)
+            try:
+                lock.acquire()
+            except Timeout:
+                raise RunLockedError(f"{run_dir} is in use by {_describe_holder(self.holder_path)}. Wait until "
+                                     "that run ends, or choose another run folder.") from None
             holder = {"pid": os.getpid(), "host": socket.gethostname(), "since": time.time(),
                       "command": " ".join([os.path.basename(sys.argv[0] or "python")] + sys.argv[1:])[:300]}
-            os.ftruncate(fd, 0)
-            os.lseek(fd, 0, os.SEEK_SET)
-            os.write(fd, json.dumps(holder).encode())
-            _HELD[self.key] = [fd, 1]
+            try:
+                self.holder_path.write_text(json.dumps(holder), encoding="utf-8")
+            except OSError as e:  # the lock holds without it; a refused writer then reads "another process"
+                log.warning("could not write %s: %s", self.holder_path, e)
+            _HELD[self.key] = [lock, 1]
 
     def release(self) -> None:
         if self._released:
@@ -150,8 +130,8 @@ class RunLock:
             held[1] -= 1
             if held[1] == 0:
                 del _HELD[self.key]
-                _unlock(held[0])
-                os.close(held[0])
+                self.holder_path.unlink(missing_ok=True)  # while still held: never another holder's file
+                held[0].release()
 
     def __enter__(self) -> "RunLock":
         return self
@@ -300,3 +280,16 @@ class RunFolder:
         step, preview = self.latest_preview()
         return RunInfo(str(self.path), config, tuple(self.metric_rows()), str(preview) if preview else None, step,
                        data, self.has_checkpoint(), total)
+
+
+def run_of_model(source: str | os.PathLike) -> tuple[str, str] | None:
+    """The run folder a model was loaded from and which of its checkpoints it is (``latest`` or
+    ``best``), or None for a model file outside a run. A run's model is loaded from
+    RUN/checkpoints/<file>.pt: its source names that file (or the run folder itself)."""
+    p = Path(source)
+    if p.is_dir():
+        return (str(p), "latest") if RunFolder(p).looks_like_run() else None
+    if p.suffix == ".pt" and p.parent.name == CHECKPOINTS and RunFolder(p.parent.parent).looks_like_run():
+        run = RunFolder(p.parent.parent)
+        return str(run.path), "best" if p == run.best_checkpoint else "latest"
+    return None

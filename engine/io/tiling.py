@@ -14,7 +14,8 @@ through the generator, each batch's norms pooling their statistics over it; the 
 estimates are then combined. With those estimates of the whole image's
 statistics fixed, every norm is a per-channel affine map, folded into the conv before it; the
 tiles then run through that norm-free copy (no normalisation time or memory). The estimate is
-the only difference from a whole-image pass. (A pass over the whole image at reduced size was measured first and dropped:
+the only difference from a whole-image pass.
+(A pass over the whole image at reduced size was measured first and dropped:
 finer detail has more variance, and its statistics were 18–23 dB PSNR away.)
 """
 
@@ -32,8 +33,8 @@ from engine.errors import EngineError
 from engine.images import quantize, to_unit_range
 from engine.models.networks import pad_to_multiple
 
-__all__ = ["OutOfMemory", "receptive_reach", "bytes_per_pixel", "tile_for_memory", "tile_memory", "whole_image_stats", "fold_norms",
-           "translate_tiled", "DEFAULT_MEMORY"]
+__all__ = ["OutOfMemory", "receptive_reach", "bytes_per_pixel", "tile_for_memory", "tile_memory", "whole_image_stats",
+           "fold_norms", "translate_tiled", "DEFAULT_MEMORY"]
 
 DEFAULT_MEMORY = 2 << 30   # 2 GiB: the CLI's cap on the whole process, the app's on one translation
 

@@ -113,7 +113,8 @@ class TranslationModel:
         # beside the activations; a tenth of the rest is kept free for the allocator's own overhead
         budget = (max_memory - 6 * x.numel()) * 9 // 10
         if tile is None and budget < tile_memory(net, 64):
-            raise OutOfMemory(f"the {x.shape[-1]}×{x.shape[-2]} image alone takes about {6 * x.numel() / 2**30:.1f} GiB "
+            raise OutOfMemory(f"the {x.shape[-1]}×{x.shape[-2]} image alone takes about "
+                              f"{6 * x.numel() / 2**30:.1f} GiB "
                               f"in memory, which leaves too little of {max_memory / 2**30:.2f} GiB for even the "
                               "smallest tile: give a larger --max-memory")
         side = tile or tile_for_memory(net, budget, tuple(x.shape[-2:]))
@@ -141,8 +142,9 @@ class TranslationModel:
             p = RunFolder(p).checkpoint(checkpoint)
             if not p.is_file():
                 what = {"best": "no best checkpoint yet (it needs the W monitor and held-out images)",
-                        "latest": "no checkpoint yet"}.get(str(checkpoint), f"no checkpoint of step {checkpoint} (kept: "
-                                                                             "the last few and best)")
+                        "latest": "no checkpoint yet"}.get(str(checkpoint),
+                                                           f"no checkpoint of step {checkpoint} (kept: "
+                                                           "the last few and best)")
                 raise CheckpointError(f"{path} has {what}")
         if p.suffix == ".safetensors":
             return cls._load_safetensors(p).to(device)
@@ -243,7 +245,8 @@ def memory_left(process_memory: int, net: torch.nn.Module) -> int:
 
 
 def translate_files(model: TranslationModel, inputs: Iterable[str | Path], out_dir: str | Path,
-                    direction: str = "AtoB", max_pixels: int = 80_000_000, *, on_image: Callable[[Path], Any] | None = None,
+                    direction: str = "AtoB", max_pixels: int = 80_000_000, *,
+                    on_image: Callable[[Path], Any] | None = None,
                     process_memory: int | None = None, **translate_kw: Any) -> tuple[list[Path], list[tuple[str, str]]]:
     """Translate each input into out_dir (PNG, same stem). Returns (written, [(path, reason) skipped]).
 

@@ -262,7 +262,8 @@ def generator_arch_from_state_dict(sd: dict[str, torch.Tensor]) -> dict[str, Any
         raise ValueError("not a CycleGAN ResNet generator: there is no 'model.1.weight' (the first 7×7 conv)")
     first = sd["model.1.weight"]
     if first.ndim != 4 or tuple(first.shape[2:]) != (7, 7):
-        raise ValueError(f"not a CycleGAN ResNet generator: model.1.weight has shape {tuple(first.shape)}, expected (ngf, in, 7, 7)")
+        raise ValueError(f"not a CycleGAN ResNet generator: model.1.weight has shape {tuple(first.shape)}, "
+                         "expected (ngf, in, 7, 7)")
     ngf, input_nc = int(first.shape[0]), int(first.shape[1])
     blocks = {int(k.split(".")[1]) for k in keys if ".conv_block." in k}
     if not blocks:

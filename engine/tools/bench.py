@@ -194,7 +194,8 @@ def bench_training(cfg: Config, *, steps: int = 20, warmup: int = 3, data: tuple
         gflop = flops / 1e9
         return BenchResult(preset_name, str(dev), torch.get_num_threads(), bs, c, steps, its, its * bs, gflop,
                            gflop * its, peak, precision, gflop * its / peak, wait_fraction, mem, precision,
-                           trainer.execution.compile, compile_s, peaks["fp32"], peaks["bf16"], eval_s, eval_share, label)
+                           trainer.execution.compile, compile_s, peaks["fp32"], peaks["bf16"], eval_s, eval_share,
+                           label)
 
 
 def bench_variants(cfg: Config, variants: list[str], **kw) -> list[BenchResult]:
@@ -282,16 +283,19 @@ def _ordered(res: BenchResult) -> dict:
 
 
 def _describe(res: BenchResult) -> list[str]:
-    lines = [f"{res.label or 'base'}: preset {res.preset} on {res.device} ({res.threads} threads), batch {res.batch_size}, "
+    lines = [f"{res.label or 'base'}: preset {res.preset} on {res.device} ({res.threads} threads), "
+             f"batch {res.batch_size}, "
              f"crop {res.crop_size}, {res.steps} steps, {res.precision}{', compiled' if res.compiled else ''}",
              f"  {res.its_per_s:.2f} it/s, {res.images_per_s:.2f} images/s; {res.gflop_per_step:.2f} GFLOP/step → "
-             f"{res.gflops:.1f} GFLOP/s = {100 * res.peak_ratio:.0f}% of the {res.peak_dtype} peak ({res.peak_gflops:.1f})"]
+             f"{res.gflops:.1f} GFLOP/s = {100 * res.peak_ratio:.0f}% "
+             f"of the {res.peak_dtype} peak ({res.peak_gflops:.1f})"]
     if res.compile_s is not None:
         lines.append(f"  compiling took {res.compile_s:.1f} s before the first step")
     if res.data_wait_fraction is not None:
         lines.append(f"  waiting for data: {100 * res.data_wait_fraction:.1f}% of step time")
     if res.eval_s is not None:
-        lines.append(f"  one held-out evaluation (W monitor included): {res.eval_s:.2f} s = {100 * res.eval_share:.1f}% "
+        lines.append(f"  one held-out evaluation (W monitor included): {res.eval_s:.2f} s = "
+                     f"{100 * res.eval_share:.1f}% "
                      "of training time at the config's eval_every")
     lines.append(f"  peak memory {res.peak_memory_mb:.0f} MB")
     return lines
@@ -316,7 +320,8 @@ def run_cli(args) -> int:
         if args.json:
             print(json.dumps(r))
         else:
-            print(f"translate {r['width']}×{r['height']} in {r['tiles']} tile(s): {r['seconds']:.2f} s, {r['gflop']:.1f} "
+            print(f"translate {r['width']}×{r['height']} in {r['tiles']} tile(s): {r['seconds']:.2f} s, "
+                  f"{r['gflop']:.1f} "
                   f"GFLOP, FLOP-limited {r['flop_limited_seconds']:.2f} s at {r['peak_gflops']:.0f} GFLOP/s → "
                   f"{r['ratio_to_flop_limited']:.2f}× the limit; peak memory {r['peak_memory_mb']:.0f} MB")
         return 0

@@ -106,7 +106,8 @@ def plot_curves(curves: Mapping[str, Sequence[tuple[float, float]]], baseline: f
         legend.append((label, colour, False))
     lx, ly = left + 10, top + 6  # legend, top left inside the axes
     box_w = 26 + 6 * max((len(t) for t, _, _ in legend), default=0)
-    draw.rectangle([lx - 4, ly - 3, lx + box_w, ly + _LINE_H * len(legend) + 1], fill=(40, 42, 48), outline=(70, 74, 82))
+    draw.rectangle([lx - 4, ly - 3, lx + box_w, ly + _LINE_H * len(legend) + 1],
+                   fill=(40, 42, 48), outline=(70, 74, 82))
     for k, (text, colour, dashed) in enumerate(legend):
         yy = ly + k * _LINE_H + 6
         if dashed:

@@ -105,22 +105,25 @@ def run_doctor(device: str = "auto", *, paper_step: bool = True) -> list[Check]:
         y = torch.compile(net)(x)
         _sync(dev)
         ok = torch.allclose(y, net(x), atol=1e-4)
-        return ok, f"works ({time.perf_counter() - t:.1f} s to compile a small net)" if ok else "gives other results", ""
+        return ok, (f"works ({time.perf_counter() - t:.1f} s to compile a small net)" if ok
+                    else "gives other results"), ""
 
     checks.append(_check("torch.compile", compiles))
     with tempfile.TemporaryDirectory(prefix="cyclegan-doctor-") as tmp:
         a, b = _folders(Path(tmp), 72)
 
         def training():
-            cfg = preset("cpu-quick").with_values(netG="resnet", max_steps=20, log_every=20, eval_every=10**6, preview_every=10**6,
-                                                  save_every=10**6, val_fraction=0.0, val_min=0, device=dev.type)
+            cfg = preset("cpu-quick").with_values(netG="resnet", max_steps=20, log_every=20, eval_every=10**6,
+                                                  preview_every=10**6, save_every=10**6, val_fraction=0.0, val_min=0,
+                                                  device=dev.type)
             t = Trainer(cfg, *open_domains(a, b, cfg), device=dev)
             start = time.perf_counter()
             reports = list(t.run())
             _sync(dev)
             seconds = time.perf_counter() - start
             ok = reports[-1].reason == "completed" and t.step == 20
-            return ok, f"20 cpu-quick steps (ResNet) in {seconds:.1f} s ({20 / seconds:.2f} it/s, {t.execution.amp and 'bf16' or 'fp32'})", ""
+            return ok, (f"20 cpu-quick steps (ResNet) in {seconds:.1f} s "
+                        f"({20 / seconds:.2f} it/s, {t.execution.amp and 'bf16' or 'fp32'})"), ""
 
         checks.append(_check("training", training))
 
@@ -135,7 +138,8 @@ def run_doctor(device: str = "auto", *, paper_step: bool = True) -> list[Check]:
             on_cpu = TranslationModel(build_generator(cfg), None, cfg, "cpu")
             on_cpu.G.load_state_dict({k: v.cpu() for k, v in net.state_dict().items()})
             diff = np.abs(np.asarray(out, int) - np.asarray(on_cpu.translate(img, "AtoB"), int)).max()
-            return diff <= 2, f"512×512 in {seconds * 1000:.0f} ms; largest difference from the CPU {diff} grey levels", ""
+            return diff <= 2, (f"512×512 in {seconds * 1000:.0f} ms; "
+                               f"largest difference from the CPU {diff} grey levels"), ""
 
         checks.append(_check("translate", round_trip))
 

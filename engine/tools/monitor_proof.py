@@ -106,9 +106,11 @@ def proof_table(results: Sequence[Mapping[str, Any]]) -> list[str]:
             ok_rho = e["rho"] >= RHO_BAR if moves else True
             ok_pick = e["best_psnr"] - e["picked_psnr"] <= PICK_BAR
             verdict = ("met" if ok_rho and ok_pick else
-                       "; ".join(m for m, bad in (("ρ below 0.8", not ok_rho), ("pick > 0.5 dB off", not ok_pick)) if bad))
+                       "; ".join(m for m, bad in (("ρ below 0.8", not ok_rho), ("pick > 0.5 dB off", not ok_pick))
+                                 if bad))
             lines.append("| " + " | ".join([
-                r["task"], e["signal"], e["way"], str(e["n"]), f"{e['psnr_range']:.2f} dB" + ("" if moves else " (< 2)"),
+                r["task"], e["signal"], e["way"], str(e["n"]),
+                f"{e['psnr_range']:.2f} dB" + ("" if moves else " (< 2)"),
                 f"{e['rho']:+.2f}", f"{e['picked_psnr']:.2f} (step {e['picked_step']})", f"{e['best_psnr']:.2f}",
                 verdict]) + " |")
     return lines

@@ -49,7 +49,8 @@ class Execution:
                                                                      or cfg.model.upsample == "resize")
         s = cfg.schedule
         long_run = s.minutes >= LONG_RUN_MINUTES or (s.max_steps or 10**9) >= LONG_RUN_STEPS
-        self.compile = cfg.output.compile == "on" or (cfg.output.compile == "auto" and device.type == "cuda" and long_run)
+        self.compile = cfg.output.compile == "on" or (cfg.output.compile == "auto" and device.type == "cuda"
+                                                      and long_run)
         self.compile_critics = self.compile and cfg.objective.gan_mode != "wgan-gp"
 
     def autocast(self) -> ContextManager:

@@ -34,6 +34,7 @@ class Reporter:
         self.run_folder, self.is_main, self.elapsed = run_folder, is_main, elapsed
         self.save, self.on_plateau = save, on_plateau
         self.watch = FailureWatch(cfg)
+        self.last_preview: int | None = None  # the step of this session's latest preview
 
     def after_step(self, step: int, lr: float, window: ProgressWindow, last: bool) -> Iterator[Report]:
         s, elapsed = self.cfg.schedule, self.elapsed()
@@ -67,6 +68,7 @@ class Reporter:
 
     def preview(self, step: int) -> PreviewReport:
         images = self.evaluator.preview()
+        self.last_preview = step
         path = self.run_folder.save_preview(images, step) if self.run_folder is not None else None
         return PreviewReport(step, images, path)
 

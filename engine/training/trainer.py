@@ -275,7 +275,8 @@ class Trainer(Controls):
                 rep = self._checkpoint_report()
                 yield rep
                 checkpoint = getattr(rep, "path", None)
-        if reason == "completed" and self.step % self.cfg.schedule.preview_every != 0 and self.dist.is_main:
+        # the end is always shown, also when the session made no step of its own (auto's trials used the budget)
+        if reason == "completed" and self.reporter.last_preview != self.step and self.dist.is_main:
             yield self.reporter.preview(self.step)
         self.state.elapsed_s, self._session_start = self.elapsed(), None
         yield FinishedReport(self.step, reason, message, checkpoint)

@@ -81,7 +81,8 @@ class Reading:
         return not self.doubt()
 
     def metrics(self, way: str) -> dict[str, float]:
-        values = (self.w, self.lo, self.hi, self.grad_norm, self.start, self.floor, self.remaining, self.sliced, self.emd)
+        values = (self.w, self.lo, self.hi, self.grad_norm, self.start, self.floor, self.remaining, self.sliced,
+                  self.emd)
         return {f"{k}_{way}": float(v) for k, v in zip(MONITOR_KEYS, values)}
 
     @classmethod
@@ -101,7 +102,8 @@ def patches_of(images: torch.Tensor, size: int, stride: int) -> torch.Tensor:
 
 
 def _crops(images: Sequence[torch.Tensor], crop: int, per_image: int, seed: int) -> torch.Tensor:
-    """``per_image`` seeded crop × crop squares of each uint8 (3, h, w) image, as float (N, 3, crop, crop) in [-1, 1]."""
+    """``per_image`` seeded crop × crop squares of each uint8 (3, h, w) image, as float (N, 3, crop, crop)
+    in [-1, 1]."""
     g = torch.Generator().manual_seed(seed)
     out = []
     for img in images:
@@ -129,8 +131,10 @@ class WMonitor:
             raise ValueError("the monitor needs at least two held-out images per domain")
         self.device = torch.device(device)
         self.patch, self.stride = patch, stride
-        self.steps, self.first_steps, self.lambda_lp, self.batch_size, self.seed = steps, first_steps, lambda_lp, batch_size, seed
-        self.crops = {"A": _crops(held_a, crop, crops_per_image, seed), "B": _crops(held_b, crop, crops_per_image, seed + 1)}
+        self.steps, self.first_steps, self.lambda_lp, self.batch_size, self.seed = (steps, first_steps, lambda_lp,
+                                                                                     batch_size, seed)
+        self.crops = {"A": _crops(held_a, crop, crops_per_image, seed),
+                      "B": _crops(held_b, crop, crops_per_image, seed + 1)}
         self.real = {d: patches_of(c, patch, stride) for d, c in self.crops.items()}
         self._per_image = {d: len(self.real[d]) // len(h) for d, h in (("A", held_a), ("B", held_b))}
         self.critics: dict[str, torch.nn.Module | None] = {way: None for way, _, _ in WAYS}
@@ -203,7 +207,8 @@ def cross_checks(real: torch.Tensor, fake: torch.Tensor, seed: int, n_sliced: in
     rng = np.random.default_rng(seed)
     pick = lambda t, n: t[rng.choice(len(t), size=min(n, len(t)), replace=False)]  # noqa: E731
     sliced = float(ot.sliced_wasserstein_distance(pick(real, n_sliced).double().numpy(),
-                                                  pick(fake, n_sliced).double().numpy(), n_projections=64, p=1, seed=seed))
+                                                  pick(fake, n_sliced).double().numpy(), n_projections=64, p=1,
+                                                  seed=seed))
     side = int(round(math.sqrt(real.shape[1] // 3)))
     small = lambda t: Fn.adaptive_avg_pool2d(t.reshape(-1, 3, side, side), 4).flatten(1).double().numpy()  # noqa: E731
     a, b = small(pick(real, n_emd)), small(pick(fake, n_emd))

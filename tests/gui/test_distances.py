@@ -17,7 +17,7 @@ FAST = dict(samples=2000, steps=60)  # a critic in well under a second
 
 
 def curve(panel, key):
-    x, y = panel.div_curves[key].getOriginalDataset()
+    x, y = panel.divergences.curves[key].getOriginalDataset()
     return np.asarray(x), np.asarray(y)
 
 
@@ -45,18 +45,18 @@ def test_only_w_is_continuous_at_theta_0_and_kl_is_marked_infinite(panel):
     # KL = ∞ for θ ≠ 0: drawn at the top of the plot and labelled so.
     _, kl = curve(panel, "kl")
     cap = np.delete(kl, zero)
-    assert np.all(cap == cap[0]) and cap[0] > 2.0 and "∞" in panel.kl_text.toPlainText()
+    assert np.all(cap == cap[0]) and cap[0] > 2.0 and "∞" in panel.divergences.kl_text.toPlainText()
     # The values at θ = 0 itself are dots at 0 (W's needs none: it is on the curve).
-    xs, ys = panel.div_dots.getData()
+    xs, ys = panel.divergences.dots.getData()
     assert len(xs) == 3 and set(xs) == {0.0} and set(ys) == {0.0}
 
 
 def test_the_slider_moves_the_samples_the_marker_and_the_numbers(qtbot, panel):
     panel.set_param(0.5)
     panel.flush()
-    assert panel.param == 0.5 and panel.param_line.value() == 0.5
-    px, _ = panel.p_scatter.getData()
-    qx, qy = panel.q_scatter.getData()
+    assert panel.param == 0.5 and panel.divergences.param_line.value() == 0.5
+    px, _ = panel.distributions.p_scatter.getData()
+    qx, qy = panel.distributions.q_scatter.getData()
     assert set(px) == {0.0} and set(qx) == {0.5} and 0 <= qy.min() and qy.max() <= 1
     assert "W = 0.500" in panel.values_label.text() and "KL = ∞" in panel.values_label.text()
     panel.set_param(0.0)
@@ -86,11 +86,11 @@ def test_train_critic_plots_the_dual_live_then_the_heatmap(qtbot, panel):
     assert len(r.history) == FAST["steps"] // 5 and panel.dual_points() == len(r.history)
     assert r.iterations == FAST["steps"] and not r.stopped and r.exact_w == 1.0
     assert 0.3 < r.w < 1.5  # 60 steps: on its way to W = 1
-    assert panel.exact_line.value() == 1.0
+    assert panel.dual.exact_line.value() == 1.0
     # f over the plane: a 2-D heatmap in the view's coordinates, with a colour bar.
-    img = panel.heatmap.image
-    assert img is not None and img.shape == (96, 96) and panel.colorbar.isVisible()
-    rect = panel.heatmap.mapRectToParent(panel.heatmap.boundingRect())
+    img = panel.distributions.heatmap.image
+    assert img is not None and img.shape == (96, 96) and panel.distributions.colorbar.isVisible()
+    rect = panel.distributions.heatmap.mapRectToParent(panel.distributions.heatmap.boundingRect())
     assert rect.left() == pytest.approx(r.job.xlim[0]) and rect.right() == pytest.approx(r.job.xlim[1])
     # The critic separates P (x = 0) from Q (x = 1): f is higher on P's side.
     assert img[:, :48].mean() > img[:, 48:].mean()
@@ -100,8 +100,8 @@ def test_train_critic_plots_the_dual_live_then_the_heatmap(qtbot, panel):
     # Moving θ afterwards clears the critic that belonged to the old θ.
     panel.set_param(-1.0)
     panel.flush()
-    assert panel.result is None and panel.heatmap.image is None and panel.dual_points() == 0
-    assert panel.exact_line.value() == 1.0 and "changed" in panel.result_label.text()
+    assert panel.result is None and panel.distributions.heatmap.image is None and panel.dual_points() == 0
+    assert panel.dual.exact_line.value() == 1.0 and "changed" in panel.result_label.text()
 
 
 def test_stop_ends_the_critic_early_and_it_is_still_measured(qtbot, panel):
@@ -122,7 +122,7 @@ def test_weight_clipping_gives_k_times_w_and_the_corrected_value(qtbot, panel):
     r = done.args[0]
     assert r.job.method == "clip" and abs(r.w) < 0.05 * r.exact_w  # K ≪ 1
     assert r.corrected == pytest.approx(r.w / r.grad_norm)
-    assert panel.corrected_line.isVisible() and panel.corrected_line.value() == pytest.approx(r.corrected)
+    assert panel.dual.corrected_line.isVisible() and panel.dual.corrected_line.value() == pytest.approx(r.corrected)
     text = panel.result_label.text()
     assert "K·W" in text and "corrected" in text
 
@@ -130,9 +130,9 @@ def test_weight_clipping_gives_k_times_w_and_the_corrected_value(qtbot, panel):
 def test_one_dimensional_cases_show_densities_and_f_as_a_curve(qtbot, panel):
     panel.set_case("gauss-shift", 2.0)
     panel.flush()
-    assert panel.left.currentIndex() == 1 and panel.param_name.text() == "Δμ"
-    x, p = panel.p_density.getData()
-    _, q = panel.q_density.getData()
+    assert panel.distributions.currentIndex() == 1 and panel.param_name.text() == "Δμ"
+    x, p = panel.distributions.p_density.getData()
+    _, q = panel.distributions.q_density.getData()
     assert x[np.argmax(p)] == pytest.approx(0.0, abs=0.1) and x[np.argmax(q)] == pytest.approx(2.0, abs=0.1)
     xs, w = curve(panel, "w")
     assert np.isfinite(w).all() and xs[0] == -3.0  # the case's own range; no jumps in the Gaussian case
@@ -141,12 +141,12 @@ def test_one_dimensional_cases_show_densities_and_f_as_a_curve(qtbot, panel):
         panel.train()
     r = done.args[0]
     assert r.grid is None and r.curve_f is not None
-    fx, fy = panel.f_curve.getData()
+    fx, fy = panel.distributions.f_curve.getData()
     assert len(fx) == len(r.curve_x) and fy[np.argmin(np.abs(fx))] > fy[np.argmin(np.abs(fx - 2.0))]
     panel.set_case("gauss-scale")
     panel.flush()
     assert panel.param == 2.0 and panel.result is None and panel.dual_points() == 0
-    fx, _ = panel.f_curve.getData()
+    fx, _ = panel.distributions.f_curve.getData()
     assert fx is None or len(fx) == 0
 
 
@@ -169,8 +169,8 @@ def test_samples_are_drawn_once_per_value_not_on_every_redraw(monkeypatch, panel
         panel._redraw.mark()
         panel.flush()
     assert calls == [0.5]
-    px, _ = panel.p_scatter.getData()
-    qx, _ = panel.q_scatter.getData()
+    px, _ = panel.distributions.p_scatter.getData()
+    qx, _ = panel.distributions.q_scatter.getData()
     assert set(px) == {0.0} and set(qx) == {0.5}  # still showing them
     panel.set_param(-0.25)
     panel.flush()
@@ -186,8 +186,8 @@ def test_one_dimensional_cases_draw_the_engines_densities_without_sampling(monke
     panel.set_param(3.0)
     panel.flush()
     assert calls == []
-    x, p = panel.p_density.getData()
-    _, q = panel.q_density.getData()
+    x, p = panel.distributions.p_density.getData()
+    _, q = panel.distributions.q_density.getData()
     ep, eq = CASES["uniform"].density(x, 3.0)
     np.testing.assert_array_equal(p, ep)
     np.testing.assert_array_equal(q, eq)

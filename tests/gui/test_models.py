@@ -49,7 +49,8 @@ def test_open_model_takes_a_reference_pth_and_translates_a_to_b_only(qtbot, wind
 
 
 def test_a_run_folder_chosen_through_its_config_json_opens_as_the_model(qtbot, tmp_path, monkeypatch):
-    from gui.translate_panel import TranslatePanel, model_path
+    from gui.translate_panel import TranslatePanel
+    from gui.translate_paths import model_path
 
     run = tmp_path / "run"
     (run / "checkpoints").mkdir(parents=True)

@@ -9,7 +9,8 @@ from PySide6.QtCore import Qt
 
 from engine.config import preset
 from engine.training.reports import EvalReport, ProgressReport
-from gui.plots import _SPEC, Series, TrainingPlots, ema
+from gui.plots import _SPEC, TrainingPlots
+from gui.series import Series, ema
 
 
 def progress(step: int, **metrics) -> ProgressReport:
@@ -86,7 +87,7 @@ def monitor(step: int, best: int, *, grad_b: float = 1.0, **extra) -> EvalReport
 
 def test_the_w_monitor_plot_is_there_for_every_objective(qtbot):
     plots = make(qtbot)  # lsgan
-    assert plots.plot_widgets["w"].isVisible() and plots.w_title.isVisible()
+    assert plots.plot_widgets["w"].isVisible() and plots.w_plot.title_label.isVisible()
     assert "no reading yet" in plots.title("w") and not plots.critic_shown
     plots.set_config(preset("cpu-quick").with_values(monitor=False))
     plots.flush()
@@ -110,25 +111,25 @@ def test_w_monitor_curves_band_levels_title_and_best_star(qtbot):
     assert np.allclose(plots.curves["mon_lo_AtoB"].getOriginalDataset()[1], y - 0.1)
     assert np.allclose(plots.curves["mon_hi_AtoB"].getOriginalDataset()[1], y + 0.1)
     for way in ("AtoB", "BtoA"):
-        area = plots.bands[way].path().boundingRect()
+        area = plots.w_plot.bands[way].path().boundingRect()
         assert area.left() == 50 and area.right() == 200 and area.height() > 0.2
     # Dashed reference levels per direction: the identity (start) and the estimator's floor.
-    levels = {k: (line.value(), line.isVisible()) for k, line in plots.level_lines.items()}
+    levels = {k: (line.value(), line.isVisible()) for k, line in plots.w_plot.level_lines.items()}
     assert levels == {("AtoB", "start"): (2.0, True), ("AtoB", "floor"): (0.4, True),
                       ("BtoA", "start"): (3.0, True), ("BtoA", "floor"): (0.6, True)}
-    assert all(line.pen.style() == Qt.PenStyle.DashLine for line in plots.level_lines.values())
+    assert all(line.pen.style() == Qt.PenStyle.DashLine for line in plots.w_plot.level_lines.values())
     # The title: the remaining share of the way, from the latest evaluation (step 200).
     title = plots.title("w")
     assert "W monitor" in title and "A→B</span> 5 % of the way left" in title and "B→A</span> 10 %" in title
     assert "not trustworthy" not in title and "best: step 100" in title
     # The star sits on both directions' points of the best step.
-    sx, sy = plots.best_marker.getData()
+    sx, sy = plots.w_plot.best_marker.getData()
     assert list(sx) == [100, 100] and np.allclose(sy, [0.56, 1.08]) and plots.best_step == 100
-    assert plots.best_marker.opts["symbol"] == "star"
+    assert plots.w_plot.best_marker.opts["symbol"] == "star"
     # On the time axis the star moves with its points.
     plots.axis_box.setCurrentIndex(plots.axis_box.findData("time"))
     plots.flush()
-    assert list(plots.best_marker.getData()[0]) == [50.0, 50.0]
+    assert list(plots.w_plot.best_marker.getData()[0]) == [50.0, 50.0]
 
 
 def test_an_untrustworthy_estimate_is_said_in_the_title(qtbot):
@@ -158,7 +159,7 @@ def test_wasserstein_objectives_add_the_training_critic(qtbot):
     plots.reset(preset("cpu-quick"))
     plots.flush()
     assert not plots.critic_shown and plots.best_step is None and "no reading yet" in plots.title("w")
-    assert not any(line.isVisible() for line in plots.level_lines.values())
+    assert not any(line.isVisible() for line in plots.w_plot.level_lines.values())
 
 
 def test_load_rows_rebuilds_the_w_plot(qtbot):
@@ -168,16 +169,18 @@ def test_load_rows_rebuilds_the_w_plot(qtbot):
     plots = make(qtbot)
     plots.load_rows(rows)
     plots.flush()
-    assert plots.shown_count("G_A") == 200 and plots.shown_count("mon_AtoB") == 2 and plots.shown_count("mon_hi_BtoA") == 2
-    assert not plots.bands["BtoA"].path().isEmpty()
-    assert plots.level_lines[("BtoA", "floor")].value() == 0.6 and plots.level_lines[("BtoA", "floor")].isVisible()
-    assert list(plots.best_marker.getData()[0]) == [100, 100]
+    assert plots.shown_count("G_A") == 200
+    assert plots.shown_count("mon_AtoB") == 2 and plots.shown_count("mon_hi_BtoA") == 2
+    assert not plots.w_plot.bands["BtoA"].path().isEmpty()
+    floor = plots.w_plot.level_lines[("BtoA", "floor")]
+    assert floor.value() == 0.6 and floor.isVisible()
+    assert list(plots.w_plot.best_marker.getData()[0]) == [100, 100]
     title = plots.title("w")
     assert "A→B</span> 5 % of the way left" in title and "B→A not trustworthy" in title
     # A run resumed from before its best step: that point is gone, and so is the star.
     plots.truncate_after(50)
     plots.flush()
-    assert plots.shown_count("mon_AtoB") == 0 and len(plots.best_marker.getData()[0]) == 0
+    assert plots.shown_count("mon_AtoB") == 0 and len(plots.w_plot.best_marker.getData()[0]) == 0
 
 
 def test_quality_plot_appears_with_ground_truth_metrics(qtbot):

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 import torch
 from PIL import Image
 from PySide6.QtCore import QMimeData, QPoint, QPointF, Qt, QUrl
@@ -13,6 +16,13 @@ from PySide6.QtWidgets import QApplication
 
 from engine.io.translate import TranslationModel
 from engine.models.networks import build_generator
+from gui.translate_jobs import (
+    TranslateRequest,
+    TranslationCancelled,
+    TranslationProgress,
+    TranslationStarted,
+    translate_job,
+)
 from gui.translate_panel import TranslatePanel
 
 from .conftest import quick_config
@@ -55,7 +65,7 @@ def test_a_dropped_image_is_translated_at_its_own_size(qtbot, tmp_path):
     assert (item.output.width(), item.output.height()) == (50, 37)
     assert item.view.output is item.output and item.view.input is item.input
     assert "A → B" in item.caption.text() and "50×37" in item.caption.text()
-    assert panel.drop_hint.isHidden()
+    assert panel.results.drop_hint.isHidden()
 
 
 def test_direction_follows_the_model_and_outputs_can_be_saved(qtbot, tmp_path):
@@ -82,7 +92,7 @@ def test_direction_follows_the_model_and_outputs_can_be_saved(qtbot, tmp_path):
         box.setCurrentIndex(box.findData("BtoA"))
     assert all("B → A" in it.caption.text() for it in panel.items)
     panel.clear()
-    assert panel.items == [] and not panel.drop_hint.isHidden()
+    assert panel.items == [] and not panel.results.drop_hint.isHidden()
 
 
 def test_without_a_model_the_input_shows_and_files_that_are_not_images_are_refused(qtbot, tmp_path):
@@ -124,3 +134,29 @@ def test_use_current_run_loads_the_model_being_trained(qtbot, window):
     assert Path(model.source).parent.parent == Path(window.run_folder.path())
     with qtbot.waitSignal(c.finished, timeout=60000):
         window.controls.stop.click()
+
+
+class FakeContext:
+    """What a job sees of ``gui.jobs.JobContext``: the stop flag and ``emit``."""
+
+    def __init__(self, stop: bool = False):
+        self.stop_requested = stop
+        self.reports: list = []
+
+    def emit(self, report) -> None:
+        self.reports.append(report)
+
+
+def test_the_translate_job_runs_without_qt_and_reports_the_input_first(tmp_path):
+    """The job types are Qt-free: importing them pulls in no Qt, and the job runs on any thread."""
+    code = ("import sys, gui.translate_jobs, gui.translate_paths, gui.series, gui.divergences; "
+            "sys.exit(any(m.startswith(('PySide6', 'pyqtgraph')) for m in sys.modules))")
+    assert subprocess.run([sys.executable, "-c", code], cwd=Path(__file__).resolve().parents[2]).returncode == 0
+    src = write_png(tmp_path / "a.png", 40, 30)
+    ctx = FakeContext()
+    result = translate_job(ctx, tiny_model(), TranslateRequest(str(src), "BtoA", tile=32), interval=0.0)
+    assert isinstance(ctx.reports[0], TranslationStarted) and ctx.reports[0].input.shape == (30, 40, 3)
+    assert isinstance(ctx.reports[-1], TranslationProgress) and ctx.reports[-1].done == ctx.reports[-1].total
+    assert result.output.shape == (30, 40, 3) and result.direction == "BtoA" and result.tiles == ctx.reports[-1].total
+    with pytest.raises(TranslationCancelled):
+        translate_job(FakeContext(stop=True), tiny_model(), TranslateRequest(str(src), "AtoB"))

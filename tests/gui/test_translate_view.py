@@ -16,8 +16,9 @@ from engine.io.checkpoint import save_checkpoint
 from engine.io.tiling import OutOfMemory
 from engine.io.translate import TranslationModel
 from engine.models.networks import build_generator
+from gui.checkpoint_box import NO_BEST
 from gui.export_dialog import ExportDialog
-from gui.translate_panel import NO_BEST, TranslatePanel
+from gui.translate_panel import TranslatePanel
 
 from .conftest import quick_config
 from .test_translate import tiny_model, write_png
@@ -53,8 +54,8 @@ def test_a_result_fits_the_view_and_zooms_to_one_to_one(qtbot, tmp_path):
     item = panel.items[0]
     QApplication.processEvents()
     fitted = item.view.display_size()
-    assert fitted.width() <= item.area.viewport().width() <= panel.scroll.viewport().width()
-    assert fitted.height() <= panel.scroll.viewport().height()
+    assert fitted.width() <= item.area.viewport().width() <= panel.results.viewport().width()
+    assert fitted.height() <= panel.results.viewport().height()
     assert fitted.width() < 1200 and abs(fitted.width() / fitted.height() - 3.0) < 0.02  # aspect kept
     assert item.view.size() == fitted  # split: one image area, input and output in it
     assert item.area.horizontalScrollBar().maximum() == 0  # nothing of it is out of view
@@ -67,9 +68,9 @@ def test_a_result_fits_the_view_and_zooms_to_one_to_one(qtbot, tmp_path):
     assert item.zoom_box.currentData() == "fit" and item.view.display_size() == fitted
 
     # Side by side, both images share the width; a wide window never enlarges them beyond 1:1.
-    panel.mode_box.setCurrentIndex(panel.mode_box.findData("side"))
-    assert item.view.width() <= item.area.viewport().width() and not panel.split_slider.isVisible()
-    panel.mode_box.setCurrentIndex(panel.mode_box.findData("split"))
+    panel.compare.mode_box.setCurrentIndex(panel.compare.mode_box.findData("side"))
+    assert item.view.width() <= item.area.viewport().width() and not panel.compare.split_slider.isVisible()
+    panel.compare.mode_box.setCurrentIndex(panel.compare.mode_box.findData("split"))
     panel.resize(1700, 1000)  # relaid out at most ten times a second while the window is resized
     qtbot.waitUntil(lambda: item.view.display_size().toTuple() == (1200, 400), timeout=TIMEOUT)
 
@@ -83,7 +84,7 @@ def test_the_split_shows_the_input_left_and_the_translation_right_of_the_divider
     view = panel.items[0].view
     assert view.size().toTuple() == (200, 120)
     y = 110  # below the divider's knob and the corner tags
-    panel.split_slider.setValue(30)
+    panel.compare.split_slider.setValue(30)
     assert view.divider_x() == 60
     assert pixel(view, 54, y) == RED and pixel(view, 66, y) == BLUE
     assert pixel(view, 5, y) == RED and pixel(view, 195, y) == BLUE
@@ -92,11 +93,11 @@ def test_the_split_shows_the_input_left_and_the_translation_right_of_the_divider
     qtbot.mousePress(view, Qt.MouseButton.LeftButton, pos=QPoint(60, 60))
     qtbot.mouseMove(view, QPoint(150, 60))
     qtbot.mouseRelease(view, Qt.MouseButton.LeftButton, pos=QPoint(150, 60))
-    assert panel.split_slider.value() == 75 and view.divider_x() == 150
+    assert panel.compare.split_slider.value() == 75 and view.divider_x() == 150
     assert pixel(view, 144, y) == RED and pixel(view, 156, y) == BLUE
-    panel.split_slider.setValue(0)
+    panel.compare.split_slider.setValue(0)
     assert pixel(view, 5, y) == BLUE
-    panel.split_slider.setValue(100)
+    panel.compare.split_slider.setValue(100)
     assert pixel(view, 195, y) == RED
     assert panel.items[0].view.file_for_drag().endswith("red_AtoB.png")  # drag-out still hands out the PNG
 

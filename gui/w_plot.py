@@ -1,0 +1,208 @@
+"""The W plot of the training plots: the W monitor's held-out estimate of W1 per direction.
+
+Its 95 % interval is a band, the identity's and the estimator's floor levels are dashed lines, a
+star marks the best checkpoint's evaluation, and the title says how much of the way is left and
+whether a reading can be trusted (the engine's rule, ``Reading.doubt()``). Wasserstein objectives
+add their training critic's own estimate on a right-hand axis (its scale is its own: weight
+clipping reports K·W, K ≪ 1). ``TrainingPlots`` feeds the curves; this widget owns the rest.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Mapping
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QLabel, QVBoxLayout, QWidget
+
+from engine.wasserstein.monitor import WAYS as MONITOR_WAYS
+from engine.wasserstein.monitor import Reading
+
+from .plot_style import A2B, B2A, BACKGROUND, FOREGROUND, GREY, TITLE, dim, pen, style_axis, style_plot, title_key
+from .series import Series
+
+__all__ = ["WMonitorPlot", "WAYS", "LEVELS", "monitor_title"]
+
+BEST = "#ffd166"     # the best checkpoint's star
+CAUTION = "#e3b341"  # an estimate not to be trusted
+# The monitor's directions as shown, from the engine's list: key, name ("A→B"), colour.
+WAYS = tuple((way, f"{source}→{target}", color) for (way, source, target), color in zip(MONITOR_WAYS, (A2B, B2A)))
+LEVELS = (("start", "identity"), ("floor", "floor"))  # w_mon_<level>_<way>: the dashed reference lines
+
+
+def _pct(x: float) -> str:
+    """A share of the way as a person reads it: 0.183 → "18 %" (below 0, within the floor's noise: "0 %")."""
+    return f"{max(0.0, x) * 100:.0f} %" if math.isfinite(x) else "—"
+
+
+def monitor_title(metrics: Mapping[str, float], best_step: float | None, *, monitor_on: bool = True,
+                  critic: bool = False) -> str:
+    """The W plot's title (rich text): the remaining share of the way per direction from the latest
+    evaluation's monitor readings, a caution where an estimate cannot be trusted, then its key."""
+    ways = [w for w in WAYS if f"w_mon_{w[0]}" in metrics]
+    if not ways:
+        head = ("W monitor · off (Schedule → W monitor)" if not monitor_on else
+                "W monitor · no reading yet: one comes with each held-out evaluation")
+    else:
+        parts = ["W monitor"]
+        for i, (way, name, color) in enumerate(ways):
+            left = _pct(metrics.get(f"w_mon_remaining_{way}", math.nan))
+            parts.append(f"{title_key(color, name)} {left}" + (" of the way left" if i == 0 else ""))
+        head = " · ".join(parts)
+    cautions = []
+    for way, name, _ in ways:
+        doubt = Reading.from_metrics(metrics, way).doubt()  # the engine's one rule
+        if doubt:
+            cautions.append(f"{name} not trustworthy ({doubt})")
+    keys = [f"<span style='color:{GREY}'>band: 95 % · - - identity, floor</span>"]
+    if best_step is not None and math.isfinite(best_step):
+        keys.append(f"<span style='color:{BEST}'>★</span><span style='color:{GREY}'> best: step "
+                    f"{int(best_step):,}</span>")
+    if critic:
+        keys.append(f"<span style='color:{GREY}'>right: training critic</span>")
+    lines = [head]
+    if cautions:
+        lines.append(f"<span style='color:{CAUTION}; font-size:8pt'>⚠ " + "; ".join(cautions) + "</span>")
+    lines.append("<span style='font-size:8pt'>" + " · ".join(keys) + "</span>")
+    return "<br>".join(lines)
+
+
+class WMonitorPlot(QWidget):
+    """The W plot (``plot_widget``) under its title (``title_label``), with the training critic's view
+    (``critic_view``) on a right-hand axis. It keeps the latest evaluation's monitor readings and the
+    best checkpoint's step; ``redraw`` shows them."""
+
+    def __init__(self, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.readings: dict[str, float] = {}
+        self.best_step: float | None = None
+        self.critic_shown = False
+        self.dirty = True  # the readings, the best step or the critic's presence changed since ``redraw``
+        self._title = ""
+        self.plot_widget = pg.PlotWidget()
+        self.plot_widget.setObjectName("plot_w")
+        self.item = style_plot(self.plot_widget, "", "step", "W₁ (patches)", downsample=True)
+        self.plot_widget.setMinimumHeight(150)
+        # The title is a word-wrapping label over the plot: it has up to three lines, and a pyqtgraph
+        # title would hold the plot at least as wide as its longest one.
+        self.item.setTitle(None)
+        self.title_label = QLabel()
+        self.title_label.setObjectName("wPlotTitle")
+        self.title_label.setTextFormat(Qt.TextFormat.RichText)
+        self.title_label.setWordWrap(True)
+        self.title_label.setAlignment(Qt.AlignmentFlag.AlignHCenter)
+        self.title_label.setStyleSheet(f"QLabel {{ background: {BACKGROUND}; color: {TITLE}; font-size: 10pt; "
+                                       "padding: 5px 8px 2px 8px; }")
+        lay = QVBoxLayout(self)
+        lay.setContentsMargins(0, 0, 0, 0)
+        lay.setSpacing(0)
+        lay.addWidget(self.title_label)
+        lay.addWidget(self.plot_widget, 1)
+        self.critic_view = self._add_critic_view()
+        self.bands: dict[str, pg.FillBetweenItem] = {}
+        self.level_lines: dict[tuple[str, str], pg.InfiniteLine] = {}
+        self.best_marker: pg.ScatterPlotItem | None = None
+
+    def _add_critic_view(self) -> pg.ViewBox:
+        """The training critic's axis on the right: a view of its own with the x axis linked.
+
+        It sits under the monitor's view (z), so the mouse pans and zooms the monitor's; its y range
+        always follows its data.
+        """
+        view = pg.ViewBox(enableMenu=False)
+        view.setMouseEnabled(False, False)
+        view.setZValue(-1)
+        self.item.scene().addItem(view)
+        view.setXLink(self.item.getViewBox())
+        right = self.item.getAxis("right")
+        right.linkToView(view)
+        style_axis(right)
+        self.item.setLabel("right", "training critic", color=FOREGROUND)
+        self.item.hideAxis("right")
+        view.hide()
+        self.item.getViewBox().sigResized.connect(self._on_view_resized)
+        return view
+
+    def add_monitor_items(self, curves: Mapping[str, pg.PlotDataItem]) -> None:
+        """The bands (between the 95 % curves ``mon_lo_<way>`` and ``mon_hi_<way>`` of ``curves``), the
+        reference levels and the best checkpoint's star: over the curves, so added after them."""
+        for i, (way, _name, color) in enumerate(WAYS):
+            # Between the inner curve items: they re-emit sigPlotChanged when clip-to-view or downsampling
+            # recomputes what they show (a view change), which the PlotDataItems do not.
+            band = pg.FillBetweenItem(curves[f"mon_lo_{way}"].curve, curves[f"mon_hi_{way}"].curve,
+                                      brush=pg.mkBrush(dim(color, 48)))
+            self.item.addItem(band)
+            self.bands[way] = band
+            for level, text in LEVELS:
+                above = level == "start"
+                line = pg.InfiniteLine(
+                    angle=0, movable=False, pen=pen(dim(color, 200 if above else 140), dashed=True),
+                    label=text, labelOpts={"position": 0.985 - 0.12 * i, "color": dim(color, 220),
+                                           "anchors": [(1, 1), (1, 1)] if above else [(1, 0), (1, 0)]})
+                line.hide()
+                self.item.addItem(line, ignoreBounds=True)
+                self.level_lines[(way, level)] = line
+        self.best_marker = pg.ScatterPlotItem(symbol="star", size=17, pen=pg.mkPen(BACKGROUND, width=1),
+                                              brush=pg.mkBrush(BEST))
+        self.best_marker.setZValue(20)
+        self.item.addItem(self.best_marker)
+
+    # --- state -----------------------------------------------------------------------------
+    def set_readings(self, metrics: Mapping[str, float]) -> None:
+        """The monitor's keys (``w_mon_*``) of the latest evaluation that has them."""
+        self.readings = {k: float(v) for k, v in metrics.items() if k.startswith("w_mon_")}
+        self.dirty = True
+
+    def set_best_step(self, step: float | None) -> None:
+        self.best_step = step
+        self.dirty = True
+
+    def reset(self) -> None:
+        self.readings, self.best_step, self.dirty = {}, None, True
+
+    def show_critic(self, shown: bool) -> None:
+        """Show or hide the training critic's axis and view."""
+        if shown == self.critic_shown:
+            return
+        self.critic_shown = shown
+        self.item.showAxis("right", shown)
+        self.critic_view.setVisible(shown)
+        self.dirty = True  # the title's key names the critic's axis
+        if shown:
+            self._on_view_resized()
+
+    def level_values(self) -> list[float]:
+        """The reference levels shown: the view keeps them in range."""
+        return [line.value() for line in self.level_lines.values() if line.isVisible()]
+
+    # --- drawing ---------------------------------------------------------------------------
+    def redraw(self, series: Mapping[str, Series], axis: str, *, monitor_on: bool) -> None:
+        """The title, reference levels and best star from the latest readings; the star sits on the
+        monitor's points (``series["mon_<way>"]``) at the best step, on the x ``axis`` shown."""
+        self.dirty = False
+        m = self.readings
+        for (way, level), line in self.level_lines.items():
+            value = m.get(f"w_mon_{level}_{way}", math.nan)
+            if math.isfinite(value):
+                line.setValue(value)
+            line.setVisible(math.isfinite(value))
+        xs, ys = [], []
+        if self.best_step is not None:
+            for way, _, _ in WAYS:
+                s = series[f"mon_{way}"]
+                i = int(np.searchsorted(s.x("step"), self.best_step))
+                if i < len(s) and s.x("step")[i] == self.best_step and math.isfinite(s.raw()[i]):
+                    xs.append(float(s.x(axis)[i]))
+                    ys.append(float(s.raw()[i]))
+        self.best_marker.setData(x=xs, y=ys)
+        title = monitor_title(m, self.best_step, monitor_on=monitor_on, critic=self.critic_shown)
+        if title != self._title:
+            self._title = title
+            self.title_label.setText(title)
+
+    def _on_view_resized(self) -> None:
+        host = self.item.getViewBox()
+        self.critic_view.setGeometry(host.sceneBoundingRect())
+        self.critic_view.linkedViewChanged(host, pg.ViewBox.XAxis)
