@@ -145,10 +145,9 @@ class RunProgress:
         if self._bar is None:
             # tqdm: an in-place bar that lines written through tqdm.write (warnings, the family choice) do not
             # tear. The line carries the figures (our it/s and ETA exclude pauses and scoring, tqdm's would not).
-            self._bar = tqdm(total=1.0, file=self.stream, bar_format="{bar:20}| {postfix}", dynamic_ncols=True)
+            self._bar = tqdm(total=1.0, file=self.stream, bar_format="{bar:20}| {desc}", dynamic_ncols=True)
         self._bar.n = min(max(float(progress), 0.0), 1.0)
-        self._bar.set_postfix_str(line, refresh=False)
-        self._bar.refresh()
+        self._bar.set_description_str(line)  # redraws
 
     def write(self, message: str, file: TextIO | None = None) -> None:
         """A line of its own (above the bar, which is redrawn below it)."""
