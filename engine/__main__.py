@@ -13,8 +13,16 @@ import math
 import sys
 from pathlib import Path
 
-from engine.cliutil import Parser as _Parser
-from engine.cliutil import (
+from engine.errors import EngineError
+from engine.io.checkpoint_files import config_from_checkpoint, load_checkpoint
+from engine.io.run_folder import RunFolder
+from engine.io.tiling import DEFAULT_MEMORY
+from engine.io.translate import TranslationModel, translate_files
+from engine.metrics import GroundTruth, demo_ground_truth
+from engine.tools import bench, commands, doctor, quality
+from engine.tools import distances as distances_cli
+from engine.tools.cli_support import Parser as _Parser
+from engine.tools.cli_support import (
     RunProgress,
     UsageError,
     add_checkpoint_arg,
@@ -23,17 +31,9 @@ from engine.cliutil import (
     load_config,
     tile_progress,
 )
-from engine.cliutil import nonneg_float as _nonneg_float
-from engine.cliutil import positive_float as _positive_float
-from engine.cliutil import positive_int as _positive_int
-from engine.errors import EngineError
-from engine.io.checkpoint import config_from_checkpoint, load_checkpoint
-from engine.io.run_folder import RunFolder
-from engine.io.tiling import DEFAULT_MEMORY
-from engine.io.translate import TranslationModel, translate_files
-from engine.metrics import GroundTruth, demo_ground_truth
-from engine.tools import bench, commands, doctor, quality
-from engine.tools import distances as distances_cli
+from engine.tools.cli_support import nonneg_float as _nonneg_float
+from engine.tools.cli_support import positive_float as _positive_float
+from engine.tools.cli_support import positive_int as _positive_int
 from engine.training.distributed import DistInfo, init_from_env, shutdown
 from engine.training.reports import (
     CheckpointReport,

@@ -46,10 +46,10 @@ import torch
 from PySide6.QtCore import QEventLoop, Qt, QTimer
 from PySide6.QtWidgets import QApplication
 
-from engine.cliutil import Parser, UsageError, add_config_args, load_config, positive_int
 from engine.config import ConfigError
 from engine.data.demo import make_demo_dataset
 from engine.devices import resolve_device
+from engine.tools.cli_support import Parser, UsageError, add_config_args, load_config, positive_int
 from engine.training.reports import ProgressReport
 from engine.training.trainer import Trainer
 

@@ -7,7 +7,7 @@ continuous and tends to 0 as θ → 0; the others jump at θ = 0 (drawn as a gap
 value at 0 as a dot), and KL is ∞ for every θ ≠ 0 (clipped for display and labelled ∞).
 
 **Train critic** trains ``engine.wasserstein.critic.estimate_w1`` for the current θ on a worker thread
-(``gui.critic_worker``); the bottom right plot shows the dual E_P f − E_Q f climbing towards
+(``gui.critic_job``); the bottom right plot shows the dual E_P f − E_Q f climbing towards
 |θ| (dashed: the exact W), and when it ends the critic's f appears as a heatmap under the
 samples. The method selector shows what weight clipping does: the estimate is K·W for a
 small K, and dividing by the critic's gradient norm recovers W. The other cases of
@@ -41,7 +41,7 @@ from PySide6.QtWidgets import (
 from engine.wasserstein.critic import DEFAULT_SAMPLES, METHODS
 from engine.wasserstein.distances import CASES, Case, Divergences
 
-from .critic_worker import CriticController, CriticJob, CriticResult
+from .critic_job import CriticController, CriticJob, CriticResult
 from .distances_plots import DIV_COLORS, DistributionsView, DivergencePlot, DualPlot
 from .divergences import divergence_curves, isolated_points, view_limits
 from .util import Throttle, show_error

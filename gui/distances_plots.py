@@ -11,7 +11,7 @@ from PySide6.QtWidgets import QStackedWidget, QVBoxLayout, QWidget
 
 from engine.wasserstein.distances import Case, Divergences
 
-from .critic_worker import CriticResult
+from .critic_job import CriticResult
 from .divergences import DIV_LABELS, isolated_points
 from .plot_style import AXIS, BACKGROUND, FOREGROUND, TITLE, add_curve, pen, style_plot, title_key
 

@@ -13,7 +13,7 @@ from pathlib import Path
 from PySide6.QtCore import QObject, Signal
 
 from engine.errors import CheckpointError
-from engine.io.checkpoint import config_from_checkpoint, load_checkpoint
+from engine.io.checkpoint_files import config_from_checkpoint, load_checkpoint
 from engine.io.run_folder import RunError, RunFolder, RunInfo
 
 from .jobs import JobRunner

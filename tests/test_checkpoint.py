@@ -12,7 +12,13 @@ from engine.__main__ import main
 from engine.config import Config
 from engine.errors import CheckpointError
 from engine.io.atomic import atomic_write_bytes
-from engine.io.checkpoint import FORMAT_VERSION, CheckpointManager, check_architecture, load_checkpoint, save_checkpoint
+from engine.io.checkpoint_files import (
+    FORMAT_VERSION,
+    CheckpointFolder,
+    check_architecture,
+    load_checkpoint,
+    save_checkpoint,
+)
 from engine.io.reference import read_reference_state_dict
 from engine.io.translate import TranslationModel
 from engine.models.networks import ResnetGenerator
@@ -158,7 +164,7 @@ def test_read_only_folder_is_an_error_message(tmp_path, monkeypatch):
 
 
 def test_manager_keeps_last_k_plus_latest(tmp_path):
-    m = CheckpointManager(tmp_path, keep=2)
+    m = CheckpointFolder(tmp_path, keep=2)
     for step in (10, 20, 30, 40):
         m.save(step, {"step": step, "config": "{}"})
     assert [s for s, _ in m.numbered()] == [30, 40]

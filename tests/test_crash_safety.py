@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from engine.io.checkpoint import load_checkpoint
+from engine.io.checkpoint_files import load_checkpoint
 from tests.helpers import make_domains
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -40,7 +40,7 @@ def test_cuda_fp32_step_matches_the_cpu(tmp_path):
     product), so the GPU's "fp32" step is held to 1 % on losses, cosine 0.99 and norms within 5 %."""
     _, m_cpu, g_cpu = _first_step(tmp_path / "cpu", "cpu", amp="off")
     t, m_gpu, g_gpu = _first_step(tmp_path / "gpu", "cuda", amp="off")
-    assert t.device.type == "cuda" and not t.execution.amp
+    assert t.device.type == "cuda" and not t.speed.amp
     _close((m_cpu, g_cpu), (m_gpu, g_gpu), rel=1e-2, cos_min=0.99, ratio=0.05)
 
 
@@ -51,9 +51,9 @@ def test_cuda_bf16_and_channels_last_keep_the_mathematics(tmp_path):
         pytest.skip("this GPU has no bf16")
     _, m32, g32 = _first_step(tmp_path / "fp32", "cuda", amp="off")
     t, m16, g16 = _first_step(tmp_path / "bf16", "cuda", amp="on")
-    assert t.execution.amp and all(p.dtype == torch.float32 for p in t.state.G.parameters())
+    assert t.speed.amp and all(p.dtype == torch.float32 for p in t.state.G.parameters())
     _close((m32, g32), (m16, g16), rel=3e-2, cos_min=0.9, ratio=0.2)
     t, mcl, gcl = _first_step(tmp_path / "cl", "cuda", amp="off", channels_last=True, upsample="resize")
     _, mref, gref = _first_step(tmp_path / "cl-ref", "cuda", amp="off", upsample="resize")
-    assert t.execution.channels_last_generators
+    assert t.speed.channels_last_generators
     _close((mref, gref), (mcl, gcl), rel=1e-2, cos_min=0.99, ratio=0.05)

@@ -11,7 +11,7 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 
 from engine.data import open_domains
-from engine.io.checkpoint import load_checkpoint
+from engine.io.checkpoint_files import load_checkpoint
 from engine.training.distributed import DistInfo
 from engine.training.trainer import Trainer
 from tests.helpers import make_domains, tiny_config

@@ -9,7 +9,8 @@ from PIL import Image
 
 from engine.config import preset
 from engine.errors import CheckpointError
-from engine.io.checkpoint import check_architecture
+from engine.io import lut as lut_module
+from engine.io.checkpoint_files import check_architecture
 from engine.io.export import apply_lut, cube_lut, export_generator, read_cube
 from engine.io.tiling import receptive_reach, translate_tiled
 from engine.io.translate import TranslationModel
@@ -115,6 +116,33 @@ def test_a_colour_model_exports_a_cube_lut_that_grades_like_the_model(tmp_path):
     with torch.no_grad():
         err = (apply_lut(lut, x) - net(x)).abs() * 127.5
     assert err.mean() < 0.1 and err.max() < 0.5
+
+
+def _network_pass(net: torch.nn.Module, img: np.ndarray) -> np.ndarray:
+    with torch.no_grad():
+        x = torch.from_numpy(img).float().div(127.5).sub(1.0).permute(2, 0, 1)[None]
+        return ((net(x) + 1) * 127.5).round().clamp(0, 255).to(torch.uint8)[0].permute(1, 2, 0).numpy()
+
+
+@pytest.mark.parametrize("sharpness, grid", [(1.0, 65), (2.25, 129), (4.0, None)])
+def test_a_large_photo_goes_through_a_checked_lut_within_a_grey_level(monkeypatch, sharpness, grid):
+    torch.manual_seed(0)
+    net = ColourGenerator().eval()
+    with torch.no_grad():  # sharper maps bend more between grid points: a finer grid, or the network itself
+        for p in net.parameters():
+            p.mul_(sharpness)
+    sizes = []
+    real = lut_module.translate_by_lut
+    monkeypatch.setattr("engine.io.translate.translate_by_lut",
+                        lambda table, *a, **k: sizes.append(table.shape[-1]) or real(table, *a, **k))
+    img = np.random.default_rng(1).integers(0, 256, (530, 540, 3), dtype=np.uint8)  # just over 65³ pixels
+    model = TranslationModel(net, None, None, "test")
+    out = np.asarray(model.translate(Image.fromarray(img)))
+    assert sizes == ([grid] if grid else [])
+    assert np.abs(out.astype(int) - _network_pass(net, img).astype(int)).max() <= 1
+    small = img[:100, :100]  # fewer pixels than the table has points: the network, exactly
+    assert np.array_equal(np.asarray(model.translate(Image.fromarray(small))), _network_pass(net, small))
+    assert sizes == ([grid] if grid else [])
 
 
 @pytest.mark.parametrize("family", ["local", "resnet"])

@@ -8,11 +8,11 @@ import math
 import pytest
 import torch
 
-from engine.io.checkpoint import load_checkpoint
+from engine.io.checkpoint_files import load_checkpoint
 from engine.io.translate import TranslationModel
-from engine.training.checkpoints import BestKeeper
 from engine.training.evaluation import Evaluator
 from engine.training.reports import CheckpointReport, EvalReport, FinishedReport, WarningReport
+from engine.training.saving import BestKeeper
 from engine.training.trainer import Trainer
 from engine.wasserstein.critic import torch_threads
 from engine.wasserstein.monitor import WMonitor, patches_of

@@ -92,7 +92,7 @@ def test_input_skip_starts_as_the_identity_and_describes_itself():
     assert "skip_scale" in sd and generator_arch_from_state_dict(sd)["input_skip"] is True
     assert "skip_scale" not in plain.state_dict()
     from engine.errors import CheckpointError
-    from engine.io.checkpoint import check_architecture
+    from engine.io.checkpoint_files import check_architecture
 
     with pytest.raises(CheckpointError, match="expected False input skip, found True"):
         check_architecture(cfg.with_values(input_skip=False), sd, "G")

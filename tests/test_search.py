@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from engine.data import open_domains
-from engine.io.checkpoint import load_checkpoint
+from engine.io.checkpoint_files import load_checkpoint
 from engine.io.run_folder import RunFolder
 from engine.training.family_choice import FAMILIES, choose, describe_choice
 from engine.training.reports import (

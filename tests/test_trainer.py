@@ -10,8 +10,7 @@ import torch
 
 from engine.config import WASSERSTEIN_MODES, with_recipe
 from engine.data import open_domains
-from engine.io.checkpoint import load_checkpoint
-from engine.training.execution import Execution
+from engine.io.checkpoint_files import load_checkpoint
 from engine.training.reports import (
     CheckpointReport,
     EvalReport,
@@ -21,6 +20,7 @@ from engine.training.reports import (
     WarningReport,
 )
 from engine.training.schedule import Schedule, ema_decay_at, lr_multiplier
+from engine.training.speed import SpeedOptions
 from engine.training.trainer import Trainer
 from tests.helpers import make_domains, tiny_config
 
@@ -212,7 +212,7 @@ def test_out_of_memory_stops_with_advice_and_checkpoint(tmp_path, monkeypatch):
 
 
 def test_save_failure_pauses_and_reports(tmp_path, monkeypatch):
-    from engine.io import checkpoint as ckmod
+    from engine.io import checkpoint_files as ckmod
 
     cfg = tiny_config(max_steps=6, save_every=2)
     t = trainer_for(tmp_path, cfg)
@@ -291,7 +291,7 @@ def test_speed_options_keep_the_mathematics(tmp_path, mode, upsample):
             conv = t.state.D_A.model[0]
             w = conv.parametrizations.weight.original if hasattr(conv, "parametrizations") else conv.weight
             assert w.is_contiguous(memory_format=torch.channels_last)
-            assert t.execution.channels_last_generators == (upsample == "resize")
+            assert t.speed.channels_last_generators == (upsample == "resize")
         a, b = t.batches.batch(0)
         first = t.train_step(a, b).metrics
         grads = [p.grad.detach().clone() for p in t.state.G.parameters()]
@@ -439,7 +439,7 @@ def test_bf16_autocast_keeps_the_first_steps_losses_and_gradients(tmp_path):
     for amp in ("off", "on"):
         cfg = with_recipe(tiny_config(max_steps=1), "paper").with_values(amp=amp)
         t = trainer_for(tmp_path / amp, cfg)
-        assert t.execution.amp == (amp == "on")
+        assert t.speed.amp == (amp == "on")
         a, b = t.batches.batch(0)
         metrics = t.train_step(a, b).metrics
         runs.append((metrics, {n: p.grad.detach().clone() for n, p in t.state.G.named_parameters()}))
@@ -462,7 +462,7 @@ def test_amp_auto_computes_in_bf16_exactly_where_the_cpu_has_native_bf16(tmp_pat
 
     monkeypatch.setattr(devices, "native_bf16", lambda d: native)
     for amp, expected in (("auto", native), ("on", True), ("off", False)):
-        assert Execution(tiny_config(amp=amp), torch.device("cpu")).amp is expected, amp
+        assert SpeedOptions(tiny_config(amp=amp), torch.device("cpu")).amp is expected, amp
 
 
 def test_amp_auto_on_this_machine_matches_its_cpu_flags(pytestconfig):
@@ -474,4 +474,4 @@ def test_amp_auto_on_this_machine_matches_its_cpu_flags(pytestconfig):
     flags = devices._cpu_flags()
     machine = bool({"avx512_bf16", "amx_bf16"} & flags) or devices._macos_arm_bf16()
     expected = machine if choice == "machine" else choice == "yes"
-    assert Execution(tiny_config(amp="auto"), torch.device("cpu")).amp is expected
+    assert SpeedOptions(tiny_config(amp="auto"), torch.device("cpu")).amp is expected

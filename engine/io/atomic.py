@@ -5,6 +5,9 @@ The bytes go to a temporary file in the target's folder, which is flushed and fs
 at any moment leaves the previous file intact; a failure is a ``CheckpointError`` naming the
 file. Every file the engine writes (checkpoints, previews, metrics rewrites, exports,
 translations) goes through here.
+
+Why hand-made: the libraries that do this (atomicwrites is archived; safetensors, PIL and torch
+write in place) do not also fsync the folder and turn every failure into one named error.
 """
 
 from __future__ import annotations

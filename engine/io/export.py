@@ -24,6 +24,7 @@ from torch import nn
 
 from engine.errors import MissingExtraError
 from engine.io.atomic import atomic_path, atomic_write_bytes
+from engine.io.lut import apply_lut, cube_lut
 from engine.io.translate import MODEL_FORMAT, TranslationModel
 
 log = logging.getLogger(__name__)
@@ -45,7 +46,6 @@ __all__ = [
 EXPORT_FORMATS = ("safetensors", "onnx", "torchscript", "cube")
 _SUFFIX_FORMATS = {".safetensors": "safetensors", ".onnx": "onnx", ".pt": "torchscript", ".ts": "torchscript",
                    ".torchscript": "torchscript", ".cube": "cube"}
-CUBE_SIZE = 33  # grid points per axis of an exported 3D LUT (33³: the size colour-grading tools expect)
 _ONNX_INSTALL = "pip install -e .[export]  (or: pip install onnxscript onnx)"
 
 
@@ -131,17 +131,6 @@ def _export_torchscript(net: nn.Module, meta: dict[str, str], out: Path) -> Path
 
 
 @torch.no_grad()
-def cube_lut(net: nn.Module, size: int = CUBE_SIZE) -> torch.Tensor:
-    """A per-pixel generator sampled on a size³ grid of RGB in [0, 1]: (size, size, size, 3) in [0, 1], indexed
-    [b, g, r] (red changes fastest, the .cube order)."""
-    axis = torch.linspace(0.0, 1.0, size)
-    b, g, r = torch.meshgrid(axis, axis, axis, indexing="ij")
-    rgb = torch.stack([r, g, b], dim=0).reshape(1, 3, size * size, size)  # one "image" whose pixels are the grid
-    device = next(net.parameters()).device
-    out = net(rgb.to(device) * 2.0 - 1.0).float().cpu().clamp(-1.0, 1.0)
-    return ((out + 1.0) / 2.0).reshape(3, size, size, size).permute(1, 2, 3, 0)
-
-
 def _export_cube(net: nn.Module, meta: dict[str, str], out: Path) -> Path:
     """A 3D LUT in the Adobe/Resolve .cube text format, for colour-grading tools."""
     if getattr(net, "family", None) != "colour":
@@ -171,15 +160,6 @@ def read_cube(path: str | os.PathLike) -> torch.Tensor:
     if size is None or len(rows) != size ** 3:
         raise ValueError(f"{path} is not a 3D .cube LUT ({len(rows)} entries for size {size})")
     return torch.tensor(rows).reshape(size, size, size, 3)
-
-
-def apply_lut(lut: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-    """(B, 3, H, W) in [-1, 1] through a (size, size, size, 3) LUT indexed [b, g, r], trilinearly, as grading
-    tools apply a .cube file; same shape and range out."""
-    grid = x.permute(0, 2, 3, 1).unsqueeze(1)  # (B, 1, H, W, 3): (x, y, z) = (r, g, b) in [-1, 1]
-    table = lut.permute(3, 0, 1, 2).unsqueeze(0).expand(x.shape[0], -1, -1, -1, -1)  # (B, 3, D=b, H=g, W=r)
-    out = Fn.grid_sample(table * 2.0 - 1.0, grid, mode="bilinear", padding_mode="border", align_corners=True)
-    return out.squeeze(2)
 
 
 def export_generator(model: TranslationModel, direction: str, fmt: str, out: str | os.PathLike) -> Path:

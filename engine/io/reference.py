@@ -19,7 +19,7 @@ from torch import nn
 
 from engine.config import Config, preset, with_recipe
 from engine.errors import CheckpointError, ConfigError
-from engine.io.checkpoint import torch_load_weights_only
+from engine.io.checkpoint_files import torch_load_weights_only
 from engine.models.networks import generator_arch_from_state_dict, generator_from_state_dict
 
 log = logging.getLogger(__name__)

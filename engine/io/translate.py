@@ -28,7 +28,8 @@ from engine.devices import memory_in_use
 from engine.errors import CheckpointError, ConfigError, DataError
 from engine.images import tensor_to_pil, to_unit_range
 from engine.io.atomic import atomic_write_bytes
-from engine.io.checkpoint import check_architecture, config_from_checkpoint, load_checkpoint
+from engine.io.checkpoint_files import check_architecture, config_from_checkpoint, load_checkpoint
+from engine.io.lut import TRANSLATE_SIZES, lut_for_image, translate_by_lut
 from engine.io.reference import load_reference_generators
 from engine.io.run_folder import RunFolder
 from engine.io.tiling import DEFAULT_MEMORY, OutOfMemory, tile_for_memory, tile_memory, translate_tiled
@@ -50,6 +51,7 @@ class TranslationModel:
     source: str
     step: int | None = None
     data_scale: dict[str, float] = field(default_factory=dict)  # the scale each domain's images were trained at
+    last_route: str = field(default="", compare=False)  # how the last image went: whole, tiles or a LUT
 
     def train_scale(self, direction: str) -> float | None:
         """The scale the model learned its input domain at (1: the images' own resolution), if known."""
@@ -108,7 +110,8 @@ class TranslationModel:
             out = self.translate(rgb.resize(size, Image.Resampling.LANCZOS), direction, tile=tile,
                                  max_memory=max_memory, progress=progress)
             return out.resize(rgb.size, Image.Resampling.LANCZOS)
-        x = torch.from_numpy(np.asarray(rgb, dtype=np.uint8).copy()).permute(2, 0, 1).unsqueeze(0)
+        pixels = np.asarray(rgb, dtype=np.uint8)
+        x = torch.from_numpy(pixels.copy()).permute(2, 0, 1).unsqueeze(0)
         # the decoded input, its tensor, the result's tensor, its array and image and the encoded file stay alive
         # beside the activations; a tenth of the rest is kept free for the allocator's own overhead
         budget = (max_memory - 6 * x.numel()) * 9 // 10
@@ -117,6 +120,11 @@ class TranslationModel:
                               f"{6 * x.numel() / 2**30:.1f} GiB "
                               f"in memory, which leaves too little of {max_memory / 2**30:.2f} GiB for even the "
                               "smallest tile: give a larger --max-memory")
+        if getattr(net, "family", None) == "colour" and rgb.width * rgb.height >= TRANSLATE_SIZES[0] ** 3:
+            table = lut_for_image(net, pixels.reshape(-1, 3))  # a per-pixel map: a checked 3D LUT, no tiles
+            if table is not None:
+                self.last_route = f"a checked {table.shape[-1]}³ LUT"
+                return Image.fromarray(translate_by_lut(table, pixels, progress), "RGB")
         side = tile or tile_for_memory(net, budget, tuple(x.shape[-2:]))
         if side >= max(x.shape[-2:]):  # one piece: the plain whole-image pass
             device = next(net.parameters()).device
@@ -127,8 +135,10 @@ class TranslationModel:
                                   f"({str(e).splitlines()[0][:80]}): give a smaller --max-memory or a --tile") from None
             if progress is not None:
                 progress(1, 1)
+            self.last_route = "one piece"
             return tensor_to_pil(y)
         y = translate_tiled(net, x, tile=side, progress=progress)
+        self.last_route = f"{side}-px tiles"
         return Image.fromarray(y[0].permute(1, 2, 0).to(torch.uint8).numpy(), "RGB")
 
     # --- loading ----------------------------------------------------------------------------

@@ -25,13 +25,13 @@ import torch
 from PIL import Image
 from torch.utils.flop_counter import FlopCounterMode
 
-from engine.cliutil import UsageError, add_config_args, byte_size, load_config, positive_int
 from engine.config import Config
 from engine.data import open_domains
 from engine.devices import resolve_device
 from engine.io.tiling import DEFAULT_MEMORY
 from engine.io.translate import TranslationModel, memory_left
 from engine.models.networks import build_generator, translate_tensor
+from engine.tools.cli_support import UsageError, add_config_args, byte_size, load_config, positive_int
 from engine.training.trainer import Trainer
 
 __all__ = ["BenchResult", "measure_peak_gflops", "count_step_flops", "bench_training", "bench_translate"]
@@ -164,7 +164,7 @@ def bench_training(cfg: Config, *, steps: int = 20, warmup: int = 3, data: tuple
                 trainer.train_step(real_a, real_b)
             _sync(dev)
             elapsed = time.perf_counter() - t
-            if trainer.execution.compile:
+            if trainer.speed.compile:
                 compile_s = max(0.0, times[0] - elapsed / steps)
         else:
             real_a, real_b = trainer.batches.batch(0)
@@ -188,13 +188,13 @@ def bench_training(cfg: Config, *, steps: int = 20, warmup: int = 3, data: tuple
             eval_s = (time.perf_counter() - t) / evals
             eval_share = eval_s / (eval_s + cfg.schedule.eval_every / its)
         peaks = peaks or measure_peaks(dev)
-        precision = "bf16" if trainer.execution.amp else "fp32"
+        precision = "bf16" if trainer.speed.amp else "fp32"
         peak = peaks[precision]
         mem = torch.cuda.max_memory_allocated() / 2**20 if dev.type == "cuda" else _peak_rss_mb()
         gflop = flops / 1e9
         return BenchResult(preset_name, str(dev), torch.get_num_threads(), bs, c, steps, its, its * bs, gflop,
                            gflop * its, peak, precision, gflop * its / peak, wait_fraction, mem, precision,
-                           trainer.execution.compile, compile_s, peaks["fp32"], peaks["bf16"], eval_s, eval_share,
+                           trainer.speed.compile, compile_s, peaks["fp32"], peaks["bf16"], eval_s, eval_share,
                            label)
 
 
@@ -237,7 +237,7 @@ def bench_translate(cfg: Config, size: tuple[int, int] = (512, 512), repeats: in
     mem = torch.cuda.max_memory_allocated() / 2**20 if dev.type == "cuda" else _peak_rss_mb()
     return {"width": w, "height": h, "seconds": best, "gflop": flops / 1e9, "flop_limited_seconds": bound,
             "ratio_to_flop_limited": best / bound, "peak_gflops": peak, "tiles": tiles[-1] if tiles else 1,
-            "max_memory_mb": max_memory / 2**20, "peak_memory_mb": mem}
+            "route": model.last_route, "max_memory_mb": max_memory / 2**20, "peak_memory_mb": mem}
 
 
 def add_cli(subparsers) -> None:
@@ -320,8 +320,8 @@ def run_cli(args) -> int:
         if args.json:
             print(json.dumps(r))
         else:
-            print(f"translate {r['width']}×{r['height']} in {r['tiles']} tile(s): {r['seconds']:.2f} s, "
-                  f"{r['gflop']:.1f} "
+            print(f"translate {r['width']}×{r['height']} through {r['route']} ({r['tiles']} piece(s)): "
+                  f"{r['seconds']:.2f} s, {r['gflop']:.1f} "
                   f"GFLOP, FLOP-limited {r['flop_limited_seconds']:.2f} s at {r['peak_gflops']:.0f} GFLOP/s → "
                   f"{r['ratio_to_flop_limited']:.2f}× the limit; peak memory {r['peak_memory_mb']:.0f} MB")
         return 0

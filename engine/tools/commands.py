@@ -8,12 +8,12 @@ import sys
 import time
 from pathlib import Path
 
-from engine.cliutil import add_checkpoint_arg, positive_int
 from engine.data.demo import SUBFOLDERS, make_demo_dataset
 from engine.errors import MissingExtraError
 from engine.io.export import EXPORT_FORMATS, describe_arch, export_generator, format_for, import_reference, require_onnx
 from engine.io.translate import TranslationModel
 from engine.models.networks import generator_arch_from_state_dict
+from engine.tools.cli_support import add_checkpoint_arg, positive_int
 
 __all__ = ["add_cli"]
 

@@ -123,7 +123,7 @@ def run_doctor(device: str = "auto", *, paper_step: bool = True) -> list[Check]:
             seconds = time.perf_counter() - start
             ok = reports[-1].reason == "completed" and t.step == 20
             return ok, (f"20 cpu-quick steps (ResNet) in {seconds:.1f} s "
-                        f"({20 / seconds:.2f} it/s, {t.execution.amp and 'bf16' or 'fp32'})"), ""
+                        f"({20 / seconds:.2f} it/s, {t.speed.amp and 'bf16' or 'fp32'})"), ""
 
         checks.append(_check("training", training))
 

@@ -21,7 +21,7 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from engine.training.checkpoints import BestKeeper
+from engine.training.saving import BestKeeper
 
 __all__ = ["spearman", "SIGNALS", "proof_of", "proof_table", "RHO_BAR", "PICK_BAR", "MOVES_BY"]
 

@@ -27,13 +27,13 @@ from typing import Any, Callable, Sequence
 import numpy as np
 import torch
 
-from engine.cliutil import UsageError, add_config_args, load_config, nonneg_float, positive_int
 from engine.config import Config
 from engine.data import open_domains
 from engine.images import to_uint8_image
 from engine.io.atomic import atomic_write_text, save_png
 from engine.metrics import GroundTruth
 from engine.tools.charts import comparison_grid, plot_curves
+from engine.tools.cli_support import UsageError, add_config_args, load_config, nonneg_float, positive_int
 from engine.tools.monitor_proof import proof_table
 from engine.tools.quality_tables import compare_runs, compare_suites, suite_table
 from engine.tools.tasks import SUITES, Task, TaskData, get_task, suite

@@ -22,8 +22,8 @@ from engine.data.folders import ImageFolder
 from engine.images import to_uint8_image
 from engine.models.objectives import Objective, critic_score, cycle_loss, gradient_penalty
 from engine.training import metric_keys as K
-from engine.training.execution import Execution
-from engine.training.schedule import step_generator
+from engine.training.schedule import seeded_rng
+from engine.training.speed import SpeedOptions
 from engine.training.state import TrainingState
 from engine.wasserstein.critic import torch_threads
 from engine.wasserstein.monitor import WMonitor
@@ -36,23 +36,23 @@ SATURATED = 0.99     # an output pixel this close to ±1 is saturated
 
 
 class Evaluator:
-    def __init__(self, cfg: Config, state: TrainingState, objective: Objective, execution: Execution,
+    def __init__(self, cfg: Config, state: TrainingState, objective: Objective, speed: SpeedOptions,
                  train: tuple[ImageFolder, ImageFolder], val: tuple[ImageFolder, ImageFolder],
                  ground_truth: Any = None):
-        self.cfg, self.state, self.objective, self.ex = cfg, state, objective, execution
+        self.cfg, self.state, self.objective, self.speed = cfg, state, objective, speed
         self.val = val
         self.ground_truth = ground_truth  # an engine.metrics.GroundTruth, or None
         # Previews show held-out images when there are any.
         a = val[0] if len(val[0]) else train[0]
         b = val[1] if len(val[1]) else train[1]
         fixed = UnpairedBatches(a, b, batch_size=1, crop_size=cfg.data.crop_size, flip=False,
-                                seed=cfg.schedule.seed, device=execution.device)
+                                seed=cfg.schedule.seed, device=speed.device)
         self._preview_batch = fixed.fixed(min(PREVIEW_IMAGES, len(a), len(b)))
         self.monitor: WMonitor | None = None
         if cfg.schedule.monitor and len(val[0]) >= 2 and len(val[1]) >= 2:
             self.monitor = WMonitor([val[0].get(i) for i in range(len(val[0]))],
                                     [val[1].get(i) for i in range(len(val[1]))], crop=cfg.data.crop_size,
-                                    seed=cfg.schedule.seed, device=execution.device)
+                                    seed=cfg.schedule.seed, device=speed.device)
 
     @torch.no_grad()
     def preview(self) -> dict[str, np.ndarray]:
@@ -60,8 +60,8 @@ class Evaluator:
         G, F = self.state.inference_generators()
         was = G.training, F.training
         G.eval(), F.eval()
-        real_a, real_b = (self.ex.generator_input(x) for x in self._preview_batch)
-        with self.ex.autocast():
+        real_a, real_b = (self.speed.generator_input(x) for x in self._preview_batch)
+        with self.speed.autocast():
             fake_b = G(real_a)
             rec_a = F(fake_b)
             fake_a = F(real_b)
@@ -77,9 +77,9 @@ class Evaluator:
         if len(val_a) and len(val_b):
             n = min(len(val_a), len(val_b), EVAL_IMAGES)
             ev = UnpairedBatches(val_a, val_b, batch_size=1, crop_size=self.cfg.data.crop_size, flip=False,
-                                 seed=self.cfg.schedule.seed, device=self.ex.device)
-            real_a, real_b = (self.ex.generator_input(x) for x in ev.fixed(n))
-            with torch.no_grad(), self.ex.autocast():
+                                 seed=self.cfg.schedule.seed, device=self.speed.device)
+            real_a, real_b = (self.speed.generator_input(x) for x in ev.fixed(n))
+            with torch.no_grad(), self.speed.autocast():
                 fake_b, fake_a = s.G(real_a), s.F(real_b)
                 out[K.CYCLE_A_VAL] = float(cycle_loss(s.F(fake_b).float(), real_a.float()) * lam)
                 out[K.CYCLE_B_VAL] = float(cycle_loss(s.G(fake_a).float(), real_b.float()) * lam)
@@ -95,7 +95,7 @@ class Evaluator:
                 w_a = self.objective.heldout_w(s.D_A, real_a, fake_a)
             if w_b is not None and w_a is not None:
                 out[K.W_B_VAL], out[K.W_A_VAL] = w_b, w_a
-                gen = step_generator(self.cfg.schedule.seed, s.step, "eval")
+                gen = seeded_rng(self.cfg.schedule.seed, s.step, "eval")
                 for key, D, real, fake in ((K.GP_GRAD_NORM_A_VAL, s.D_A, real_a, fake_a),
                                            (K.GP_GRAD_NORM_B_VAL, s.D_B, real_b, fake_b)):
                     _, norm = gradient_penalty(lambda x, D=D: critic_score(D, x), real, fake, gen)
@@ -106,5 +106,5 @@ class Evaluator:
                 for way, reading in self.monitor.measure(G, F).items():
                     out.update(reading.metrics(way))
         if self.ground_truth is not None:
-            out.update(self.ground_truth.score(G, F, self.ex.device))
+            out.update(self.ground_truth.score(G, F, self.speed.device))
         return out

@@ -18,10 +18,10 @@ import torch
 
 from engine.config import Config
 
-__all__ = ["step_generator", "lr_multiplier", "ema_decay_at", "Schedule"]
+__all__ = ["seeded_rng", "lr_multiplier", "ema_decay_at", "Schedule"]
 
 
-def step_generator(seed: int, step: int, stream: str) -> torch.Generator:
+def seeded_rng(seed: int, step: int, stream: str) -> torch.Generator:
     """A CPU generator whose state depends only on (seed, step, stream)."""
     h = hashlib.blake2b(f"{seed}/{step}/{stream}".encode(), digest_size=8).digest()
     return torch.Generator().manual_seed(int.from_bytes(h, "little") & ((1 << 63) - 1))

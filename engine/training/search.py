@@ -110,7 +110,7 @@ class FamilySearch(Controls):
     state = property(lambda self: self.active.state)
     evaluator = property(lambda self: self.active.evaluator)
     schedule = property(lambda self: self.active.schedule)
-    execution = property(lambda self: self.active.execution)
+    speed = property(lambda self: self.active.speed)
     step = property(lambda self: self.active.step)
     data_scale = property(lambda self: self.active.data_scale)
     run_dir = property(lambda self: Path(self.run_dir_arg) if self.run_dir_arg is not None else None)

@@ -18,7 +18,7 @@ from torch import nn
 from engine import __version__
 from engine.config import Config
 from engine.errors import CheckpointError
-from engine.io.checkpoint import check_architecture, config_from_checkpoint
+from engine.io.checkpoint_files import check_architecture, config_from_checkpoint
 from engine.models.networks import build_critic, build_generator
 from engine.models.pool import ImagePool
 from engine.training.distributed import DistInfo, broadcast_module

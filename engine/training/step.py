@@ -26,8 +26,8 @@ from engine.models.augment import Augmented
 from engine.models.objectives import DLoss, build_objective, cycle_loss, identity_loss
 from engine.training import metric_keys as K
 from engine.training.distributed import DistInfo, average_gradients
-from engine.training.execution import Execution
-from engine.training.schedule import step_generator
+from engine.training.schedule import seeded_rng
+from engine.training.speed import SpeedOptions
 from engine.training.state import TrainingState, set_requires_grad
 
 __all__ = ["CycleGANStep", "StepResult", "GeneratorPasses", "apply_update"]
@@ -52,18 +52,18 @@ class GeneratorPasses:
 
 
 class CycleGANStep:
-    def __init__(self, cfg: Config, state: TrainingState, execution: Execution, dist: DistInfo,
+    def __init__(self, cfg: Config, state: TrainingState, speed: SpeedOptions, dist: DistInfo,
                  critic_batches: UnpairedBatches, ema_decay: Callable[[int], float],
                  cycle_scale: Callable[[int], float] = lambda step: 1.0):
-        self.cfg, self.state, self.ex, self.dist = cfg, state, execution, dist
+        self.cfg, self.state, self.speed, self.dist = cfg, state, speed, dist
         self.ema_decay = ema_decay  # step → the decay of the generator average's update after that step
         self.cycle_scale = cycle_scale  # step → the share of λ cycle in force (a warm-up)
         self.objective = build_objective(cfg)
         self.critic_batches = critic_batches  # fresh batches for the extra Wasserstein critic updates
-        self._g, self._f = execution.forward_of(state.G), execution.forward_of(state.F)
+        self._g, self._f = speed.forward_of(state.G), speed.forward_of(state.F)
         critics = [Augmented(c) if cfg.model.diffaugment else c for c in (state.D_A, state.D_B)]
         self._augmented = [c for c in critics if isinstance(c, Augmented)]
-        self._d_a, self._d_b = (execution.critic_of(c) for c in critics)
+        self._d_a, self._d_b = (speed.critic_of(c) for c in critics)
 
     def generator_passes(self, real_a: torch.Tensor, real_b: torch.Tensor) -> GeneratorPasses:
         """Each generator's independent passes in one batched call (instance norm is per image, so
@@ -83,7 +83,7 @@ class CycleGANStep:
         lam = o.lambda_cyc
         set_requires_grad(s.critics, False)
         s.opt_G.zero_grad(set_to_none=True)
-        with self.ex.autocast():
+        with self.speed.autocast():
             p = self.generator_passes(real_a, real_b)
             losses = {
                 K.G_A: self.objective.g_loss(self._d_b, p.fake_b),   # G: A→B against D_B
@@ -109,7 +109,7 @@ class CycleGANStep:
         """Maximise L_GAN over D_A and D_B (minimise their losses) on detached fakes."""
         s = self.state
         s.opt_D.zero_grad(set_to_none=True)
-        with self.ex.autocast():
+        with self.speed.autocast():
             d_b = self.objective.d_loss(self._d_b, real_b, fake_b.detach(), gen)  # real B vs G(a)
             d_a = self.objective.d_loss(self._d_a, real_a, fake_a.detach(), gen)  # real A vs F(b)
         if not apply_update(s.opt_D, d_a.loss + d_b.loss, self.dist):
@@ -121,16 +121,16 @@ class CycleGANStep:
     def __call__(self, real_a: torch.Tensor, real_b: torch.Tensor) -> StepResult:
         """One generator update and the critic update(s) that go with it, at step ``state.step``."""
         s, cfg = self.state, self.cfg
-        gen = step_generator(cfg.schedule.seed, s.step, "step")
+        gen = seeded_rng(cfg.schedule.seed, s.step, "step")
         for critic in self._augmented:  # DiffAugment draws from the step's own stream
-            critic.generator = step_generator(cfg.schedule.seed, s.step, "augment")
-        real_a, real_b = self.ex.generator_input(real_a), self.ex.generator_input(real_b)
+            critic.generator = seeded_rng(cfg.schedule.seed, s.step, "augment")
+        real_a, real_b = self.speed.generator_input(real_a), self.speed.generator_input(real_b)
         faulted = False
         # Wasserstein: the first n_critic − 1 critic updates, on fresh batches, before the generators move.
         n_extra = cfg.objective.n_critic - 1 if cfg.is_wasserstein else 0
         for k in range(n_extra):
-            ca, cb = (self.ex.generator_input(x) for x in self.critic_batches.batch(s.step * n_extra + k))
-            with torch.no_grad(), self.ex.autocast():
+            ca, cb = (self.speed.generator_input(x) for x in self.critic_batches.batch(s.step * n_extra + k))
+            with torch.no_grad(), self.speed.autocast():
                 cfa, cfb = self._f(cb), self._g(ca)
             faulted |= not self.critic_update(ca, cb, cfa, cfb, gen)[2]
 

@@ -6,7 +6,7 @@ trainer knows nothing about threads or widgets; ``pause``/``resume``/``stop``/``
 (``Controls``) are thread-safe requests that take effect at the next step boundary.
 
 It drives ``TrainingState`` (networks, optimisers, pools), ``CycleGANStep`` (the paper's maths),
-``Schedule``, ``Evaluator``, ``Reporter``, ``Checkpoints``/``BestKeeper``, ``RunFolder`` and ``FaultTally``;
+``Schedule``, ``Evaluator``, ``Reporter``, ``StateSaver``/``BestKeeper``, ``RunFolder`` and ``FaultTally``;
 it rolls back after repeated numerical faults (``rollback``) and stops with advice when out of memory.
 """
 
@@ -25,18 +25,18 @@ from engine.config import Config
 from engine.data import ImageFolder, UnpairedBatches, open_domains
 from engine.devices import resolve_device
 from engine.errors import CheckpointError, DataGoneError
-from engine.io.checkpoint import load_checkpoint
+from engine.io.checkpoint_files import load_checkpoint
 from engine.io.run_folder import RunFolder
 from engine.training import tb
-from engine.training.checkpoints import BestKeeper, Checkpoints, resume_point
+from engine.training.cadence import Reporter
 from engine.training.controls import Controls
 from engine.training.distributed import SINGLE, DistInfo, agree_any
 from engine.training.evaluation import Evaluator
-from engine.training.execution import Execution
 from engine.training.faults import MAX_CONSECUTIVE_FAULTS, FaultTally
-from engine.training.reporting import Reporter
 from engine.training.reports import FinishedReport, ProgressWindow, Report, WarningReport
+from engine.training.saving import BestKeeper, StateSaver, resume_point
 from engine.training.schedule import Schedule
+from engine.training.speed import SpeedOptions
 from engine.training.state import TrainingState
 from engine.training.step import CycleGANStep, StepResult
 
@@ -75,16 +75,16 @@ class Trainer(Controls):
         self.total_steps = self.schedule.total_steps
 
         self.state = TrainingState(cfg, self.device, dist_info)
-        self.execution = Execution(cfg, self.device)
-        self.execution.prepare(self.state.generators, self.state.critics)
+        self.speed = SpeedOptions(cfg, self.device)
+        self.speed.prepare(self.state.generators, self.state.critics)
         # Extra critic updates (Wasserstein, n_critic > 1) draw fresh batches from a stream of their own.
         critic_batches = UnpairedBatches(self.train_a, self.train_b, seed=seed + 7919, **batch)
-        self.step_fn = CycleGANStep(cfg, self.state, self.execution, dist_info, critic_batches,
+        self.step_fn = CycleGANStep(cfg, self.state, self.speed, dist_info, critic_batches,
                                     ema_decay=lambda step: self.schedule.ema_decay_for(step, self._now),
                                     cycle_scale=lambda step: self.schedule.cycle_scale(step, self._now))
-        self.evaluator = Evaluator(cfg, self.state, self.step_fn.objective, self.execution,
+        self.evaluator = Evaluator(cfg, self.state, self.step_fn.objective, self.speed,
                                    (self.train_a, self.train_b), (self.val_a, self.val_b), ground_truth)
-        self.checkpoints = (Checkpoints(self.state, self.run_folder, cfg.schedule.keep_checkpoints, self._payload_meta)
+        self.checkpoints = (StateSaver(self.state, self.run_folder, cfg.schedule.keep_checkpoints, self._payload_meta)
                             if self.run_folder is not None else None)
         self.best = BestKeeper(self.checkpoints, cfg.schedule.plateau_evals, cfg.schedule.stop_on_plateau)
         self.reporter = Reporter(cfg, self.schedule, self.batches, self.evaluator, self.best, self.run_folder,

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from engine.wasserstein.distances import CASES
-from gui.critic_worker import CriticController, CriticJob
+from gui.critic_job import CriticController, CriticJob
 from gui.distances_panel import DistancesPanel, DistancesSettings, isolated_points
 
 TIMEOUT = 60000

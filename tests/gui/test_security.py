@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from PySide6.QtWidgets import QFileDialog
 
-from engine.io.checkpoint import CheckpointManager, load_checkpoint
+from engine.io.checkpoint_files import CheckpointFolder, load_checkpoint
 from gui.training_controller import TrainingJob
 from gui.util import send_drop
 from tests.evil import make_evil_checkpoint
@@ -104,7 +104,7 @@ def test_dropping_a_malicious_model_on_the_translate_tab_is_refused(qtbot, windo
 
 def test_closing_the_window_during_a_save_waits_for_the_save(qtbot, window, monkeypatch):
     """The save in flight is slowed down; close() must not return the window before it has finished."""
-    original = CheckpointManager.save
+    original = CheckpointFolder.save
     saving, saves_done = threading.Event(), []
 
     def slow_save(self, step, payload):
@@ -114,7 +114,7 @@ def test_closing_the_window_during_a_save_waits_for_the_save(qtbot, window, monk
         saves_done.append((step, time.monotonic()))
         return path
 
-    monkeypatch.setattr(CheckpointManager, "save", slow_save)
+    monkeypatch.setattr(CheckpointFolder, "save", slow_save)
     c = window.controller
     window.form.set_values(max_steps=100000, preview_every=100000)
     with qtbot.waitSignal(c.progressed, timeout=TIMEOUT):

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from engine.io.checkpoint import load_checkpoint
+from engine.io.checkpoint_files import load_checkpoint
 from engine.training.reports import FinishedReport
 from engine.training.trainer import Trainer
 from gui.main_window import MainWindow

@@ -12,7 +12,7 @@ from PySide6.QtCore import QPoint, Qt, QThread, QTimer
 from PySide6.QtWidgets import QApplication
 
 from engine.config import preset
-from engine.io.checkpoint import save_checkpoint
+from engine.io.checkpoint_files import save_checkpoint
 from engine.io.tiling import OutOfMemory
 from engine.io.translate import TranslationModel
 from engine.models.networks import build_generator

@@ -15,22 +15,22 @@ from typing import Any, Callable
 
 from engine.config import Config
 from engine.errors import CheckpointError, DataError
-from engine.io.checkpoint import CheckpointManager, config_from_checkpoint, load_checkpoint, save_checkpoint
+from engine.io.checkpoint_files import CheckpointFolder, config_from_checkpoint, load_checkpoint, save_checkpoint
 from engine.io.run_folder import BEST, RunFolder
 from engine.training.metric_keys import BEST_STEP
 from engine.training.reports import CheckpointReport, Report, WarningReport
 from engine.training.state import TrainingState
 from engine.wasserstein.monitor import WAYS, Reading
 
-__all__ = ["Checkpoints", "BestKeeper", "resume_point"]
+__all__ = ["StateSaver", "BestKeeper", "resume_point"]
 
 
-class Checkpoints:
+class StateSaver:
     """``meta()`` gives what the payload needs besides the state (epoch, total steps, time, data paths)."""
 
     def __init__(self, state: TrainingState, run_folder: RunFolder, keep: int, meta: Callable[[], dict[str, Any]]):
         self.state, self.meta = state, meta
-        self.manager = CheckpointManager(run_folder.path, keep)
+        self.manager = CheckpointFolder(run_folder.path, keep)
         self.saved_step = state.step  # the step of the newest checkpoint (as far as this session knows)
 
     @property
@@ -98,7 +98,7 @@ class BestKeeper:
     ``stop``, the end of the run).
     """
 
-    def __init__(self, checkpoints: Checkpoints | None, patience: int, stop: bool):
+    def __init__(self, checkpoints: StateSaver | None, patience: int, stop: bool):
         self.checkpoints, self.patience, self.stop = checkpoints, patience, stop
         self.best_step: int | None = None
         self.best_score = math.inf   # the lowest score seen

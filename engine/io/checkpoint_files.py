@@ -38,7 +38,7 @@ __all__ = [
     "resolve_checkpoint",
     "config_from_checkpoint",
     "check_architecture",
-    "CheckpointManager",
+    "CheckpointFolder",
 ]
 
 FORMAT = "cyclegan-studio"
@@ -129,7 +129,7 @@ def check_architecture(cfg: Config, state: dict[str, torch.Tensor], what: str) -
             raise CheckpointError(f"{what}: architecture mismatch: expected {v} {names[k]}, found {found[k]}")
 
 
-class CheckpointManager:
+class CheckpointFolder:
     """``RUN/checkpoints/step_XXXXXXX.pt`` plus ``latest.pt``; keeps the last ``keep`` numbered files."""
 
     def __init__(self, run_dir: str | os.PathLike, keep: int = 3):

@@ -15,11 +15,11 @@ from typing import Any, Callable, Iterator
 from engine.config import Config
 from engine.data.batches import UnpairedBatches
 from engine.io.run_folder import RunFolder
-from engine.training.checkpoints import BestKeeper
 from engine.training.evaluation import Evaluator
+from engine.training.failure_watch import FailureWatch
 from engine.training.reports import EvalReport, PreviewReport, ProgressReport, ProgressWindow, Report, WarningReport
+from engine.training.saving import BestKeeper
 from engine.training.schedule import Schedule
-from engine.training.watch import FailureWatch
 
 log = logging.getLogger(__name__)
 

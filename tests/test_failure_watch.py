@@ -1,7 +1,7 @@
 """The failure watch fires on each forced failure, once, with a hint, and stays quiet on a healthy run."""
 
 from engine.config import Config
-from engine.training.watch import FailureWatch
+from engine.training.failure_watch import FailureWatch
 
 
 def feed(watch, rows):

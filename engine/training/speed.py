@@ -28,10 +28,10 @@ log = logging.getLogger(__name__)
 
 LONG_RUN_STEPS, LONG_RUN_MINUTES = 2000, 10.0
 
-__all__ = ["Execution"]
+__all__ = ["SpeedOptions"]
 
 
-class Execution:
+class SpeedOptions:
     def __init__(self, cfg: Config, device: torch.device):
         self.device = device
         amp = cfg.output.amp
