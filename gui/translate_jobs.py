@@ -61,6 +61,7 @@ class TranslationResult:
     scale: float
     seconds: float = 0.0
     tiles: int = 0
+    route: str = ""  # how it went: "one piece", "N-px tiles" or "a checked 65³ LUT" (a colour map)
 
 
 class TranslationCancelled(Exception):  # not a RuntimeError: tiling turns those into OutOfMemory
@@ -98,7 +99,7 @@ def translate_job(ctx: JobContext, model: TranslationModel | None, request: Tran
         raise OutOfMemory(f"{e}\n\nIn the app: choose a smaller “Memory for translation”; the image is then cut "
                           "into smaller tiles.") from None
     return TranslationResult(inp, np.array(out, dtype=np.uint8, copy=True), request.direction, request.scale,
-                             time.perf_counter() - start, tiles)
+                             time.perf_counter() - start, tiles, model.last_route)
 
 
 def load_model(path: str, checkpoint: str = "latest") -> TranslationModel:

@@ -166,7 +166,10 @@ class ResultRow(QFrame):
             self.view.set_images(self.input, self.output)
             self.view.set_output_title(label)
             self.view.set_message("")
-            tiles = f" · {result.tiles} tiles" if result.tiles > 1 else ""
+            if "LUT" in result.route:  # a colour map's look-up table: its chunks are not tiles
+                tiles = " · " + result.route.removeprefix("a checked ")
+            else:
+                tiles = f" · {result.tiles} tiles" if result.tiles > 1 else ""
             self._set_caption(f"{w}×{h} · {label} · {scale_text(result.scale)} · {result.seconds:.1f} s{tiles}")
         self.fit()
 

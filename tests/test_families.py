@@ -139,6 +139,7 @@ def test_a_large_photo_goes_through_a_checked_lut_within_a_grey_level(monkeypatc
     model = TranslationModel(net, None, None, "test")
     out = np.asarray(model.translate(Image.fromarray(img)))
     assert sizes == ([grid] if grid else [])
+    assert model.last_route == (f"a checked {grid}³ LUT" if grid else "one piece")  # what the app's caption says
     assert np.abs(out.astype(int) - _network_pass(net, img).astype(int)).max() <= 1
     small = img[:100, :100]  # fewer pixels than the table has points: the network, exactly
     assert np.array_equal(np.asarray(model.translate(Image.fromarray(small))), _network_pass(net, small))
