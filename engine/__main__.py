@@ -28,6 +28,7 @@ from engine.tools.cli_support import (
     add_checkpoint_arg,
     add_config_args,
     byte_size,
+    eval_line,
     load_config,
     tile_progress,
 )
@@ -37,6 +38,7 @@ from engine.tools.cli_support import positive_int as _positive_int
 from engine.training.distributed import DistInfo, init_from_env, shutdown
 from engine.training.reports import (
     CheckpointReport,
+    EvalReport,
     FamilyChoiceReport,
     FamilyTrialReport,
     FinishedReport,
@@ -64,6 +66,7 @@ def _drive(trainer, stop_at=None, quiet: bool = False) -> int:
     out = RunProgress(quiet)
     gen = trainer.run(stop_at=stop_at)
     rc = 0
+    previous: dict[str, float] | None = None  # the evaluation before: is the monitor's reading still falling?
     try:
         for rep in gen:
             if isinstance(rep, FamilyTrialReport):
@@ -88,6 +91,11 @@ def _drive(trainer, stop_at=None, quiet: bool = False) -> int:
                 if rep.severity == "error":
                     trainer.stop()  # nobody at a CLI can press resume: stop with what is saved
                     rc = 1
+            elif isinstance(rep, EvalReport):
+                line = eval_line(rep.step, dict(rep.metrics), previous)
+                previous = dict(rep.metrics)
+                if line and not quiet:
+                    out.write(line)
             elif isinstance(rep, CheckpointReport) and not quiet and not out.tty:
                 print(f"checkpoint: {rep.path}", flush=True)
             elif isinstance(rep, FinishedReport):
@@ -180,8 +188,8 @@ def cmd_translate(args) -> int:
     if note:
         print(f"note: {note}", file=sys.stderr)
     written, skipped = translate_files(model, args.inputs, args.out, args.direction,
-                                       on_image=lambda path: tile_progress(path.name), tile=args.tile,
-                                       process_memory=args.max_memory, scale=scale)
+                                       on_image=lambda path: tile_progress(path.name, route=lambda: model.last_route),
+                                       tile=args.tile, process_memory=args.max_memory, scale=scale)
     for path, reason in skipped:
         print(f"skipped {path}: {reason}", file=sys.stderr)
     print(f"translated {len(written)} image(s) {args.direction} into {args.out}")

@@ -32,24 +32,21 @@ WAYS = tuple((way, f"{source}→{target}", color) for (way, source, target), col
 LEVELS = (("start", "identity"), ("floor", "floor"))  # w_mon_<level>_<way>: the dashed reference lines
 
 
-def _pct(x: float) -> str:
-    """A share of the way as a person reads it: 0.183 → "18 %" (below 0, within the floor's noise: "0 %")."""
-    return f"{max(0.0, x) * 100:.0f} %" if math.isfinite(x) else "—"
-
-
 def monitor_title(metrics: Mapping[str, float], best_step: float | None, *, monitor_on: bool = True,
-                  critic: bool = False) -> str:
-    """The W plot's title (rich text): the remaining share of the way per direction from the latest
-    evaluation's monitor readings, a caution where an estimate cannot be trusted, then its key."""
+                  critic: bool = False, previous: Mapping[str, float] | None = None) -> str:
+    """The W plot's title (rich text): per direction, the share of the way left or, where a share would
+    mislead, why not (``Reading.standing``, given the evaluation before, ``previous``); a caution where an
+    estimate cannot be trusted; then its key."""
     ways = [w for w in WAYS if f"w_mon_{w[0]}" in metrics]
     if not ways:
         head = ("W monitor · off (Schedule → W monitor)" if not monitor_on else
                 "W monitor · no reading yet: one comes with each held-out evaluation")
     else:
+        standings = [Reading.from_metrics(metrics, way).standing(Reading.from_metrics(previous or {}, way))
+                     for way, _, _ in ways]
         parts = ["W monitor"]
-        for i, (way, name, color) in enumerate(ways):
-            left = _pct(metrics.get(f"w_mon_remaining_{way}", math.nan))
-            parts.append(f"{title_key(color, name)} {left}" + (" of the way left" if i == 0 else ""))
+        for (_, name, color), (_, words) in zip(ways, standings):
+            parts.append(f"{title_key(color, name)} {words}")
         head = " · ".join(parts)
     cautions = []
     for way, name, _ in ways:
@@ -77,6 +74,7 @@ class WMonitorPlot(QWidget):
     def __init__(self, parent: QWidget | None = None):
         super().__init__(parent)
         self.readings: dict[str, float] = {}
+        self.previous: dict[str, float] = {}  # the evaluation before's readings: is the estimate still falling?
         self.best_step: float | None = None
         self.critic_shown = False
         self.dirty = True  # the readings, the best step or the critic's presence changed since ``redraw``
@@ -152,7 +150,9 @@ class WMonitorPlot(QWidget):
     # --- state -----------------------------------------------------------------------------
     def set_readings(self, metrics: Mapping[str, float]) -> None:
         """The monitor's keys (``w_mon_*``) of the latest evaluation that has them."""
-        self.readings = {k: float(v) for k, v in metrics.items() if k.startswith("w_mon_")}
+        readings = {k: float(v) for k, v in metrics.items() if k.startswith("w_mon_")}
+        if readings != self.readings:
+            self.previous, self.readings = self.readings, readings
         self.dirty = True
 
     def set_best_step(self, step: float | None) -> None:
@@ -160,7 +160,7 @@ class WMonitorPlot(QWidget):
         self.dirty = True
 
     def reset(self) -> None:
-        self.readings, self.best_step, self.dirty = {}, None, True
+        self.readings, self.previous, self.best_step, self.dirty = {}, {}, None, True
 
     def show_critic(self, shown: bool) -> None:
         """Show or hide the training critic's axis and view."""
@@ -197,7 +197,8 @@ class WMonitorPlot(QWidget):
                     xs.append(float(s.x(axis)[i]))
                     ys.append(float(s.raw()[i]))
         self.best_marker.setData(x=xs, y=ys)
-        title = monitor_title(m, self.best_step, monitor_on=monitor_on, critic=self.critic_shown)
+        title = monitor_title(m, self.best_step, monitor_on=monitor_on, critic=self.critic_shown,
+                              previous=self.previous)
         if title != self._title:
             self._title = title
             self.title_label.setText(title)

@@ -12,7 +12,10 @@ from PIL import Image
 
 from engine.__main__ import main
 from engine.io.translate import TranslationModel, pad_to_multiple, translate_tensor
+from engine.models.families import ColourGenerator
 from engine.models.networks import ResnetGenerator
+from engine.tools.cli_support import eval_line
+from engine.wasserstein.monitor import AT_FLOOR, Reading
 from tests.helpers import make_domains
 
 TINY = ["--set", "load_size=36", "--set", "crop_size=32", "--set", "ngf=8", "--set", "ndf=8", "--set", "n_blocks=1",
@@ -127,3 +130,24 @@ def test_budget_and_plateau_flags_reach_the_run_config(tmp_path):
                  *TINY]) == 0
     sched = json.loads((tmp_path / "r" / "config.json").read_text())["schedule"]
     assert (sched["minutes"], sched["time_limit"], sched["stop_on_plateau"]) == (0.02, 5.0, True)
+
+
+def test_the_log_says_each_evaluation_in_the_monitors_words():
+    """One line per held-out evaluation, by the rule the app's W plot shows (``Reading.standing``)."""
+    far, near = Reading(0.55, 0.53, 0.57, 1.0, 1.0, 0.1, 0.0, 0.0, 0.15), Reading(0.14, 0.135, 0.145, 1.0, 1.0, 0.1,
+                                                                                   0.0, 0.0, 0.15)
+    row = {**far.metrics("AtoB"), **near.metrics("BtoA"), "psnr_AtoB": 21.234}
+    assert eval_line(300, row) == (f"held-out at step 300: A→B 50 % of the way left · B→A {AT_FLOOR} · "
+                                   "PSNR A→B 21.23 dB")
+    shaky = Reading(0.55, 0.53, 0.57, 3.0, 1.0, 0.1, 0.0, 0.0, 0.15).metrics("AtoB")
+    assert "A→B 50 % of the way left (not trustworthy: critic slope 3.00" in eval_line(1, shaky)
+    assert eval_line(1, {"cycle_A_val": 0.2}) == ""  # no monitor, no ground truth: nothing to say
+
+
+def test_translate_names_how_each_image_went(tmp_path, capfd):
+    """A colour map's large photo goes through its look-up table; the log says so, not "N tiles"."""
+    model = TranslationModel(ColourGenerator().eval(), None, None, "test")
+    path = model.save(tmp_path / "colour.safetensors")
+    Image.fromarray(np.random.default_rng(0).integers(0, 256, (600, 500, 3), dtype=np.uint8)).save(tmp_path / "p.png")
+    assert main(["translate", str(path), str(tmp_path / "p.png"), "--out", str(tmp_path / "o")]) == 0
+    assert "p.png: a checked 65³ LUT" in capfd.readouterr().err

@@ -15,7 +15,7 @@ from engine.training.reports import CheckpointReport, EvalReport, FinishedReport
 from engine.training.saving import BestKeeper
 from engine.training.trainer import Trainer
 from engine.wasserstein.critic import torch_threads
-from engine.wasserstein.monitor import WMonitor, patches_of
+from engine.wasserstein.monitor import AT_FLOOR, UNRESOLVED, Reading, WMonitor, patches_of
 from tests.helpers import make_domains, tiny_config
 
 PATCH_DIM = 3 * 8 * 8
@@ -88,6 +88,33 @@ def test_translations_into_a_second_sample_of_the_target_sit_at_the_floor():
     r = m.measure(Shift(shift), Shift(-shift))["AtoB"]
     assert r.floor > 0 and r.start > 5 * r.floor
     assert abs(r.remaining) < 0.15
+    # The floor's own interval was measured, and a reading this close to it is said in words, not as "0 %".
+    assert r.floor_hi > r.floor and r.standing() == (pytest.approx(math.nan, nan_ok=True), AT_FLOOR)
+    half = m.measure(Shift(shift / 2), Shift(-shift / 2))["AtoB"]
+    share, words = half.standing(previous=r)
+    assert share == pytest.approx(half.remaining) and words == f"{half.remaining * 100:.0f} % of the way left"
+
+
+def _reading(w: float, half: float = 0.02, start: float = 1.0, floor: float = 0.1, floor_hi: float = 0.15) -> Reading:
+    return Reading(w, w - half, w + half, 1.0, start, floor, 0.0, 0.0, floor_hi)
+
+
+@pytest.mark.parametrize("now, before, expected", [
+    (_reading(0.55), None, (0.5, "50 % of the way left")),
+    (_reading(0.55), _reading(0.9), (0.5, "50 % of the way left")),  # falling, but far from done: the share
+    (_reading(0.14, half=0.005, floor_hi=0.12), _reading(0.3), (math.nan, "still falling")),  # ≤ 5 %, falling
+    (_reading(0.14, half=0.005, floor_hi=0.12), _reading(0.142, half=0.005), (0.0444, "4 % of the way left")),
+    (_reading(0.14, half=0.005), _reading(0.16, half=0.005), (math.nan, AT_FLOOR)),  # inside the floor's interval
+    (_reading(0.17, half=0.03), _reading(0.3), (math.nan, AT_FLOOR)),  # its interval reaches the floor's
+    (_reading(0.5, start=0.14), None, (math.nan, UNRESOLVED)),  # start within the floor's interval
+    (_reading(0.5, half=0.5), None, (math.nan, UNRESOLVED)),  # the span from floor to start within the noise
+])
+def test_the_share_left_is_shown_only_where_it_means_something(now, before, expected):
+    share, words = now.standing(before)
+    assert words == expected[1]
+    assert share == pytest.approx(expected[0], abs=1e-3, nan_ok=True)
+    again = Reading.from_metrics(now.metrics("AtoB"), "AtoB").standing(before)  # as the app reads an eval row
+    assert again[1] == words and again[0] == pytest.approx(share, nan_ok=True)
 
 
 def test_the_remaining_distance_follows_a_partial_translation():

@@ -190,7 +190,7 @@ class ScheduleConfig:
     stop_on_plateau: bool = _f(False, "Stop on plateau", "Stop (with a checkpoint) at the plateau notice instead of "
                                "only reporting it.", advanced=True)
     search_share: float = _f(
-        0.08, "Family trial share", "Generator family auto: the share of the budget each family trains for before the "
+        0.07, "Family trial share", "Generator family auto: the share of the budget each family trains for before the "
         "W monitor compares them; the families dropped cost their shares (of a budget of minutes; under steps or "
         "epochs the search adds its steps).", lo=0.01, hi=0.3, advanced=True)
     save_every: int = _f(500, "Checkpoint every", "Steps between checkpoints.", lo=1, hi=1000000, unit="steps")

@@ -133,12 +133,12 @@ class TranslationModel:
             except (torch.OutOfMemoryError, MemoryError) as e:
                 raise OutOfMemory(f"the {x.shape[-1]}×{x.shape[-2]} image did not fit in memory at once "
                                   f"({str(e).splitlines()[0][:80]}): give a smaller --max-memory or a --tile") from None
+            self.last_route = "one piece"
             if progress is not None:
                 progress(1, 1)
-            self.last_route = "one piece"
             return tensor_to_pil(y)
+        self.last_route = f"{side}-px tiles"  # set before the tiles' progress, which may print it
         y = translate_tiled(net, x, tile=side, progress=progress)
-        self.last_route = f"{side}-px tiles"
         return Image.fromarray(y[0].permute(1, 2, 0).to(torch.uint8).numpy(), "RGB")
 
     # --- loading ----------------------------------------------------------------------------

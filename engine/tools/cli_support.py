@@ -11,9 +11,10 @@ from typing import Callable, TextIO
 from tqdm import tqdm
 
 from engine.config import PRESETS, RECIPES, Config, preset, with_recipe
+from engine.wasserstein.monitor import WAYS, Reading
 
 __all__ = ["UsageError", "Parser", "load_config", "add_config_args", "positive_int", "nonneg_float", "positive_float",
-           "add_checkpoint_arg", "byte_size", "RunProgress", "tile_progress"]
+           "add_checkpoint_arg", "byte_size", "RunProgress", "tile_progress", "eval_line"]
 
 
 class UsageError(Exception):
@@ -163,9 +164,10 @@ class RunProgress:
             self._bar = None
 
 
-def tile_progress(name: str, stream: TextIO | None = None) -> Callable[[int, int], None]:
+def tile_progress(name: str, stream: TextIO | None = None, route: Callable[[], str] | None = None
+                  ) -> Callable[[int, int], None]:
     """A ``progress(done, total)`` callback for one image's tiles: a tqdm bar on a terminal, else one line
-    (``NAME: N tiles``) when the image is done."""
+    (``NAME: N tiles``, or ``NAME: ROUTE``, how ``route()`` says it went) when the image is done."""
     stream = stream or sys.stderr
     bar: tqdm | None = None
 
@@ -173,7 +175,10 @@ def tile_progress(name: str, stream: TextIO | None = None) -> Callable[[int, int
         nonlocal bar
         if not stream.isatty():
             if done == total:
-                print(f"{name}: {total} tile{'s' if total != 1 else ''}", file=stream, flush=True)
+                pieces = f"{total} tile{'s' if total != 1 else ''}"
+                how = route() if route is not None else ""
+                line = f"{how} ({pieces})" if "tiles" in how else (how or pieces)
+                print(f"{name}: {line}", file=stream, flush=True)
             return
         if bar is None:
             bar = tqdm(total=total, desc=name, unit="tile", file=stream, dynamic_ncols=True)  # tqdm: tiles of one image
@@ -182,3 +187,20 @@ def tile_progress(name: str, stream: TextIO | None = None) -> Callable[[int, int
             bar.close()
 
     return progress
+
+
+def eval_line(step: int, metrics: dict[str, float], previous: dict[str, float] | None = None) -> str:
+    """One held-out evaluation for the log: the W monitor's standing per direction (``Reading.standing``, the
+    rule the app's W plot shows) and, with ground truth, the PSNR; "" when it has neither."""
+    parts = []
+    for way, source, target in WAYS:
+        reading = Reading.from_metrics(metrics, way)
+        if reading is not None:
+            words = reading.standing(Reading.from_metrics(previous or {}, way))[1]
+            doubt = reading.doubt()
+            parts.append(f"{source}→{target} {words}" + (f" (not trustworthy: {doubt})" if doubt else ""))
+    psnr = [f"{source}→{target} {metrics[f'psnr_{way}']:.2f} dB" for way, source, target in WAYS
+            if f"psnr_{way}" in metrics]
+    if psnr:
+        parts.append("PSNR " + ", ".join(psnr))
+    return f"held-out at step {step}: " + " · ".join(parts) if parts else ""

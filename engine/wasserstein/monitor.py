@@ -39,12 +39,16 @@ import torch.nn.functional as Fn
 
 from engine.wasserstein.critic import MLPCritic, W1Estimate, estimate_w1
 
-__all__ = ["Reading", "WMonitor", "patches_of", "MONITOR_KEYS", "WAYS", "TRUSTED_SLOPE"]
+__all__ = ["Reading", "WMonitor", "patches_of", "MONITOR_KEYS", "WAYS", "TRUSTED_SLOPE", "NEAR_DONE", "AT_FLOOR",
+           "UNRESOLVED"]
 
 WAYS = (("AtoB", "A", "B"), ("BtoA", "B", "A"))   # direction, source domain, target domain
 TRUSTED_SLOPE = (0.5, 1.5)  # the critic's mean gradient norm within which its estimate can be trusted
 MONITOR_KEYS = ("w_mon", "w_mon_lo", "w_mon_hi", "w_mon_grad", "w_mon_start", "w_mon_floor", "w_mon_remaining",
-                "sliced", "emd")
+                "sliced", "emd", "w_mon_floor_hi")
+NEAR_DONE = 0.05  # a share of the way left that reads as "done": shown only once the reading has stopped falling
+AT_FLOOR = "the monitor can no longer tell translations from real images at this size"
+UNRESOLVED = "the monitor cannot tell the two domains apart at this size"
 
 
 @dataclass(frozen=True)
@@ -59,6 +63,7 @@ class Reading:
     floor: float        # W1 between two halves of the real target: the estimator's floor
     sliced: float       # critic-free: sliced W1 (POT) on the same patches
     emd: float          # critic-free: exact empirical W1 (POT emd2) of patches downscaled to 4×4
+    floor_hi: float = math.nan  # the top of the floor's 95 % interval (nan: not measured, as in older runs)
 
     @property
     def remaining(self) -> float:
@@ -80,9 +85,27 @@ class Reading:
     def trustworthy(self) -> bool:
         return not self.doubt()
 
+    def standing(self, previous: "Reading | None" = None) -> tuple[float, str]:
+        """(the share of the way left, or nan; what to tell the user) — the one rule the app and the CLI show.
+
+        The share is shown only where it means something: the floor lies below the start beyond the floor's
+        interval and the reading's; the reading's interval is above the floor's (else: ``AT_FLOOR``, in words,
+        not a number that reads "done"); and it is above ``NEAR_DONE`` unless the reading has stopped
+        falling (``previous``, the evaluation before, is not above this one beyond both intervals)."""
+        floor_hi = self.floor_hi if math.isfinite(self.floor_hi) else self.floor
+        if not (self.start > floor_hi and self.start - self.floor > self.hi - self.lo):
+            return math.nan, UNRESOLVED
+        if self.lo <= floor_hi:
+            return math.nan, AT_FLOOR
+        share = self.remaining
+        falling = previous is not None and previous.lo > self.hi
+        if share <= NEAR_DONE and falling:
+            return math.nan, "still falling"
+        return share, f"{max(0.0, share) * 100:.0f} % of the way left"
+
     def metrics(self, way: str) -> dict[str, float]:
         values = (self.w, self.lo, self.hi, self.grad_norm, self.start, self.floor, self.remaining, self.sliced,
-                  self.emd)
+                  self.emd, self.floor_hi)
         return {f"{k}_{way}": float(v) for k, v in zip(MONITOR_KEYS, values)}
 
     @classmethod
@@ -92,7 +115,7 @@ class Reading:
             return None
         get = lambda k: float(metrics.get(f"{k}_{way}", math.nan))  # noqa: E731
         return cls(get("w_mon"), get("w_mon_lo"), get("w_mon_hi"), get("w_mon_grad"), get("w_mon_start"),
-                   get("w_mon_floor"), get("sliced"), get("emd"))
+                   get("w_mon_floor"), get("sliced"), get("emd"), get("w_mon_floor_hi"))
 
 
 def patches_of(images: torch.Tensor, size: int, stride: int) -> torch.Tensor:
@@ -138,7 +161,7 @@ class WMonitor:
         self.real = {d: patches_of(c, patch, stride) for d, c in self.crops.items()}
         self._per_image = {d: len(self.real[d]) // len(h) for d, h in (("A", held_a), ("B", held_b))}
         self.critics: dict[str, torch.nn.Module | None] = {way: None for way, _, _ in WAYS}
-        self.levels: dict[str, tuple[float, float]] = {}  # way → (start, floor)
+        self.levels: dict[str, tuple[float, ...]] = {}  # way → (start, floor, the top of the floor's interval)
 
     # --- estimation ---------------------------------------------------------------------------------
     def _estimate(self, target: torch.Tensor, other: torch.Tensor, critic=None, steps: int | None = None) -> W1Estimate:
@@ -154,8 +177,8 @@ class WMonitor:
     def _reference_levels(self) -> None:
         for way, source, target in WAYS:
             start = self._estimate(self.real[target], self.real[source]).w
-            floor = self._estimate(*self._halves(target)).w
-            self.levels[way] = (start, floor)
+            floor = self._estimate(*self._halves(target))
+            self.levels[way] = (start, floor.w, floor.bootstrap(seed=self.seed)[1])
 
     @torch.no_grad()
     def translate_crops(self, net: torch.nn.Module, domain: str) -> torch.Tensor:
@@ -182,9 +205,9 @@ class WMonitor:
                                  self.steps if self.critics[way] is not None else self.first_steps)
             self.critics[way] = est.critic
             lo, hi = est.bootstrap(seed=self.seed)
-            start, floor = self.levels[way]
-            out[way] = Reading(est.w, lo, hi, est.grad_norm, start, floor, *cross_checks(self.real[target], fake,
-                                                                                            self.seed))
+            start, floor, floor_hi = (*self.levels[way], math.nan)[:3]  # older runs kept no floor interval
+            out[way] = Reading(est.w, lo, hi, est.grad_norm, start, floor,
+                               *cross_checks(self.real[target], fake, self.seed), floor_hi)
         return out
 
     # --- resume -----------------------------------------------------------------------------------------
@@ -193,7 +216,7 @@ class WMonitor:
                 "critics": {k: c.state_dict() for k, c in self.critics.items() if c is not None}}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.levels = {k: (float(v[0]), float(v[1])) for k, v in state.get("levels", {}).items()}
+        self.levels = {k: tuple(float(x) for x in v[:3]) for k, v in state.get("levels", {}).items()}
         for way, sd in state.get("critics", {}).items():
             critic = MLPCritic(self.real["A"].shape[1])
             critic.load_state_dict(sd)

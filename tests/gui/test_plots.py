@@ -118,9 +118,11 @@ def test_w_monitor_curves_band_levels_title_and_best_star(qtbot):
     assert levels == {("AtoB", "start"): (2.0, True), ("AtoB", "floor"): (0.4, True),
                       ("BtoA", "start"): (3.0, True), ("BtoA", "floor"): (0.6, True)}
     assert all(line.pen.style() == Qt.PenStyle.DashLine for line in plots.w_plot.level_lines.values())
-    # The title: the remaining share of the way, from the latest evaluation (step 200).
+    # The title, from the latest evaluation (step 200): B→A's share of the way left; A→B's interval reaches its
+    # floor, so words say so instead of a share that would read "done" (``Reading.standing``).
     title = plots.title("w")
-    assert "W monitor" in title and "A→B</span> 5 % of the way left" in title and "B→A</span> 10 %" in title
+    assert "W monitor" in title and "B→A</span> 10 % of the way left" in title
+    assert "A→B</span> the monitor can no longer tell translations from real images at this size" in title
     assert "not trustworthy" not in title and "best: step 100" in title
     # The star sits on both directions' points of the best step.
     sx, sy = plots.w_plot.best_marker.getData()
@@ -176,7 +178,7 @@ def test_load_rows_rebuilds_the_w_plot(qtbot):
     assert floor.value() == 0.6 and floor.isVisible()
     assert list(plots.w_plot.best_marker.getData()[0]) == [100, 100]
     title = plots.title("w")
-    assert "A→B</span> 5 % of the way left" in title and "B→A not trustworthy" in title
+    assert "A→B</span> the monitor can no longer tell" in title and "B→A not trustworthy" in title
     # A run resumed from before its best step: that point is gone, and so is the star.
     plots.truncate_after(50)
     plots.flush()
