@@ -117,6 +117,28 @@ def test_the_share_left_is_shown_only_where_it_means_something(now, before, expe
     assert again[1] == words and again[0] == pytest.approx(share, nan_ok=True)
 
 
+class Blur(torch.nn.Module):
+    """A Gaussian blur (σ 1.5 px): the colours stay, the detail goes."""
+
+    def forward(self, x):
+        k = torch.exp(-0.5 * (torch.arange(-4, 5, dtype=torch.float32) / 1.5) ** 2)
+        k = (k / k.sum()).view(1, 1, 1, -1).expand(3, 1, 1, -1)
+        x = torch.nn.functional.conv2d(torch.nn.functional.pad(x, (4, 4, 0, 0), mode="reflect"), k, groups=3)
+        return torch.nn.functional.conv2d(torch.nn.functional.pad(x, (0, 0, 4, 4), mode="reflect"),
+                                          k.transpose(-1, -2), groups=3)
+
+
+def test_the_multi_scale_reading_sees_blur():
+    """A and B two samples of one distribution: doing nothing is a perfect translation, and blurring the
+    target's own kind of image is not; the multi-scale distance tells the two apart by far."""
+    base = smooth_images(24, seed=4)
+    m = monitor(u8(base[:12]), u8(base[12:]))
+    same = m.measure(torch.nn.Identity(), torch.nn.Identity())
+    blurred = m.measure(Blur(), Blur())
+    for way in same:
+        assert blurred[way].structure > 2.5 * same[way].structure > 0  # 3.5× when written
+
+
 def test_the_remaining_distance_follows_a_partial_translation():
     base = smooth_images(12, seed=2)
     delta = 20.0

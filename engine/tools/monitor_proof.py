@@ -32,6 +32,7 @@ SIGNALS: dict[str, str] = {
     "monitor W": "w_mon_{way}",
     "sliced W": "sliced_{way}",
     "exact W (4×4)": "emd_{way}",
+    "structure": "structure_{way}",        # multi-scale sliced W (engine.wasserstein.structure)
     "training critic": "w_{target}_val",   # wgan-clip / wgan-gp only
 }
 _WAYS = (("AtoB", "B"), ("BtoA", "A"))

@@ -75,7 +75,8 @@ def saturated_real(domain: str) -> str:
 # held-out patch W (``WMonitor.measure``), ``w_mon_lo``/``w_mon_hi`` its 95 % interval, ``w_mon_grad`` its critic's
 # slope, ``w_mon_start`` the identity's W, ``w_mon_floor`` the target against itself (``w_mon_floor_hi`` the top of
 # its 95 % interval), ``w_mon_remaining`` the share of the way still to go (raw: what to show is
-# ``Reading.standing``), ``sliced``/``emd`` the critic-free cross-checks. Written only where the monitor runs.
+# ``Reading.standing``), ``sliced``/``emd``/``structure`` the critic-free cross-checks
+# (``structure``: multi-scale, it sees blur). Written only where the monitor runs.
 BEST_STEP = "w_mon_best_step"  # the step of checkpoints/best.pt so far (``BestKeeper``), in each eval row
 
 # With ground truth (the demo data, quality tasks): ``psnr_AtoB``, ``psnr_BtoA``, ``psnr_cycle``, ``psnr_identity``

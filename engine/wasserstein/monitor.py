@@ -23,7 +23,9 @@ Two reference levels, measured the same way once, give the number a meaning:
 ``remaining = (W − floor) / (start − floor)``: 1 at the identity, 0 when translations are as
 close to the target as the target is to itself. Critic-free cross-checks on the same patches come
 from POT: the sliced Wasserstein distance, and the exact empirical W1 (``ot.emd2``) of patches
-downscaled to 4×4 px.
+downscaled to 4×4 px. A third, ``structure``, sees blur and invented detail as well as colour: the sliced W1
+of patches of three Laplacian bands (``engine.wasserstein.structure``, the yardstick the ``auto`` search ranks
+generator families by), of the translated crops against the real target's.
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ import torch
 import torch.nn.functional as Fn
 
 from engine.wasserstein.critic import MLPCritic, W1Estimate, estimate_w1
+from engine.wasserstein.structure import patches_of, structure_distances
 
 __all__ = ["Reading", "WMonitor", "patches_of", "MONITOR_KEYS", "WAYS", "TRUSTED_SLOPE", "NEAR_DONE", "AT_FLOOR",
            "UNRESOLVED"]
@@ -45,7 +48,7 @@ __all__ = ["Reading", "WMonitor", "patches_of", "MONITOR_KEYS", "WAYS", "TRUSTED
 WAYS = (("AtoB", "A", "B"), ("BtoA", "B", "A"))   # direction, source domain, target domain
 TRUSTED_SLOPE = (0.5, 1.5)  # the critic's mean gradient norm within which its estimate can be trusted
 MONITOR_KEYS = ("w_mon", "w_mon_lo", "w_mon_hi", "w_mon_grad", "w_mon_start", "w_mon_floor", "w_mon_remaining",
-                "sliced", "emd", "w_mon_floor_hi")
+                "sliced", "emd", "w_mon_floor_hi", "structure")
 NEAR_DONE = 0.05  # a share of the way left that reads as "done": shown only once the reading has stopped falling
 AT_FLOOR = "the monitor can no longer tell translations from real images at this size"
 UNRESOLVED = "the monitor cannot tell the two domains apart at this size"
@@ -64,6 +67,7 @@ class Reading:
     sliced: float       # critic-free: sliced W1 (POT) on the same patches
     emd: float          # critic-free: exact empirical W1 (POT emd2) of patches downscaled to 4×4
     floor_hi: float = math.nan  # the top of the floor's 95 % interval (nan: not measured, as in older runs)
+    structure: float = math.nan  # critic-free and multi-scale: ``structure_distances`` of the translated crops
 
     @property
     def remaining(self) -> float:
@@ -105,7 +109,7 @@ class Reading:
 
     def metrics(self, way: str) -> dict[str, float]:
         values = (self.w, self.lo, self.hi, self.grad_norm, self.start, self.floor, self.remaining, self.sliced,
-                  self.emd, self.floor_hi)
+                  self.emd, self.floor_hi, self.structure)
         return {f"{k}_{way}": float(v) for k, v in zip(MONITOR_KEYS, values)}
 
     @classmethod
@@ -115,13 +119,8 @@ class Reading:
             return None
         get = lambda k: float(metrics.get(f"{k}_{way}", math.nan))  # noqa: E731
         return cls(get("w_mon"), get("w_mon_lo"), get("w_mon_hi"), get("w_mon_grad"), get("w_mon_start"),
-                   get("w_mon_floor"), get("sliced"), get("emd"), get("w_mon_floor_hi"))
-
-
-def patches_of(images: torch.Tensor, size: int, stride: int) -> torch.Tensor:
-    """(N, C, H, W) → (N · rows · cols, C · size²): every size × size square on the stride grid, flattened."""
-    p = Fn.unfold(images, kernel_size=size, stride=stride)  # (N, C·size², L)
-    return p.transpose(1, 2).reshape(-1, p.shape[1]).contiguous()
+                   get("w_mon_floor"), get("sliced"), get("emd"), get("w_mon_floor_hi"),
+                   get("structure"))
 
 
 def _crops(images: Sequence[torch.Tensor], crop: int, per_image: int, seed: int) -> torch.Tensor:
@@ -191,24 +190,30 @@ class WMonitor:
             net.train(was)
         return out.clamp(-1, 1)
 
-    def _translated(self, net: torch.nn.Module, domain: str) -> torch.Tensor:
-        return patches_of(self.translate_crops(net, domain), self.patch, self.stride)
-
     def measure(self, G: torch.nn.Module, F: torch.nn.Module) -> dict[str, Reading]:
         """Both directions' readings for the current generators (G: A→B, F: B→A)."""
         if not self.levels:
             self._reference_levels()
         out = {}
         for (way, source, target), net in zip(WAYS, (G, F)):
-            fake = self._translated(net, source)
+            crops = self.translate_crops(net, source)
+            fake = patches_of(crops, self.patch, self.stride)
             est = self._estimate(self.real[target], fake, self.critics[way],
                                  self.steps if self.critics[way] is not None else self.first_steps)
             self.critics[way] = est.critic
             lo, hi = est.bootstrap(seed=self.seed)
             start, floor, floor_hi = (*self.levels[way], math.nan)[:3]  # older runs kept no floor interval
             out[way] = Reading(est.w, lo, hi, est.grad_norm, start, floor,
-                               *cross_checks(self.real[target], fake, self.seed), floor_hi)
+                               *cross_checks(self.real[target], fake, self.seed), floor_hi,
+                               self._structure(target, crops))
         return out
+
+    def _structure(self, target: str, crops: torch.Tensor) -> float:
+        """The multi-scale, critic-free distance of translated crops from the real target's (nan where the crop
+        does not halve twice)."""
+        if crops.shape[-1] % 4 or crops.shape[-2] % 4:
+            return math.nan
+        return structure_distances(self.crops[target], {"x": crops}, seed=self.seed, n_boot=0)["x"][0]
 
     # --- resume -----------------------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:

@@ -20,11 +20,15 @@ import numpy as np
 import torch
 import torch.nn.functional as Fn
 
-from engine.wasserstein.monitor import patches_of
-
-__all__ = ["pyramid_bands", "band_patches", "structure_distances", "LEVELS"]
+__all__ = ["patches_of", "pyramid_bands", "band_patches", "structure_distances", "LEVELS"]
 
 LEVELS = 3  # two detail bands and the low-pass image at a quarter of the size
+
+
+def patches_of(images: torch.Tensor, size: int, stride: int) -> torch.Tensor:
+    """(N, C, H, W) → (N · rows · cols, C · size²): every size × size square on the stride grid, flattened."""
+    p = Fn.unfold(images, kernel_size=size, stride=stride)  # (N, C·size², L)
+    return p.transpose(1, 2).reshape(-1, p.shape[1]).contiguous()
 
 
 def pyramid_bands(images: torch.Tensor, levels: int = LEVELS) -> list[torch.Tensor]:
