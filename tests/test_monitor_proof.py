@@ -69,3 +69,14 @@ def test_measure_with_the_monitor_records_its_readings_at_every_score(tmp_path):
         for way in ("AtoB", "BtoA"):
             assert all(math.isfinite(p[f"{k}_{way}"]) for k in ("w_mon", "w_mon_start", "w_mon_floor", "sliced", "emd"))
     assert set(proof_of(res["points"])) >= {"monitor W AtoB", "monitor W BtoA", "sliced W AtoB"}
+
+
+def test_quality_monitor_keeps_every_signal_it_judges():
+    """Each signal the proof reads is among the evaluation keys ``quality --monitor`` keeps (a signal dropped there
+    would silently vanish from the table)."""
+    from engine.tools.monitor_proof import SIGNALS
+    from engine.tools.quality import _EVAL_PREFIXES
+
+    for pattern in SIGNALS.values():
+        for way, target in (("AtoB", "B"), ("BtoA", "A")):
+            assert pattern.format(way=way, target=target).startswith(_EVAL_PREFIXES), pattern

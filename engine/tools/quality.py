@@ -59,7 +59,7 @@ _MEASURE_SETTINGS: dict[str, Any] = {
 
 # What --monitor keeps of an evaluation: the W monitor's readings, the training critic's estimate (Wasserstein
 # objectives) and its gradient norm.
-_EVAL_PREFIXES = ("w_mon", "sliced_", "emd_", "w_A_val", "w_B_val", "gp_grad_norm")
+_EVAL_PREFIXES = ("w_mon", "sliced_", "emd_", "structure_", "w_A_val", "w_B_val", "gp_grad_norm")
 # --monitor: the held-out split and the monitor as a user's run has them (the config's val_fraction).
 _MONITOR_SETTINGS: dict[str, Any] = {"monitor": True}
 
