@@ -11,7 +11,7 @@ import torch
 from engine.data import open_domains
 from engine.io.checkpoint_files import load_checkpoint
 from engine.io.run_folder import RunFolder
-from engine.training.family_choice import FAMILIES, choose, describe_choice
+from engine.training.family_choice import FAMILIES, RESNET_JUDGED_STEPS, choose, describe_choice
 from engine.training.reports import (
     FamilyCandidate,
     FamilyChoiceReport,
@@ -24,8 +24,8 @@ from engine.training.trainer import Trainer
 from tests.helpers import make_domains, tiny_config
 
 
-def cand(family: str, score: float, half: float = 0.02) -> FamilyCandidate:
-    return FamilyCandidate(family, score, score - half, score + half, {}, {}, 10, 1.0)
+def cand(family: str, score: float, half: float = 0.02, steps: int = 500) -> FamilyCandidate:
+    return FamilyCandidate(family, score, score - half, score + half, {}, {}, steps, 1.0)
 
 
 def test_the_closest_family_wins_when_the_monitor_tells_them_apart():
@@ -40,6 +40,16 @@ def test_within_the_interval_the_family_that_changes_the_picture_least_is_kept()
     assert "cannot tell colour" in reason and "changes the picture less" in reason
     # A more-changing family within the interval of the best does not take it over.
     assert choose([cand("colour", 0.30), cand("local", 0.31), cand("resnet", 0.9)])[0] == "colour"
+
+
+def test_a_resnet_dropped_after_too_short_a_trial_is_named_with_how_to_pin_it():
+    short = [cand("colour", 0.9), cand("local", 0.95), cand("resnet", 1.4, steps=12)]
+    chosen, _, reason = choose(short)
+    assert chosen == "colour" and "resnet trained only 12 steps" in reason and "--set netG=resnet" in reason
+    judged = [cand("colour", 0.9), cand("local", 0.95), cand("resnet", 1.4, steps=RESNET_JUDGED_STEPS)]
+    assert "netG=resnet" not in choose(judged)[2]  # a trial long enough to judge lost fairly
+    kept = [cand("colour", 0.9), cand("local", 0.95), cand("resnet", 0.5, steps=12)]
+    assert choose(kept)[0] == "resnet" and "trained only" not in choose(kept)[2]
 
 
 def test_the_choice_is_described_one_line_a_family_with_the_one_kept_marked():

@@ -11,23 +11,35 @@ import math
 
 from engine.training.reports import FamilyCandidate, FamilyChoiceReport
 
-__all__ = ["FAMILIES", "choose", "describe_choice"]
+__all__ = ["FAMILIES", "RESNET_JUDGED_STEPS", "choose", "describe_choice"]
 
 # Every family the search tries, ordered by how much of the picture each may change: least first.
 FAMILIES = ("colour", "local", "resnet")
+# Fewer ResNet steps than this in its trial show nothing of what it learns: on every task of the suite, trials of
+# 11–14 steps (3 minutes on one CPU thread) translated to a grey mush 1.2–3.7 × as far from the target as the
+# untranslated images, including the tasks (sketch, demo) where the ResNet is the only family that learns.
+RESNET_JUDGED_STEPS = 100
 
 
 def choose(candidates: list[FamilyCandidate]) -> tuple[str, bool, str]:
     """(family, resolved, reason): the lowest score, or, where the intervals cannot tell it from a family
-    that changes the picture less, the least-changing of those. ``candidates`` are in ``FAMILIES`` order."""
+    that changes the picture less, the least-changing of those. ``candidates`` are in ``FAMILIES`` order.
+    Where the ResNet lost after too short a trial to show anything, the reason says so and how to pin it."""
     best = min(candidates, key=lambda c: c.score)
     tied = [c for c in candidates if c.lo <= best.hi and FAMILIES.index(c.family) < FAMILIES.index(best.family)]
     if not tied:
-        return best.family, True, f"{best.family} came closest to the target (distance / start {best.score:.2f})"
-    keep = tied[0]
-    return keep.family, False, (
-        f"the search cannot tell {keep.family} ({keep.score:.2f}) from {best.family} ({best.score:.2f}) within its "
-        f"interval: keeping {keep.family}, which changes the picture less")
+        family, resolved = best.family, True
+        reason = f"{best.family} came closest to the target (distance / start {best.score:.2f})"
+    else:
+        family, resolved = tied[0].family, False
+        reason = (f"the search cannot tell {family} ({tied[0].score:.2f}) from {best.family} ({best.score:.2f}) "
+                  f"within its interval: keeping {family}, which changes the picture less")
+    resnet = next((c for c in candidates if c.family == "resnet"), None)
+    if family != "resnet" and resnet is not None and resnet.steps < RESNET_JUDGED_STEPS:
+        reason += (f". The resnet trained only {resnet.steps} steps in its trial, too few to show what it learns: "
+                   "if your change draws new shapes or textures (summer → winter, photo → sketch), pin it "
+                   "(--set netG=resnet; in the app, Model → Generator family)")
+    return family, resolved, reason
 
 
 def describe_choice(rep: FamilyChoiceReport) -> str:
