@@ -102,11 +102,14 @@ def test_a_search_tries_every_family_keeps_one_and_writes_the_run(tmp_path):
     reports = list(search.run())
     trials = [r for r in reports if isinstance(r, FamilyTrialReport)]
     assert [f for f in FAMILIES if any(r.family == f for r in trials)] == list(FAMILIES)
+    for family in FAMILIES:  # each trial reads from its start to 100 %, never back (the colour map's two sessions)
+        done = [r.trial_progress for r in trials if r.family == family]
+        assert done == sorted(done) and done[-1] == pytest.approx(1.0) and done[0] < 0.5, (family, done)
     choice = [r for r in reports if isinstance(r, FamilyChoiceReport)]
     assert len(choice) == 1 and [c.family for c in choice[0].candidates] == list(FAMILIES)
     chosen = choice[0].chosen
     assert all(math.isfinite(c.score) and c.lo <= c.score <= c.hi for c in choice[0].candidates)
-    # Step budget: trials of 8 % each (colour twice, then the fork), then the winner to the end.
+    # Step budget: trials of 7 % each (colour twice, then the fork), then the winner to the end.
     assert reports[-1].reason == "completed" and search.step == 40
     # The chosen family's own trial comes first in its history, replayed in order for the plots.
     progress = [r for r in reports if isinstance(r, ProgressReport)]

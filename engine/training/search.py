@@ -182,12 +182,12 @@ class FamilySearch(Controls):
         share = self.cfg.schedule.search_share
         colour = self.active
         trainers: dict[str, Trainer] = {"colour": colour}
-        yield from self._train(colour, "colour", 2 * share)
+        yield from self._train(colour, "colour", 2 * share, of=(0.0, 3 * share))
         if not self.stopping:  # the local generator takes the colour map over and learns detail on top of it,
             local = trainers["local"] = self._trainer("local", trial=True, device=self.device)  # while the colour
             graft(colour, local)  # map trains on alone for as long: the two compared at equal time
             self._own["local"], self._history["local"] = self._own["colour"], list(self._history["colour"])
-            yield from self._train(colour, "colour", share)
+            yield from self._train(colour, "colour", share, of=(2 * share, 3 * share))
             self._candidate(monitor, "colour", colour)
         if not self.stopping:
             yield from self._train(local, "local", share)
@@ -200,8 +200,11 @@ class FamilySearch(Controls):
             self._read(monitor)
         yield from self._choose_and_continue(trainers, source, stop_at)
 
-    def _train(self, trainer: Trainer, family: str, share: float) -> Iterator[Report]:
-        """One session of a candidate's trial: ``share`` of the budget (of its minutes, or of its steps)."""
+    def _train(self, trainer: Trainer, family: str, share: float, of: tuple[float, float] | None = None
+               ) -> Iterator[Report]:
+        """One session of a candidate's trial: ``share`` of the budget (of its minutes, or of its steps). ``of``:
+        (the share its trial has had before, its trial's whole share), where the trial comes in sessions."""
+        before, whole = of or (0.0, share)
         trainer.state.elapsed_s = self._spent  # the run's clock goes on through every trial
         self.active = trainer
         if self.paused:
@@ -219,7 +222,8 @@ class FamilySearch(Controls):
                 history.append(rep)
                 done = ((trainer.step - first) / (steps - first) if steps else
                         (rep.elapsed_s - start) / (share * trainer.schedule.budget_s))
-                yield FamilyTrialReport(rep.step, family, index, len(FAMILIES), rep.progress, min(1.0, done),
+                done = (before + share * min(1.0, done)) / whole  # of the family's whole trial
+                yield FamilyTrialReport(rep.step, family, index, len(FAMILIES), rep.progress, done,
                                         rep.elapsed_s, rep.eta_s, rep.its_per_s, tuple(self.candidates))
             elif isinstance(rep, FinishedReport):
                 if rep.reason == "error":
