@@ -111,13 +111,12 @@ class TranslationModel:
                                  max_memory=max_memory, progress=progress)
             return out.resize(rgb.size, Image.Resampling.LANCZOS)
         pixels = np.asarray(rgb, dtype=np.uint8)
-        x = torch.from_numpy(pixels.copy()).permute(2, 0, 1).unsqueeze(0)
         # the decoded input, its tensor, the result's tensor, its array and image and the encoded file stay alive
         # beside the activations; a tenth of the rest is kept free for the allocator's own overhead
-        budget = (max_memory - 6 * x.numel()) * 9 // 10
+        budget = (max_memory - 6 * pixels.size) * 9 // 10
         if tile is None and budget < tile_memory(net, 64):
-            raise OutOfMemory(f"the {x.shape[-1]}×{x.shape[-2]} image alone takes about "
-                              f"{6 * x.numel() / 2**30:.1f} GiB "
+            raise OutOfMemory(f"the {rgb.width}×{rgb.height} image alone takes about "
+                              f"{6 * pixels.size / 2**30:.1f} GiB "
                               f"in memory, which leaves too little of {max_memory / 2**30:.2f} GiB for even the "
                               "smallest tile: give a larger --max-memory")
         if getattr(net, "family", None) == "colour" and rgb.width * rgb.height >= TRANSLATE_SIZES[0] ** 3:
@@ -125,6 +124,7 @@ class TranslationModel:
             if table is not None:
                 self.last_route = f"a checked {table.shape[-1]}³ LUT"
                 return Image.fromarray(translate_by_lut(table, pixels, progress), "RGB")
+        x = torch.from_numpy(pixels.copy()).permute(2, 0, 1).unsqueeze(0)  # the network's way: its own tensor
         side = tile or tile_for_memory(net, budget, tuple(x.shape[-2:]))
         if side >= max(x.shape[-2:]):  # one piece: the plain whole-image pass
             device = next(net.parameters()).device
