@@ -1,6 +1,7 @@
 """The generator-family search of an ``auto`` run: which family is on trial, each family's reading by the W
 search (distance / start with its 95 % interval, lower is closer to the target) as a small bar chart, the one kept
-marked with a star, and why it was kept. Hidden for runs with a family set by hand."""
+marked with a star, and why it was kept. Where the ResNet lost after a trial too short to judge it, a button sets
+it in the form for the next run (``pin_requested``). Hidden for runs with a family set by hand."""
 
 from __future__ import annotations
 
@@ -8,11 +9,11 @@ import math
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QSizePolicy, QVBoxLayout
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QPushButton, QSizePolicy, QVBoxLayout
 
 from engine.training.reports import FamilyCandidate, FamilyChoiceReport, FamilyTrialReport
-from engine.training.search import FAMILIES
+from engine.training.family_choice import FAMILIES, unjudged
 
 from .plots import BACKGROUND, FOREGROUND
 from .training_controller import RunStarted, TrainingController
@@ -24,6 +25,8 @@ KEPT = "#f2c14e"
 
 
 class FamilyPanel(QFrame):
+    pin_requested = Signal(str)  # a family to set in the form for the next run
+
     def __init__(self, controller: TrainingController, parent=None):
         super().__init__(parent)
         self.setObjectName("familyPanel")
@@ -38,6 +41,13 @@ class FamilyPanel(QFrame):
         self.text.setWordWrap(True)
         self.text.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.text.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Preferred)
+
+        self.pin = QPushButton("Use the ResNet next run")
+        self.pin.setObjectName("familyPin")
+        self.pin.setToolTip("Sets Model → Generator family to resnet in the form: the next Train trains the ResNet "
+                            "for the whole budget. This run goes on as it is.")
+        self.pin.clicked.connect(self._on_pin_clicked)
+        self.pin.hide()
 
         self.chart = pg.PlotWidget(background=BACKGROUND)
         self.chart.setObjectName("familyChart")
@@ -62,6 +72,7 @@ class FamilyPanel(QFrame):
         right.setContentsMargins(0, 0, 0, 0)
         right.addWidget(self.title)
         right.addWidget(self.text, 1)
+        right.addWidget(self.pin, 0, Qt.AlignmentFlag.AlignLeft)
         lay = QHBoxLayout(self)
         lay.setContentsMargins(8, 6, 8, 6)
         lay.addWidget(self.chart)
@@ -75,6 +86,7 @@ class FamilyPanel(QFrame):
     # --- what the controller reports ---------------------------------------------------------------------
     def _on_controller_started(self, started: RunStarted) -> None:
         self.candidates, self.chosen = [], None
+        self.pin.hide()
         self._draw()
         auto = started.config.model.netG == "auto"
         self.text.setText(f"Trying each generator family for {100 * started.config.schedule.search_share:g} % of the "
@@ -99,6 +111,7 @@ class FamilyPanel(QFrame):
         if math.isfinite(rep.dropped_share):
             cost = f" The families dropped took {100 * rep.dropped_share:.0f} % of the budget."
         self.text.setText(f"Kept <b>{rep.chosen}</b>: {rep.reason}.{cost}")
+        self._offer_pin()
 
     def show_record(self, record: dict | None) -> None:
         """An opened run's search, as its checkpoint recorded it (None: the run's family was set by hand)."""
@@ -111,7 +124,18 @@ class FamilyPanel(QFrame):
         self.chosen = record.get("chosen")
         self._draw()
         self.text.setText(f"Kept <b>{self.chosen}</b>: {record.get('reason', '')}.")
+        self._offer_pin()
         self.show()
+
+    def _offer_pin(self) -> None:
+        self.pin.setEnabled(True)
+        self.pin.setVisible(self.chosen is not None and unjudged(self.candidates, self.chosen) is not None)
+
+    def _on_pin_clicked(self) -> None:
+        self.pin_requested.emit("resnet")
+        self.pin.setEnabled(False)
+        self.text.setText(self.text.text() + " <b>Generator family is now resnet in the form</b>: the next Train "
+                          "trains it.")
 
     # --- drawing -------------------------------------------------------------------------------------------
     def bar_heights(self) -> dict[str, float]:

@@ -144,6 +144,7 @@ class MainWindow(QMainWindow):
         self.controls.train_requested.connect(self._on_controls_train_requested)
         self.controls.continue_requested.connect(self._on_controls_continue_requested)
         self.form.changed.connect(self._on_form_changed)
+        self.family.pin_requested.connect(self._on_family_pin_requested)
         self.datasets.changed.connect(self._update_train_problem)
         self.translate.current_run_requested.connect(self._on_translate_current_run_requested)
         self.run_check.verified.connect(self._on_run_check_verified)
@@ -206,6 +207,9 @@ class MainWindow(QMainWindow):
         if not self.form.is_valid:
             problem = f"Fix the settings first: {self.form.first_error()}"
         self.controls.set_train_problem(problem)
+
+    def _on_family_pin_requested(self, family: str) -> None:
+        self.form.set_values(netG=family)
 
     def _on_form_changed(self) -> None:
         self._update_train_problem()

@@ -11,7 +11,7 @@ import math
 
 from engine.training.reports import FamilyCandidate, FamilyChoiceReport
 
-__all__ = ["FAMILIES", "RESNET_JUDGED_STEPS", "choose", "describe_choice"]
+__all__ = ["FAMILIES", "RESNET_JUDGED_STEPS", "choose", "describe_choice", "unjudged"]
 
 # Every family the search tries, ordered by how much of the picture each may change: least first.
 FAMILIES = ("colour", "local", "resnet")
@@ -34,12 +34,21 @@ def choose(candidates: list[FamilyCandidate]) -> tuple[str, bool, str]:
         family, resolved = tied[0].family, False
         reason = (f"the search cannot tell {family} ({tied[0].score:.2f}) from {best.family} ({best.score:.2f}) "
                   f"within its interval: keeping {family}, which changes the picture less")
-    resnet = next((c for c in candidates if c.family == "resnet"), None)
-    if family != "resnet" and resnet is not None and resnet.steps < RESNET_JUDGED_STEPS:
+    resnet = unjudged(candidates, family)
+    if resnet is not None:
         reason += (f". The resnet trained only {resnet.steps} steps in its trial, too few to show what it learns: "
                    "if your change draws new shapes or textures (summer → winter, photo → sketch), pin it "
                    "(--set netG=resnet; in the app, Model → Generator family)")
     return family, resolved, reason
+
+
+def unjudged(candidates, chosen: str) -> FamilyCandidate | None:
+    """The ResNet's candidate where it lost (``chosen`` is another family) after a trial too short to judge it
+    (fewer than ``RESNET_JUDGED_STEPS`` steps); None where it won, was judged fairly, or was not tried."""
+    resnet = next((c for c in candidates if c.family == "resnet"), None)
+    if chosen == "resnet" or resnet is None or resnet.steps >= RESNET_JUDGED_STEPS:
+        return None
+    return resnet
 
 
 def describe_choice(rep: FamilyChoiceReport) -> str:

@@ -1,0 +1,55 @@
+"""The family panel of an auto run: the candidates' bars with the kept one starred, why it was kept, and, where
+the ResNet lost after a trial too short to judge it, a button that sets it in the form for the next run."""
+
+from __future__ import annotations
+
+from engine.training.family_choice import RESNET_JUDGED_STEPS, choose
+from engine.training.reports import FamilyCandidate, FamilyChoiceReport
+from gui.main_window import MainWindow
+
+from .conftest import quick_config
+
+
+def cand(family: str, score: float, steps: int) -> FamilyCandidate:
+    return FamilyCandidate(family, score, score - 0.05, score + 0.05, {}, {}, steps, 10.0)
+
+
+def report(candidates: tuple[FamilyCandidate, ...]) -> FamilyChoiceReport:
+    chosen, resolved, reason = choose(list(candidates))
+    return FamilyChoiceReport(300, candidates, chosen, resolved, reason, 30.0, 0.17)
+
+
+def window(qtbot) -> MainWindow:
+    w = MainWindow(quick_config(netG="auto"), persist=False)
+    qtbot.addWidget(w)
+    w.show()
+    return w
+
+
+def test_a_resnet_dropped_unjudged_can_be_set_for_the_next_run_with_one_click(qtbot):
+    w = window(qtbot)
+    panel = w.family
+    panel.show_choice(report((cand("colour", 0.80, 260), cand("local", 0.77, 250), cand("resnet", 1.22, 12))))
+    assert panel.chosen == "colour" and panel.bar_heights() == {"colour": 0.80, "local": 0.77, "resnet": 1.22}
+    assert "trained only 12 steps" in panel.text.text() and "17 % of the budget" in panel.text.text()
+    assert panel.pin.isVisible() and panel.pin.isEnabled()
+    assert w.form.config().model.netG == "auto"
+    panel.pin.click()
+    assert w.form.config().model.netG == "resnet"  # the form now trains the ResNet next
+    assert not panel.pin.isEnabled() and "now resnet in the form" in panel.text.text()
+    # A new run of the panel's own starts clean.
+    panel.show_record({"chosen": "colour", "reason": "colour came closest",
+                       "candidates": [c.as_dict() for c in (cand("colour", 0.5, 200), cand("resnet", 0.9, 12))]})
+    assert panel.pin.isVisible() and panel.pin.isEnabled()
+
+
+def test_no_button_where_the_resnet_won_or_lost_a_fair_trial(qtbot):
+    w = window(qtbot)
+    panel = w.family
+    panel.show_choice(report((cand("colour", 0.80, 260), cand("local", 0.77, 250),
+                              cand("resnet", 1.22, RESNET_JUDGED_STEPS))))
+    assert panel.isVisible() and not panel.pin.isVisible()
+    panel.show_choice(report((cand("colour", 0.80, 260), cand("local", 0.77, 250), cand("resnet", 0.4, 12))))
+    assert panel.chosen == "resnet" and not panel.pin.isVisible()
+    panel.show_record(None)  # an opened run with its family set by hand
+    assert not panel.isVisible()
