@@ -12,8 +12,8 @@ import pyqtgraph as pg
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QPushButton, QSizePolicy, QVBoxLayout
 
-from engine.training.reports import FamilyCandidate, FamilyChoiceReport, FamilyTrialReport
 from engine.training.family_choice import FAMILIES, unjudged
+from engine.training.reports import FamilyCandidate, FamilyChoiceReport, FamilyTrialReport
 
 from .plots import BACKGROUND, FOREGROUND
 from .training_controller import RunStarted, TrainingController
