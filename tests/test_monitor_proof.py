@@ -3,10 +3,13 @@
 import math
 
 import pytest
+from PIL import Image
 
-from engine.tools.monitor_proof import proof_of, proof_table, spearman
+from engine.tools.charts import plot_monitor
+from engine.tools.monitor_proof import done_early, proof_of, proof_table, spearman, standing_series, standing_table
 from engine.tools.quality import measure
 from engine.tools.tasks import get_task
+from engine.wasserstein.monitor import AT_FLOOR, Reading
 from tests.helpers import tiny_config
 
 
@@ -57,6 +60,33 @@ def test_proof_table_names_each_miss():
     flat = [_point(i * 100, 10.0 + 0.1 * i, 0.2 + 0.2 * i) for i in range(4)]
     row = next(line for line in proof_table([{"task": "t", "points": flat}]) if "monitor W | AtoB" in line)
     assert "(< 2)" in row and "ρ below" not in row
+
+
+def _reading_point(step, psnr, w, half):
+    """An evaluation whose monitor has start 10 and floor 2 (its interval's top 2.1) in both directions."""
+    r = Reading(w, w - half, w + half, 1.0, 10.0, 2.0, math.nan, math.nan, floor_hi=2.1)
+    return {"step": step, "minutes": step / 100, "psnr_AtoB": psnr, "psnr_BtoA": psnr,
+            **r.metrics("AtoB"), **r.metrics("BtoA")}
+
+
+def test_the_share_left_is_replayed_as_shown_and_an_early_done_is_caught(tmp_path):
+    # 75 % left; then 3.75 % but still falling (no share); then 3.75 % again, shown, while the PSNR is still 1 dB
+    # below its final value: a "done" that was not. Then the reading at the floor: words, no share.
+    pts = [_reading_point(0, 10.0, 8.0, 0.3), _reading_point(100, 13.0, 2.3, 0.1),
+           _reading_point(200, 14.0, 2.3, 0.1), _reading_point(300, 15.0, 2.05, 0.1)]
+    series = standing_series(pts, "AtoB")
+    assert [round(share, 4) if math.isfinite(share) else words for _, share, words in series] == \
+        [0.75, "still falling", 0.0375, AT_FLOOR]
+    assert done_early(pts, "AtoB")["step"] == 200
+    rows = [line for line in standing_table([{"task": "t", "points": pts}]) if line.startswith("| t |")]
+    assert len(rows) == 2 and "| 4 | 2 | 4 % | 15.00 dB | **yes**, at step 200 (14.00 dB) |" in rows[0]
+    # Within 0.5 dB of the final PSNR, reading "done" is right.
+    pts[-1] = _reading_point(300, 14.4, 2.05, 0.1)
+    assert done_early(pts, "AtoB") is None and standing_table([{"task": "t", "points": pts}])[2].endswith("| no |")
+    # The curve pair: PSNR over the share left, one PNG; the nan gaps do not break the drawing.
+    shares = {way: [(p["minutes"], share) for p, share, _ in standing_series(pts, way)] for way in ("AtoB", "BtoA")}
+    with Image.open(plot_monitor(pts, shares, 9.0, tmp_path / "monitor.png", title="t")) as img:
+        assert img.size == (760, 600)
 
 
 @pytest.mark.slow

@@ -1,4 +1,5 @@
-"""Pictures for the quality tool, drawn with PIL alone: comparison grids and PSNR curves."""
+"""Pictures for the quality tool, drawn with PIL alone: comparison grids, PSNR curves, and the W monitor's share left
+over the PSNR."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from PIL import Image, ImageDraw
 from engine.io.atomic import save_png
 from engine.metrics import psnr
 
-__all__ = ["comparison_grid", "plot_curves"]
+__all__ = ["comparison_grid", "plot_curves", "plot_monitor"]
 
 
 _BG, _FG, _DIM = (32, 34, 38), (235, 235, 235), (200, 205, 215)
@@ -61,14 +62,45 @@ def plot_curves(curves: Mapping[str, Sequence[tuple[float, float]]], baseline: f
                 size: tuple[int, int] = (760, 460)) -> Path:
     """Draw ``{label: [(minutes, psnr), …]}`` as lines on simple axes, with the identity baseline
     as a dashed grey line and a legend, into the PNG ``path``. PIL only (no matplotlib)."""
+    label = f"identity baseline PSNR(x, T(x)) {baseline:.2f} dB" if baseline is not None else ""
+    return save_png(_curves_image(curves, baseline, label, title=title, xlabel=xlabel, ylabel=ylabel, size=size), path)
+
+
+def plot_monitor(points: Sequence[Mapping[str, float]], shares: Mapping[str, Sequence[tuple[float, float]]],
+                 baseline: float | None, path, *, title: str = "", near_done: float = 0.05) -> Path:
+    """The curve pair of a ``quality --monitor`` run, one over the other on a shared time axis: the PSNR of each
+    direction against the truth, and the W monitor's share of the way left (``{way: [(minutes, share)]}``, nan
+    where the app showed words instead of a share) with the level that reads as done, dashed."""
+    psnr_curves = {f"PSNR {way}": [(p["minutes"], p[f"psnr_{way}"]) for p in points] for way in shares}
+    top = _curves_image(psnr_curves, baseline,
+                        f"identity baseline {baseline:.2f} dB" if baseline is not None else "", title=title,
+                        xlabel="", size=(760, 300))
+    share_curves = {f"share left {way}": [(m, 100 * v) for m, v in c]
+                    for way, c in shares.items()}
+    bottom = _curves_image(share_curves, 100 * near_done, f"{100 * near_done:g} %: reads as done",
+                           ylabel="% of the way left (a gap: the app showed words, not a share)",
+                           size=(760, 300), x_max=max(p["minutes"] for p in points),
+                           y_min=0.0)
+    img = Image.new("RGB", (760, 600), _BG)
+    img.paste(top, (0, 0))
+    img.paste(bottom, (0, 300))
+    return save_png(img, path)
+
+
+def _curves_image(curves: Mapping[str, Sequence[tuple[float, float]]], baseline: float | None, baseline_label: str,
+                  *, title: str = "", xlabel: str = "training minutes", ylabel: str = "PSNR (dB)",
+                  size: tuple[int, int] = (760, 460), x_max: float | None = None, y_min: float | None = None
+                  ) -> Image.Image:
     W, H = size
     left, right, top, bottom = 58, 18, 44 if title else 26, 44
     img = Image.new("RGB", (W, H), _BG)
     draw = ImageDraw.Draw(img)
     pts = [(float(x), float(y)) for c in curves.values() for x, y in c if math.isfinite(y)]
     ys = [y for _, y in pts] + ([baseline] if baseline is not None and math.isfinite(baseline) else [])
-    x_max = max([x for x, _ in pts] + [1e-9])
+    x_max = max([x for x, _ in pts] + [x_max or 1e-9])
     y_lo, y_hi = (min(ys), max(ys)) if ys else (0.0, 1.0)
+    if y_min is not None:
+        y_lo = min(y_lo, y_min)
     if y_hi - y_lo < 1.0:
         y_lo, y_hi = y_lo - 0.5, y_hi + 0.5
     y_step = _nice_step(y_hi - y_lo)
@@ -95,12 +127,13 @@ def plot_curves(curves: Mapping[str, Sequence[tuple[float, float]]], baseline: f
         x0, x1 = left, W - right
         for xa in range(int(x0), int(x1), 10):  # dashed
             draw.line([(xa, py(baseline)), (min(xa + 5, x1), py(baseline))], fill=(143, 153, 168), width=1)
-        legend.append((f"identity baseline PSNR(x, T(x)) {baseline:.2f} dB", (143, 153, 168), True))
+        legend.append((baseline_label, (143, 153, 168), True))
     for i, (label, c) in enumerate(curves.items()):
         colour = _PALETTE[i % len(_PALETTE)]
+        for run in _finite_runs(c):  # a nan breaks the line
+            if len(run) > 1:
+                draw.line([(px(x), py(y)) for x, y in run], fill=colour, width=2)
         xy = [(px(x), py(y)) for x, y in c if math.isfinite(y)]
-        if len(xy) > 1:
-            draw.line(xy, fill=colour, width=2)
         for x, y in xy:
             draw.ellipse([x - 2, y - 2, x + 2, y + 2], fill=colour)
         legend.append((label, colour, False))
@@ -116,4 +149,15 @@ def plot_curves(curves: Mapping[str, Sequence[tuple[float, float]]], baseline: f
         else:
             draw.line([(lx, yy), (lx + 17, yy)], fill=colour, width=2)
         draw.text((lx + 24, yy - 6), text, fill=_FG)
-    return save_png(img, path)
+    return img
+
+
+def _finite_runs(curve: Sequence[tuple[float, float]]) -> list[list[tuple[float, float]]]:
+    """The stretches of ``curve`` between its nan values."""
+    runs: list[list[tuple[float, float]]] = [[]]
+    for x, y in curve:
+        if math.isfinite(y):
+            runs[-1].append((float(x), float(y)))
+        elif runs[-1]:
+            runs.append([])
+    return [r for r in runs if r]

@@ -12,6 +12,10 @@ objectives) next to PSNR(G(x), T(x)). For each signal and direction this module 
   confidence half-width.
 
 The issue's bar: ρ ≥ 0.8 on every task whose PSNR moves by ≥ 2 dB, and the pick within 0.5 dB.
+
+``standing_series`` replays what the app and the CLI told the user at each evaluation ("x % of the way left", or
+words where no share means anything: ``Reading.standing``), and ``standing_table`` checks it against the truth: the
+share must not read ≤ 5 % ("done") while the PSNR is still more than 0.5 dB below its final value.
 """
 
 from __future__ import annotations
@@ -22,8 +26,10 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from engine.training.saving import BestKeeper
+from engine.wasserstein.monitor import NEAR_DONE, Reading
 
-__all__ = ["spearman", "SIGNALS", "proof_of", "proof_table", "RHO_BAR", "PICK_BAR", "MOVES_BY"]
+__all__ = ["spearman", "SIGNALS", "proof_of", "proof_table", "RHO_BAR", "PICK_BAR", "MOVES_BY", "standing_series",
+           "done_early", "standing_table"]
 
 RHO_BAR, PICK_BAR, MOVES_BY = 0.8, 0.5, 2.0
 
@@ -113,5 +119,54 @@ def proof_table(results: Sequence[Mapping[str, Any]]) -> list[str]:
                 r["task"], e["signal"], e["way"], str(e["n"]),
                 f"{e['psnr_range']:.2f} dB" + ("" if moves else " (< 2)"),
                 f"{e['rho']:+.2f}", f"{e['picked_psnr']:.2f} (step {e['picked_step']})", f"{e['best_psnr']:.2f}",
+                verdict]) + " |")
+    return lines
+
+
+def standing_series(points: Sequence[Mapping[str, float]], way: str) -> list[tuple[Mapping[str, float], float, str]]:
+    """(point, share of the way left or nan, words) at every evaluation with a monitor reading of ``way``, each read
+    against the evaluation before, as the app's W plot and the CLI read them."""
+    out: list[tuple[Mapping[str, float], float, str]] = []
+    previous = None
+    for p in points:
+        reading = Reading.from_metrics(p, way)
+        if reading is None or not math.isfinite(reading.w):
+            continue
+        share, words = reading.standing(previous)
+        out.append((p, share, words))
+        previous = reading
+    return out
+
+
+def done_early(points: Sequence[Mapping[str, float]], way: str) -> Mapping[str, float] | None:
+    """The first evaluation where the share left read ≤ ``NEAR_DONE`` while the PSNR of ``way`` was still more than
+    ``PICK_BAR`` below its final value (a "done" that was not); None where that never happened."""
+    series = standing_series(points, way)
+    if not series:
+        return None
+    final = points[-1][f"psnr_{way}"]
+    for p, share, _ in series:
+        if share <= NEAR_DONE and final - p[f"psnr_{way}"] > PICK_BAR:
+            return p
+    return None
+
+
+def standing_table(results: Sequence[Mapping[str, Any]]) -> list[str]:
+    """A markdown table: per task and direction, how often the share left was shown, its lowest value, and whether
+    it read "done" (≤ 5 %) before the PSNR was within 0.5 dB of its final value."""
+    head = ["task", "way", "evals", "share shown", "lowest share", "final PSNR", "read done early?"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for r in results:
+        for way, _ in _WAYS:
+            series = standing_series(r["points"], way)
+            if not series:
+                continue
+            shares = [share for _, share, _ in series if math.isfinite(share)]
+            early = done_early(r["points"], way)
+            verdict = "no" if early is None else (f"**yes**, at step {early['step']} "
+                                                  f"({early[f'psnr_{way}']:.2f} dB)")
+            lines.append("| " + " | ".join([
+                r["task"], way, str(len(series)), str(len(shares)),
+                f"{100 * min(shares):.0f} %" if shares else "—", f"{r['points'][-1][f'psnr_{way}']:.2f} dB",
                 verdict]) + " |")
     return lines

@@ -32,9 +32,9 @@ from engine.data import open_domains
 from engine.images import to_uint8_image
 from engine.io.atomic import atomic_write_text, save_png
 from engine.metrics import GroundTruth
-from engine.tools.charts import comparison_grid, plot_curves
+from engine.tools.charts import comparison_grid, plot_curves, plot_monitor
 from engine.tools.cli_support import UsageError, add_config_args, load_config, nonneg_float, positive_int
-from engine.tools.monitor_proof import proof_table
+from engine.tools.monitor_proof import proof_table, standing_series, standing_table
 from engine.tools.quality_tables import compare_runs, compare_suites, suite_table
 from engine.tools.tasks import SUITES, Task, TaskData, get_task, suite
 from engine.training.reports import FamilyTrialReport, FinishedReport, ProgressReport, WarningReport
@@ -181,6 +181,11 @@ def run_task(task: Task, cfg: Config, out: Path, *, minutes: float | None = None
     plot_curves({f"{label} G(x) vs T(x)": [(p["minutes"], p["psnr_AtoB"]) for p in res["points"]],
                  f"{label} F(T(x)) vs x": [(p["minutes"], p["psnr_BtoA"]) for p in res["points"]]},
                 res["identity_baseline"], out / "curve.png", title=f"task {task.name}, {label}")
+    if monitor:  # the curve pair: the PSNR over the monitor's share of the way left, as the app showed it
+        shares = {way: [(p["minutes"], share) for p, share, _ in standing_series(res["points"], way)]
+                  for way in ("AtoB", "BtoA")}
+        plot_monitor(res["points"], shares, res["identity_baseline"], out / "monitor.png",
+                     title=f"task {task.name}, {label}: PSNR and the W monitor's share left")
     res = {"task": task.name, "kind": task.kind, "split": task.split, "description": task.description,
            "label": label, "budget": {"minutes": minutes, "steps": steps}, **res,
            "stuck": fin["moved"] < STUCK_BELOW, "grid": "grid.png", "plot": "curve.png"}
@@ -208,7 +213,7 @@ def run_suite(tasks: Sequence[Task], cfg: Config, out: Path, *, label: str, minu
                                                         "config": cfg.to_dict(), "tasks": results}, indent=1) + "\n")
     atomic_write_text(out / "table.md", "\n".join(table) + "\n")
     if monitor:
-        atomic_write_text(out / "monitor.md", "\n".join(proof_table(results)) + "\n")
+        atomic_write_text(out / "monitor.md", "\n".join(proof_table(results) + ["", *standing_table(results)]) + "\n")
     return results
 
 
@@ -300,6 +305,8 @@ def run_cli(args) -> int:
     else:
         print("\n".join(suite_table(results)))
         if args.monitor:
-            print("\n".join(["", "Signals without ground truth against PSNR(G(x), T(x)):"] + proof_table(results)))
+            print("\n".join(["", "Signals without ground truth against PSNR(G(x), T(x)):"] + proof_table(results)
+                             + ["", "The monitor's share left, as the app showed it, against the PSNR:"]
+                             + standing_table(results)))
         print(f"wrote {out / 'table.md'}, {out / 'summary.json'} and, per task, curve.json, curve.png and grid.png")
     return 0
