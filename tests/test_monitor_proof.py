@@ -47,6 +47,8 @@ def test_proof_ranks_the_signals_and_picks_as_best_pt_would():
     assert mon["picked_step"] == 300 and mon["picked_psnr"] == 16.8 and mon["best_psnr"] == 17.0
     assert proof["sliced W AtoB"]["rho"] == pytest.approx(1.0) and proof["sliced W AtoB"]["picked_step"] == 200
     assert "training critic AtoB" not in proof  # no wgan readings: not reported
+    # A point scored while auto's search had a candidate on trial is not part of the run the user sees.
+    assert proof_of([{**_point(0, 30.0, 0.1), "searching": True}, *pts]) == proof
     rows = [line for line in proof_table([{"task": "t", "points": pts}]) if line.startswith("| t |")]
     assert len(rows) == 4 and all(row.rstrip(" |").endswith("met") for row in rows)
 
@@ -74,6 +76,9 @@ def test_the_share_left_is_replayed_as_shown_and_an_early_done_is_caught(tmp_pat
     # below its final value: a "done" that was not. Then the reading at the floor: words, no share.
     pts = [_reading_point(0, 10.0, 8.0, 0.3), _reading_point(100, 13.0, 2.3, 0.1),
            _reading_point(200, 14.0, 2.3, 0.1), _reading_point(300, 15.0, 2.05, 0.1)]
+    trial = {**_reading_point(0, 9.0, 9.9, 0.1), "searching": True}  # a candidate on trial: never shown
+    pts.insert(0, trial)
+    assert all(p is not trial for p, _, _ in standing_series(pts, "AtoB"))
     series = standing_series(pts, "AtoB")
     assert [round(share, 4) if math.isfinite(share) else words for _, share, words in series] == \
         [0.75, "still falling", 0.0375, AT_FLOOR]

@@ -13,6 +13,9 @@ objectives) next to PSNR(G(x), T(x)). For each signal and direction this module 
 
 The issue's bar: ρ ≥ 0.8 on every task whose PSNR moves by ≥ 2 dB, and the pick within 0.5 dB.
 
+Points scored during an ``auto`` run's family search (``searching``) are left out: they read candidates on trial,
+which the run does not evaluate and the user never sees.
+
 ``standing_series`` replays what the app and the CLI told the user at each evaluation ("x % of the way left", or
 words where no share means anything: ``Reading.standing``), and ``standing_table`` checks it against the truth: the
 share must not read ≤ 5 % ("done") while the PSNR is still more than 0.5 dB below its final value.
@@ -80,6 +83,7 @@ def proof_of(points: Sequence[Mapping[str, float]]) -> dict[str, dict[str, Any]]
     """Per signal and direction: ρ(−signal, PSNR), the PSNR's range over the run, the picked evaluation's
     PSNR and the best PSNR. Evaluations without the signal are left out; signals with fewer than 3
     readings are not reported."""
+    points = [p for p in points if not p.get("searching")]
     out: dict[str, dict[str, Any]] = {}
     for name, pattern in SIGNALS.items():
         for way, target in _WAYS:
@@ -129,6 +133,8 @@ def standing_series(points: Sequence[Mapping[str, float]], way: str) -> list[tup
     out: list[tuple[Mapping[str, float], float, str]] = []
     previous = None
     for p in points:
+        if p.get("searching"):
+            continue
         reading = Reading.from_metrics(p, way)
         if reading is None or not math.isfinite(reading.w):
             continue

@@ -68,7 +68,8 @@ def _score(trainer: Trainer, gt: GroundTruth, monitor: bool = False) -> dict[str
     G, F = trainer.state.inference_generators()
     scores = gt.score(G, F, trainer.device)
     point = {"minutes": trainer.elapsed() / 60.0, "step": trainer.step, **{k: scores[k] for k in CURVE_KEYS},
-             "moved": scores["moved_AtoB"], "family": getattr(trainer, "active", trainer).cfg.model.netG}
+             "moved": scores["moved_AtoB"], "family": getattr(trainer, "active", trainer).cfg.model.netG,
+             "searching": isinstance(trainer, FamilySearch) and trainer.choice is None}  # a candidate on trial
     if G is not trainer.state.G:  # EMA on: also the raw weights, to show what the average buys
         raw = gt.score(trainer.state.G, trainer.state.F, trainer.device)
         point.update({f"{k}_raw": raw[k] for k in CURVE_KEYS})
