@@ -238,7 +238,8 @@ def add_cli(subparsers) -> None:
     p.add_argument("--score-every-steps", type=positive_int, metavar="N", help="instead: score every N steps")
     p.add_argument("--monitor", action="store_true",
                    help="also evaluate as the trainer does at every scoring point (held-out split, the W monitor, the "
-                        "training critic's W) and judge those signals against the PSNR: writes monitor.md")
+                        "training critic's W) and judge those signals against the PSNR: writes monitor.md, and per "
+                        "task monitor.png (the PSNR over the share left that the app showed)")
     p.add_argument("--label", help="name of this recipe in tables and plots (default: the recipe's name)")
     p.add_argument("--out", metavar="DIR", help="output folder (default quality/<label>/); with --compare, a "
                                                 "markdown file for the table")
