@@ -126,7 +126,7 @@ class SmokeRun(QObject):
         w.controls.train.click()
 
     def _on_controller_finished(self, report: FinishedReport) -> None:
-        if report.reason not in ("completed", "stopped"):
+        if report.reason not in ("completed", "stopped", "drifted"):
             self._fail(f"run ended: {report.reason} {report.message}")
             return
         log.info("smoke: run finished at step %d (%s)", report.step, report.reason)

@@ -212,7 +212,9 @@ class StatusPanel(QWidget):
     def _on_controller_warned(self, report: WarningReport) -> None:
         tip = f"step {report.step:,}: {report.message}\n{report.hint}"
         if report.severity == "info":  # a notice, not a problem: said calmly, beside the figures
-            text = "Plateau: W stopped improving" if report.code == "plateau" else report.message
+            short = {"plateau": "Plateau: W stopped improving",
+                     "drift": "Translations turned back from the target: best step restored, stopped"}
+            text = short.get(report.code, report.message)
             self.notice_label.setText(f"ℹ {text}")
             self.notice_label.setToolTip(tip)
             self.notice_label.show()
@@ -227,7 +229,8 @@ class StatusPanel(QWidget):
     def _on_controller_finished(self, report: FinishedReport) -> None:
         self._throttle.flush()
         words = {"completed": "Finished", "stopped": "Stopped", "time-limit": "Time limit reached",
-                 "plateau": "Stopped at the plateau", "error": "Failed"}
+                 "plateau": "Stopped at the plateau", "drifted": "Stopped (drifting; the best step restored)",
+                 "error": "Failed"}
         where = f" · checkpoint {report.checkpoint}" if report.checkpoint else ""
         self.show_message(f"{words.get(report.reason, report.reason)} at step {report.step:,}{where}", 15000)
 

@@ -17,7 +17,8 @@ def tiny_config(**overrides) -> Config:
     the fp32 mathematics would compare bf16 rounding. The bf16 tests ask for ``amp="on"`` themselves."""
     base = dict(load_size=36, crop_size=32, ngf=8, ndf=8, n_blocks=1, n_layers_D=2, batch_size=1,
                 n_epochs=1, n_epochs_decay=1, log_every=1, preview_every=2, eval_every=2, save_every=4,
-                val_fraction=0.0, val_min=0, pool_size=4, cache_mb=64, device="cpu", amp="off", netG="resnet")
+                val_fraction=0.0, val_min=0, pool_size=4, cache_mb=64, device="cpu", amp="off", netG="resnet",
+                eval_share=1.0)  # evaluations at exactly every eval_every steps (none put off for their cost)
     base.update(overrides)
     return preset("cpu-quick").with_values(base)
 

@@ -4,6 +4,7 @@ levels, and the best checkpoint it keeps (across a resume too)."""
 from __future__ import annotations
 
 import math
+import time
 
 import pytest
 import torch
@@ -12,7 +13,7 @@ from engine.io.checkpoint_files import load_checkpoint
 from engine.io.translate import TranslationModel
 from engine.training.evaluation import Evaluator
 from engine.training.reports import CheckpointReport, EvalReport, FinishedReport, WarningReport
-from engine.training.saving import BestKeeper
+from engine.training.saving import DRIFT_BELOW, DRIFT_RISE, BestKeeper
 from engine.training.trainer import Trainer
 from engine.wasserstein.critic import torch_threads
 from engine.wasserstein.monitor import AT_FLOOR, UNRESOLVED, Reading, WMonitor, patches_of
@@ -242,3 +243,102 @@ def test_stop_on_plateau_ends_the_run_with_the_reason(tmp_path, monkeypatch):
     # Steps 6 and 8 tie with step 4 (no progress: the plateau), and best.pt follows the ties to step 8.
     assert len(notice) == 1 and notice[0].severity == "info" and "step 8" in notice[0].message
     assert reps[-1].reason == "plateau" and reps[-1].step == 8 and reps[-1].checkpoint
+
+
+# --- the drift guard ------------------------------------------------------------------------------------------
+
+def test_drift_guard_fires_at_a_rise_beyond_the_noise_from_a_low_best():
+    """Best 0.5 (summed half-width 0.02): a drift is a reading whose lower end is above 1.2 × (0.5 + 0.02) = 0.624;
+    the snapshot kept is the best step's."""
+    assert (DRIFT_RISE, DRIFT_BELOW) == (pytest.approx(1.2), pytest.approx(1.0))
+    snaps = iter(range(100))
+    keeper = BestKeeper(None, patience=100, stop=False, snapshot=lambda: next(snaps))
+    codes, said = {}, []
+    for step, value in zip(range(100, 700, 100), (1.5, 0.5, 0.6, 0.64, 0.65, 1.6)):
+        notes = [r for r in keeper.observe(step, reading(value)) if isinstance(r, WarningReport)]
+        codes[step], said = [r.code for r in notes], said + notes
+        if step == 200:
+            assert keeper.kept == 1  # the second snapshot: step 200, the best
+    # 0.64 − 0.02 = 0.62 is below 0.624; 0.65 − 0.02 = 0.63 is above: a drift, said once.
+    assert codes == {100: [], 200: [], 300: [], 400: [], 500: ["drift"], 600: []}
+    assert keeper.drift_step == 500 and keeper.best_step == 200 and keeper.kept == 1
+    assert "1.3× what it was at its best, step 200" in said[0].message and "Restored" in said[0].hint
+
+
+def test_drift_guard_needs_a_snapshot_and_a_reading_beyond_the_noise():
+    plain = BestKeeper(None, patience=100, stop=False)  # no snapshot: the guard is off (the ResNet, or asked off)
+    for step, value in ((100, 0.5), (200, 1.9)):
+        assert [r for r in plain.observe(step, reading(value)) if r.code == "drift"] == []
+    assert plain.drift_step is None
+    noisy = BestKeeper(None, patience=100, stop=False, snapshot=lambda: "kept")
+    noisy.observe(100, reading(0.5, half_width=0.1))  # summed half-width 0.2
+    noisy.observe(200, reading(1.0, half_width=0.1))  # 2 × the best, but 1.0 − 0.2 < 1.2 × (0.5 + 0.2)
+    assert noisy.drift_step is None
+    noisy.observe(300, reading(1.1, half_width=0.1))
+    assert noisy.drift_step == 300
+    small = BestKeeper(None, patience=100, stop=False, snapshot=lambda: "kept")  # a small change: best above 1
+    small.observe(100, reading(1.2))
+    small.observe(200, reading(1.99))  # creeping up to the sources' 2 is not a drift
+    assert small.drift_step is None
+
+
+@pytest.mark.parametrize("family,guarded", [("colour", True), ("local", True), ("resnet", False)])
+def test_a_drift_ends_a_per_pixel_run_at_the_best_steps_generators(tmp_path, monkeypatch, family, guarded):
+    cfg = tiny_config(max_steps=16, eval_every=2, save_every=100, plateau_evals=100, netG=family)
+    a, b = make_domains(tmp_path)
+    monkeypatch.setattr(Evaluator, "evaluate", scripted([1.0, 0.5, 0.55, 1.3] + [1.3] * 10))  # steps 2, 4, 6, 8, …
+    trainer = Trainer.from_folders(cfg, a, b, run_dir=tmp_path / "run")
+    reps = list(trainer.run())
+    best = load_checkpoint(tmp_path / "run" / "checkpoints" / "best.pt")
+    assert best["step"] == 4
+    if not guarded:
+        assert reps[-1].reason == "completed" and reps[-1].step == 16
+        assert not [r for r in reps if isinstance(r, WarningReport) and r.code == "drift"]
+        return
+    drift = [r for r in reps if isinstance(r, WarningReport) and r.code == "drift"]
+    assert len(drift) == 1 and drift[0].step == 8 and "2.6× what it was at its best, step 4" in drift[0].message
+    assert reps[-1].reason == "drifted" and reps[-1].step == 8 and reps[-1].checkpoint
+    # Every generator, the averages included, is back at step 4's weights, and the last checkpoint holds them.
+    latest = load_checkpoint(reps[-1].checkpoint)
+    for name, net in zip(("G", "F", "G_ema", "F_ema"), trainer.state.generators):
+        for k, v in net.state_dict().items():
+            assert torch.equal(v, best["models"][name][k]), (name, k)
+            assert torch.equal(v, latest["models"][name][k]), (name, k)
+
+
+def test_restore_on_drift_off_trains_to_the_end(tmp_path, monkeypatch):
+    cfg = tiny_config(max_steps=10, eval_every=2, save_every=100, plateau_evals=100, netG="colour",
+                      restore_on_drift=False)
+    a, b = make_domains(tmp_path)
+    monkeypatch.setattr(Evaluator, "evaluate", scripted([1.0, 0.5, 1.5, 1.5, 1.5]))
+    reps = list(Trainer.from_folders(cfg, a, b, run_dir=tmp_path / "run").run())
+    assert reps[-1].reason == "completed" and reps[-1].step == 10
+
+
+# --- the evaluations' share of the time ------------------------------------------------------------------------
+
+def test_an_evaluation_is_put_off_until_it_costs_at_most_its_share(tmp_path):
+    a, b = make_domains(tmp_path)
+    reporter = Trainer.from_folders(tiny_config(eval_every=10, eval_share=0.1), a, b).reporter
+    reporter._eval_cost, reporter._eval_end = 5.0, 100.0  # the last evaluation took 5 s and ended at 100 s
+    assert not reporter.eval_due(5, 200.0)  # not an eval_every step: nothing pending
+    assert not reporter.eval_due(10, 140.0)  # due by its steps, but 40 s of training < 9 × 5 s
+    assert not reporter.eval_due(11, 144.9)
+    assert reporter.eval_due(12, 145.0)  # still pending from step 10: 45 s since, 5 s is 10 % of 50
+    every = Trainer.from_folders(tiny_config(eval_every=10, eval_share=1.0), a, b).reporter
+    every._eval_cost, every._eval_end = 5.0, 100.0
+    assert not every.eval_due(9, 100.0) and every.eval_due(10, 100.0)  # share 1: exactly every eval_every
+
+
+def test_the_first_evaluation_does_not_count_as_the_cost(tmp_path, monkeypatch):
+    """The first evaluation also measures the monitor's reference levels, once: the second comes at eval_every
+    regardless; after it, its cost (0.5 s here) puts the next off past the run's few millisecond steps."""
+    def slow(self):
+        time.sleep(0.5)
+        return reading(1.0)
+
+    monkeypatch.setattr(Evaluator, "evaluate", slow)
+    a, b = make_domains(tmp_path)
+    cfg = tiny_config(max_steps=8, eval_every=2, eval_share=0.1, save_every=100, plateau_evals=100)
+    reps = list(Trainer.from_folders(cfg, a, b).run())
+    assert [r.step for r in reps if isinstance(r, EvalReport)] == [2, 4]

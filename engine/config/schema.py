@@ -181,6 +181,9 @@ class ScheduleConfig:
     eval_every: int = _f(200, "Evaluate every",
                          "Steps between held-out evaluations (the W monitor, the held-out losses).",
                          lo=1, hi=1000000, unit="steps")
+    eval_share: float = _f(0.1, "Evaluation share", "Put an evaluation off, past Evaluate every, until evaluations "
+                           "take at most this share of the training time (each costs what the last one did). 1: "
+                           "every Evaluate every steps exactly.", lo=0.01, hi=1.0, advanced=True)
     monitor: bool = _f(True, "W monitor", "At every evaluation, estimate W1 between translated held-out images and "
                        "real held-out ones (patches), per direction, with a critic of its own that never trains the "
                        "generators; keep checkpoints/best.pt at the lowest. Needs held-out images.")
@@ -189,6 +192,11 @@ class ScheduleConfig:
                             unit="evaluations", advanced=True)
     stop_on_plateau: bool = _f(False, "Stop on plateau", "Stop (with a checkpoint) at the plateau notice instead of "
                                "only reporting it.", advanced=True)
+    restore_on_drift: bool = _f(True, "Restore on drift", "Colour and local generator families: when the monitored W "
+                                "has given back a third of the way it had come towards the target (the translations "
+                                "turning back, as a per-pixel map does on a change it cannot express), restore the "
+                                "best step's generators and stop. The ResNet is never stopped this way.",
+                                advanced=True)
     search_share: float = _f(
         0.07, "Family trial share", "Generator family auto: the share of the budget each family trains for before the "
         "W monitor compares them; the families dropped cost their shares (of a budget of minutes; under steps or "

@@ -37,7 +37,9 @@ from engine.tools.cli_support import UsageError, add_config_args, load_config, n
 from engine.tools.monitor_proof import proof_table, standing_series, standing_table
 from engine.tools.quality_tables import compare_runs, compare_suites, suite_table
 from engine.tools.tasks import SUITES, Task, TaskData, get_task, suite
-from engine.training.reports import FamilyTrialReport, FinishedReport, ProgressReport, WarningReport
+from engine.training.metric_keys import BEST_STEP
+from engine.training.reports import EvalReport, FamilyTrialReport, FinishedReport, ProgressReport, WarningReport
+from engine.training.saving import DRIFT_GUARDED, BestKeeper
 from engine.training.search import FamilySearch
 from engine.training.trainer import Trainer
 
@@ -97,8 +99,11 @@ def measure(cfg: Config, task_data: TaskData, *, minutes: float | None = None, s
     if steps is not None and steps < 1:
         raise ValueError(f"steps must be at least 1, got {steps}")
     settings = dict(_MEASURE_SETTINGS)
-    if monitor or cfg.model.netG == "auto":  # keep the config's held-out split (the family search compares on it)
+    guarded = cfg.schedule.restore_on_drift and cfg.model.netG in ("auto", *DRIFT_GUARDED)
+    if monitor or guarded:  # keep the config's held-out split (the family search compares on it)
         settings.update(val_fraction=cfg.get("val_fraction"), val_min=cfg.get("val_min"), **_MONITOR_SETTINGS)
+    if guarded:  # the trainer's own evaluations, at the config's interval and in its time, as in a user's run: the
+        settings["eval_every"] = cfg.get("eval_every")  # drift guard acts on them
     cfg = cfg.with_values(settings, minutes=minutes or 0.0, max_steps=steps or 0)
     ds_a, ds_b = open_domains(task_data.dir_a, task_data.dir_b, cfg)
     gt = GroundTruth.from_arrays(task_data.x, task_data.tx)
@@ -122,9 +127,15 @@ def measure(cfg: Config, task_data: TaskData, *, minutes: float | None = None, s
 
     score()
     finished = None
+    evals: list[dict[str, float]] = []  # the trainer's own evaluations: what best.pt and the drift guard read
     for rep in trainer.run():
         if isinstance(rep, FinishedReport):
             finished = rep
+        elif isinstance(rep, EvalReport):
+            scored = BestKeeper.score(dict(rep.metrics))
+            if scored is not None:
+                evals.append({"step": rep.step, "minutes": rep.elapsed_s / 60.0, "score": scored[0],
+                              "half_width": scored[1], "best_step": rep.metrics.get(BEST_STEP, math.nan)})
         elif isinstance(rep, WarningReport):
             log.warning("step %d: %s", rep.step, rep.message)
             if rep.severity == "error":
@@ -149,6 +160,7 @@ def measure(cfg: Config, task_data: TaskData, *, minutes: float | None = None, s
         "held_out": len(gt),
         "steps": trainer.step,
         "train_minutes": train_s / 60.0,
+        "ended": finished.reason,  # "drifted": the drift guard restored the best step and stopped the run early
         "steps_per_s": trainer.step / train_s if train_s > 0 else 0.0,
         "threads": torch.get_num_threads(),
         "device": str(trainer.device),
@@ -156,6 +168,7 @@ def measure(cfg: Config, task_data: TaskData, *, minutes: float | None = None, s
         "family": trainer.cfg.model.netG if isinstance(trainer, Trainer) else trainer.choice.chosen,
         "search": trainer.choice.metrics_row()[1] if isinstance(trainer, FamilySearch) and trainer.choice else None,
         "trials": trials,
+        "evals": evals,
         "config": cfg.to_dict(),
         "points": points,
         "images": {"x": task_data.x, "tx": task_data.tx,

@@ -53,7 +53,8 @@ def suite_table(results: Sequence[Mapping[str, Any]]) -> list[str]:
         fin = r["points"][-1]
         row = [r["task"], r.get("kind", ""), r.get("split", ""), f"{r['identity_baseline']:.2f}"]
         row += [f"{value_at(r['points'], m):.2f}" for m in marks]
-        row += [f"**{fin['psnr_AtoB']:.2f}**", f"{fin['psnr_AtoB'] - r['identity_baseline']:+.2f}",
+        ended = f" (drifted: best restored, stopped at {fin['minutes']:.1f} min)" if r.get("ended") == "drifted" else ""
+        row += [f"**{fin['psnr_AtoB']:.2f}**{ended}", f"{fin['psnr_AtoB'] - r['identity_baseline']:+.2f}",
                 f"{fin['moved']:.2f}", "**yes**" if r["stuck"] else "no", str(r["steps"]), f"{r['steps_per_s']:.2f}"]
         lines.append("| " + " | ".join(row) + " |")
     gain = [r["points"][-1]["psnr_AtoB"] - r["identity_baseline"] for r in results]

@@ -83,7 +83,7 @@ class WarningReport(Report):
 
 @dataclass(frozen=True)
 class FinishedReport(Report):
-    reason: Literal["completed", "stopped", "time-limit", "plateau", "error"]
+    reason: Literal["completed", "stopped", "time-limit", "plateau", "drifted", "error"]
     message: str = ""
     checkpoint: str | None = None
 

@@ -34,7 +34,7 @@ from engine.training.distributed import SINGLE, DistInfo, agree_any
 from engine.training.evaluation import Evaluator
 from engine.training.faults import MAX_CONSECUTIVE_FAULTS, FaultTally
 from engine.training.reports import FinishedReport, ProgressWindow, Report, WarningReport
-from engine.training.saving import BestKeeper, StateSaver, resume_point
+from engine.training.saving import DRIFT_GUARDED, BestKeeper, StateSaver, resume_point
 from engine.training.schedule import Schedule
 from engine.training.speed import SpeedOptions
 from engine.training.state import TrainingState
@@ -86,9 +86,12 @@ class Trainer(Controls):
                                    (self.train_a, self.train_b), (self.val_a, self.val_b), ground_truth)
         self.checkpoints = (StateSaver(self.state, self.run_folder, cfg.schedule.keep_checkpoints, self._payload_meta)
                             if self.run_folder is not None else None)
-        self.best = BestKeeper(self.checkpoints, cfg.schedule.plateau_evals, cfg.schedule.stop_on_plateau)
+        guard = cfg.schedule.restore_on_drift and cfg.model.netG in DRIFT_GUARDED
+        self.best = BestKeeper(self.checkpoints, cfg.schedule.plateau_evals, cfg.schedule.stop_on_plateau,
+                               snapshot=self._generators_snapshot if guard else None)
         self.reporter = Reporter(cfg, self.schedule, self.batches, self.evaluator, self.best, self.run_folder,
                                  is_main=dist_info.is_main, elapsed=self.elapsed, on_plateau=self._stop_on_plateau,
+                                 on_drift=self._restore_best_and_stop,
                                  save=self._checkpoint_report if self.checkpoints is not None else None)
         self.faults = FaultTally()
         self.data_wait_s = 0.0  # time run() spent waiting for batches (the benchmark reads it)
@@ -276,7 +279,7 @@ class Trainer(Controls):
                 yield rep
                 checkpoint = getattr(rep, "path", None)
         # the end is always shown, also when the session made no step of its own (auto's trials used the budget)
-        if reason == "completed" and self.reporter.last_preview != self.step and self.dist.is_main:
+        if reason in ("completed", "drifted") and self.reporter.last_preview != self.step and self.dist.is_main:
             yield self.reporter.preview(self.step)
         self.state.elapsed_s, self._session_start = self.elapsed(), None
         yield FinishedReport(self.step, reason, message, checkpoint)
@@ -290,6 +293,18 @@ class Trainer(Controls):
 
     def _stop_on_plateau(self) -> None:
         self._stop_reason = "plateau"
+        self.stop()
+
+    def _generators_snapshot(self) -> list[dict[str, torch.Tensor]]:
+        """Copies of the generators' weights (and their averages'), for the drift guard to restore."""
+        return [{k: v.detach().clone() for k, v in net.state_dict().items()} for net in self.state.generators]
+
+    def _restore_best_and_stop(self) -> None:
+        """The drift guard's action: the generators (and averages) of the best step back, and the run ends there.
+        The optimisers keep their moments: the run is over, and a resumed one goes on from the restored weights."""
+        for net, sd in zip(self.state.generators, self.best.kept):
+            net.load_state_dict(sd)
+        self._stop_reason = "drifted"
         self.stop()
 
     def _checkpoint_report(self) -> Report:
