@@ -3,7 +3,8 @@
 After every step the loop asks ``Reporter.after_step``: a progress report (with the failure
 watch's warnings) every ``log_every`` steps, a held-out evaluation (with the best checkpoint, the
 plateau notice and the drift guard) every ``eval_every`` (or later: see ``Reporter.eval_due``),
-a preview every ``preview_every`` and a checkpoint every ``save_every``. Rows of metrics.jsonl are written as the reports are made.
+a preview every ``preview_every`` and a checkpoint every ``save_every``. Rows of metrics.jsonl are
+written as the reports are made.
 """
 
 from __future__ import annotations
