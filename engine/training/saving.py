@@ -114,11 +114,11 @@ class BestKeeper:
     fell to 9.1 while the score rose to 0.74; on the demo (green ground to white, while the white clouds
     must come back) it reached 17.1 dB at 0.77, then the cycle loss pulled it towards an invertible map
     and it fell to 9.8 while the score rose to 1.41. Where the change is a colour grade or a small
-    filter the best stays above 1.3 (1.32–1.79 on the suite's other twelve tasks), the translations close in on the sources as
-    they learn, and the score creeps up while the PSNR still climbs (edges, bloom, cartoon, sepia: by
-    8–13 % in two minutes): the guard leaves those alone. ``snapshot()`` is called at every new best
-    and what it returns is kept (``kept``), so that the trainer can restore it; ``drift_step`` is set
-    at the drift and a notice is reported, once.
+    filter the best stays above 1.3 (1.32–1.79 on the suite's other twelve tasks), the translations
+    close in on the sources as they learn, and the score creeps up while the PSNR still climbs (edges,
+    bloom, cartoon, sepia: by 8–13 % in two minutes): the guard leaves those alone. ``snapshot()``
+    is called at every new best and what it returns is kept (``kept``), so that the trainer can
+    restore it; ``drift_step`` is set at the drift and a notice is reported, once.
     """
 
     def __init__(self, checkpoints: StateSaver | None, patience: int, stop: bool,
