@@ -150,6 +150,24 @@ def test_wasserstein_optimiser_defaults():
     assert c.objective.n_critic == 5 and c.objective.lambda_gp == 10.0 and c.objective.clip_value == 0.01
 
 
+def test_per_pixel_families_train_their_generators_at_lr_map_and_the_critics_at_lr():
+    from engine.config import with_recipe
+
+    auto = preset("cpu-quick")
+    assert auto.optim.lr_map == 1e-3 and auto.optim.lr == 2e-4
+    for family in ("colour", "local"):
+        c = auto.with_values(netG=family)
+        assert c.g_optimizer_settings() == ("adam", 1e-3, (0.5, 0.999))
+        assert c.d_optimizer_settings() == ("adam", 2e-4, (0.5, 0.999))
+    assert auto.with_values(netG="resnet").g_optimizer_settings() == ("adam", 2e-4, (0.5, 0.999))
+    # The paper's recipe has no such rate: a pinned colour map there trains at lr.
+    paper = with_recipe(auto, "paper").with_values(netG="colour")
+    assert paper.optim.lr_map == 0.0 and paper.g_optimizer_settings() == ("adam", 2e-4, (0.5, 0.999))
+    # The Wasserstein objectives keep their papers' optimisers.
+    wgan = auto.with_values(netG="colour", gan_mode="wgan-gp")
+    assert wgan.g_optimizer_settings() == ("adam", 1e-4, (0.5, 0.9))
+
+
 def test_the_training_budget_is_read_and_switched_from_the_field_metadata():
     from engine.config import BUDGETS, budget_changes, budget_of, with_budget
 

@@ -110,6 +110,11 @@ class OptimConfig:
     lr: float = _f(
         2e-4, "Learning rate",
         "Adam learning rate of the generators (and of the discriminators unless lr_D is set).", lo=1e-7, hi=1e-1)
+    lr_map: float = _f(
+        0.0, "Learning rate (colour/local)",
+        "Adam learning rate of the colour and local families' generators, small per-pixel maps that a larger rate "
+        "brings to a faithful map sooner (auto: 1e-3, five times lr); 0 uses lr. The critics keep lr (or lr_D).",
+        lo=0.0, hi=1e-1, advanced=True)
     lr_D: float = _f(
         0.0, "Learning rate (D)", "Discriminator/critic learning rate; 0 uses lr (or the Wasserstein default).",
         lo=0.0, hi=1e-1, advanced=True)

@@ -98,7 +98,8 @@ class Config:
             return "rmsprop", 5e-5, (0.0, 0.0)
         if mode == "wgan-gp" and o.wgan_defaults:
             return "adam", 1e-4, (0.5, 0.9)
-        return "adam", o.lr, (o.beta1, o.beta2)
+        per_pixel = self.model.netG in ("colour", "local") and o.lr_map > 0
+        return "adam", o.lr_map if per_pixel else o.lr, (o.beta1, o.beta2)
 
     # --- JSON ----------------------------------------------------------------------------
     def to_dict(self) -> dict[str, dict[str, Any]]:
