@@ -150,22 +150,26 @@ def test_wasserstein_optimiser_defaults():
     assert c.objective.n_critic == 5 and c.objective.lambda_gp == 10.0 and c.objective.clip_value == 0.01
 
 
-def test_per_pixel_families_train_their_generators_at_lr_map_and_the_critics_at_lr():
+def test_per_pixel_families_start_their_generators_at_lr_map():
     from engine.config import with_recipe
+    from engine.training.schedule import FAST_START_STEPS as S
+    from engine.training.schedule import fast_start_multiplier
 
     auto = preset("cpu-quick")
     assert auto.optim.lr_map == 1e-3 and auto.optim.lr == 2e-4
     for family in ("colour", "local"):
         c = auto.with_values(netG=family)
-        assert c.g_optimizer_settings() == ("adam", 1e-3, (0.5, 0.999))
-        assert c.d_optimizer_settings() == ("adam", 2e-4, (0.5, 0.999))
-    assert auto.with_values(netG="resnet").g_optimizer_settings() == ("adam", 2e-4, (0.5, 0.999))
-    # The paper's recipe has no such rate: a pinned colour map there trains at lr.
-    paper = with_recipe(auto, "paper").with_values(netG="colour")
-    assert paper.optim.lr_map == 0.0 and paper.g_optimizer_settings() == ("adam", 2e-4, (0.5, 0.999))
+        assert c.fast_start == pytest.approx(5.0)
+        assert c.g_optimizer_settings() == c.d_optimizer_settings() == ("adam", 2e-4, (0.5, 0.999))
+    assert auto.with_values(netG="resnet").fast_start == 1.0
+    # The paper's recipe has no fast start: a pinned colour map there trains at lr throughout.
+    assert with_recipe(auto, "paper").with_values(netG="colour").fast_start == 1.0
     # The Wasserstein objectives keep their papers' optimisers.
-    wgan = auto.with_values(netG="colour", gan_mode="wgan-gp")
-    assert wgan.g_optimizer_settings() == ("adam", 1e-4, (0.5, 0.9))
+    assert auto.with_values(netG="colour", gan_mode="wgan-gp").fast_start == 1.0
+    # 5× for S steps, then linearly to 1 over S more.
+    assert [fast_start_multiplier(s, 5.0) for s in (0, S - 1, S, S + S // 2, 2 * S, 10 * S)] == pytest.approx(
+        [5.0, 5.0, 5.0, 3.0, 1.0, 1.0])
+    assert fast_start_multiplier(0, 1.0) == 1.0
 
 
 def test_the_training_budget_is_read_and_switched_from_the_field_metadata():

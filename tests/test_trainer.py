@@ -37,6 +37,20 @@ def all_reports(trainer, **kw):
     return list(trainer.run(**kw))
 
 
+def test_a_colour_map_starts_its_generators_at_lr_map_and_its_critics_at_lr(tmp_path, monkeypatch):
+    import engine.training.schedule as schedule
+
+    monkeypatch.setattr(schedule, "FAST_START_STEPS", 2)  # 5× for steps 0-2, 3× at step 3, 1× from step 4
+    cfg = tiny_config(netG="colour", max_steps=6, lr=2e-4, lr_map=1e-3, eval_every=100, preview_every=100,
+                      monitor=False)
+    t = trainer_for(tmp_path, cfg)
+    prog = [r for r in all_reports(t) if isinstance(r, ProgressReport)]
+    # the linear decay halves both rates from step 3 (n_epochs 1, n_epochs_decay 1); report k carries step k-1's
+    assert [r.lr for r in prog] == pytest.approx([1e-3, 1e-3, 1e-3, 3e-4, 1e-4, 1e-4])
+    assert t.state.opt_D.param_groups[0]["lr"] == pytest.approx(1e-4)
+    assert t.state.opt_G.param_groups[0]["lr"] == pytest.approx(1e-4)
+
+
 @pytest.mark.parametrize("mode", ["vanilla", "lsgan", "wgan-clip", "wgan-gp"])
 def test_each_objective_trains_and_reports(tmp_path, mode):
     cfg = tiny_config(gan_mode=mode, max_steps=3, n_critic=2)

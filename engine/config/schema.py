@@ -112,8 +112,10 @@ class OptimConfig:
         "Adam learning rate of the generators (and of the discriminators unless lr_D is set).", lo=1e-7, hi=1e-1)
     lr_map: float = _f(
         0.0, "Learning rate (colour/local)",
-        "Adam learning rate of the colour and local families' generators, small per-pixel maps that a larger rate "
-        "brings to a faithful map sooner (auto: 1e-3, five times lr); 0 uses lr. The critics keep lr (or lr_D).",
+        "Adam learning rate of the colour and local families' generators in their first 150 steps, falling to lr "
+        "by step 300: it brings a per-pixel map from its random start to a faithful one in a fraction of the "
+        "time (auto: 1e-3, five times lr); at that rate throughout the map drifts off again. 0: lr throughout. "
+        "The critics keep lr (or lr_D).",
         lo=0.0, hi=1e-1, advanced=True)
     lr_D: float = _f(
         0.0, "Learning rate (D)", "Discriminator/critic learning rate; 0 uses lr (or the Wasserstein default).",

@@ -98,8 +98,16 @@ class Config:
             return "rmsprop", 5e-5, (0.0, 0.0)
         if mode == "wgan-gp" and o.wgan_defaults:
             return "adam", 1e-4, (0.5, 0.9)
-        per_pixel = self.model.netG in ("colour", "local") and o.lr_map > 0
-        return "adam", o.lr_map if per_pixel else o.lr, (o.beta1, o.beta2)
+        return "adam", o.lr, (o.beta1, o.beta2)
+
+    @property
+    def fast_start(self) -> float:
+        """How many times ``lr`` the generators train at in their first steps (``lr_map``, for the colour and local
+        families under the LSGAN or vanilla objectives; 1 otherwise)."""
+        o = self.optim
+        if self.model.netG not in ("colour", "local") or self.is_wasserstein or o.lr_map <= o.lr:
+            return 1.0
+        return o.lr_map / o.lr
 
     # --- JSON ----------------------------------------------------------------------------
     def to_dict(self) -> dict[str, dict[str, Any]]:

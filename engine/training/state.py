@@ -82,14 +82,15 @@ class TrainingState:
         """(G, F) for previews, evaluation and translation: the averages when EMA is on."""
         return (self.G_ema or self.G), (self.F_ema or self.F)
 
-    def set_lr(self, multiplier: float) -> float:
-        """Both optimisers at their base rate × ``multiplier`` × the fault scale; returns G's rate."""
+    def set_lr(self, multiplier: float, g_boost: float = 1.0) -> float:
+        """Both optimisers at their base rate × ``multiplier`` × the fault scale, the generators' × ``g_boost``
+        as well (their fast start); returns G's rate."""
         m = multiplier * self.lr_scale
         for g in self.opt_G.param_groups:
-            g["lr"] = self.base_lr_G * m
+            g["lr"] = self.base_lr_G * m * g_boost
         for g in self.opt_D.param_groups:
             g["lr"] = self.base_lr_D * m
-        return self.base_lr_G * m
+        return self.base_lr_G * m * g_boost
 
     @torch.no_grad()
     def update_ema(self, decay: float) -> None:

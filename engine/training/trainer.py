@@ -35,7 +35,7 @@ from engine.training.evaluation import Evaluator
 from engine.training.faults import MAX_CONSECUTIVE_FAULTS, FaultTally
 from engine.training.reports import FinishedReport, ProgressWindow, Report, WarningReport
 from engine.training.saving import DRIFT_GUARDED, BestKeeper, StateSaver, resume_point
-from engine.training.schedule import Schedule
+from engine.training.schedule import Schedule, fast_start_multiplier
 from engine.training.speed import SpeedOptions
 from engine.training.state import TrainingState
 from engine.training.step import CycleGANStep, StepResult
@@ -211,7 +211,8 @@ class Trainer(Controls):
                 except DataGoneError as e:
                     reason, message = "error", str(e)
                     break
-                lr = self.state.set_lr(self.schedule.lr_multiplier(self.step, elapsed))
+                lr = self.state.set_lr(self.schedule.lr_multiplier(self.step, elapsed),
+                                       fast_start_multiplier(self.step, self.cfg.fast_start))
                 try:
                     result = self.train_step(real_a, real_b)
                 except torch.OutOfMemoryError:
