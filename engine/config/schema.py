@@ -114,7 +114,7 @@ class OptimConfig:
         0.0, "Learning rate (colour/local)",
         "Adam learning rate of the colour and local families' generators in their first 150 steps, falling to lr "
         "by step 300: it brings a per-pixel map from its random start to a faithful one in a fraction of the "
-        "time (auto: 1e-3, five times lr); at that rate throughout the map drifts off again. 0: lr throughout. "
+        "time (auto: 1e-3, five times lr); kept that high, it drifts off sooner. 0: lr throughout. "
         "The critics keep lr (or lr_D).",
         lo=0.0, hi=1e-1, advanced=True)
     lr_D: float = _f(

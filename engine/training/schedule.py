@@ -48,9 +48,11 @@ def lr_multiplier(step: int, total_steps: int, n_epochs: int, n_epochs_decay: in
 
 def fast_start_multiplier(step: int, boost: float) -> float:
     """The generators' rate over ``lr`` at ``step``: ``boost`` for the first ``FAST_START_STEPS`` steps, then
-    linearly down to 1 over as many more, 1 after. On the colour map at 1e-3 (5×) the grey and faded-print tasks
-    reached 28.4 and 21.7 dB within about 140 steps, then fell to 21.1 and 18.2 by step 380 while the rate
-    stayed high; at 2e-4 throughout they reached 27.3 and 21.5 only at the end of a 3-minute run."""
+    linearly down to 1 over as many more, 1 after. At 2e-4 throughout the colour map was still coming back from
+    its random start at the end of a 3-minute run (tone curve: 23.2 dB, the identity's 26.5); at 1e-3 (5×) it
+    reached the tone curve's 26 dB, and the grey task's 28.4, within about 140 steps. After its peak, on a task
+    that loses information (grey, faded print), the cycle loss pulls the map towards one it can invert and the
+    PSNR falls: at 1e-3 throughout grey fell to 21.1 dB by step 380, with the fast start to 24.7."""
     if boost <= 1.0 or step >= 2 * FAST_START_STEPS:
         return 1.0
     if step < FAST_START_STEPS:
