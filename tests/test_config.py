@@ -155,15 +155,17 @@ def test_per_pixel_families_start_their_generators_at_lr_map():
     from engine.training.schedule import FAST_START_STEPS as S
     from engine.training.schedule import fast_start_multiplier
 
-    auto = preset("cpu-quick")
-    assert auto.optim.lr_map == 1e-3 and auto.optim.lr == 2e-4
+    assert preset("cpu-quick").optim.lr_map == 0.0 and preset("cpu-quick").with_values(netG="colour").fast_start == 1.0
+    auto = preset("cpu-quick").with_values(lr_map=1e-3)
+    assert auto.optim.lr == 2e-4
     for family in ("colour", "local"):
         c = auto.with_values(netG=family)
         assert c.fast_start == pytest.approx(5.0)
         assert c.g_optimizer_settings() == c.d_optimizer_settings() == ("adam", 2e-4, (0.5, 0.999))
     assert auto.with_values(netG="resnet").fast_start == 1.0
-    # The paper's recipe has no fast start: a pinned colour map there trains at lr throughout.
-    assert with_recipe(auto, "paper").with_values(netG="colour").fast_start == 1.0
+    # No recipe sets it: a recipe puts it back to lr throughout.
+    for recipe in ("paper", "studio", "auto"):
+        assert with_recipe(auto, recipe).with_values(netG="colour").fast_start == 1.0
     # The Wasserstein objectives keep their papers' optimisers.
     assert auto.with_values(netG="colour", gan_mode="wgan-gp").fast_start == 1.0
     # 5× for S steps, then linearly to 1 over S more.

@@ -30,10 +30,10 @@ _STUDIO: dict[str, Any] = {
 
 # auto: the generator family is chosen on the user's own folders (engine.training.search): the colour map, the
 # colour map with a local detail path, or studio's ResNet, each at the scale it learns best at.
-# The per-pixel maps start their generators at 5× the paper's rate (the critics keep it; engine.training.schedule,
-# fast_start_multiplier): at 2e-4 a colour map took the whole of a 3-minute run to come back to a faithful map
-# from its random start.
-_AUTO: dict[str, Any] = {**_STUDIO, "netG": "auto", "preprocess": "auto", "lr_map": 1e-3}
+_AUTO: dict[str, Any] = {**_STUDIO, "netG": "auto", "preprocess": "auto"}
+# Not in auto: the per-pixel families' fast start (lr_map 1e-3). On the suite's tuning tasks at 3 minutes it put the
+# tone curve and the sharpen task 3.8 dB higher, and the sketch, the false-colour map, grey, faded and dusk 1-11 dB
+# lower (docs/quality.md, "A fast start for the per-pixel maps").
 
 RECIPES: dict[str, dict[str, Any]] = {"paper": {}, "studio": _STUDIO, "auto": _AUTO}  # overrides of the paper's values
 
