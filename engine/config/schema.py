@@ -200,9 +200,10 @@ class ScheduleConfig:
     stop_on_plateau: bool = _f(False, "Stop on plateau", "Stop (with a checkpoint) at the plateau notice instead of "
                                "only reporting it.", advanced=True)
     restore_on_drift: bool = _f(True, "Restore on drift", "Colour and local generator families: when the monitored W "
-                                "has given back a third of the way it had come towards the target (the translations "
-                                "turning back, as a per-pixel map does on a change it cannot express), restore the "
-                                "best step's generators and stop. The ResNet is never stopped this way.",
+                                "had come below half the untranslated sources' and then rises to 1.2 times its best, "
+                                "beyond the noise of both readings (the translations turning back, as a per-pixel map "
+                                "does on a change it cannot express), restore the best step's generators and stop. "
+                                "The ResNet is never stopped this way.",
                                 advanced=True)
     search_share: float = _f(
         0.07, "Family trial share", "Generator family auto: the share of the budget each family trains for before the "
