@@ -51,6 +51,24 @@ def test_a_colour_map_starts_its_generators_at_lr_map_and_its_critics_at_lr(tmp_
     assert t.state.opt_G.param_groups[0]["lr"] == pytest.approx(1e-4)
 
 
+@pytest.mark.parametrize("family, ratio", [("colour", 0.3), ("local", 0.3), ("resnet", 1.0)])
+def test_the_per_pixel_families_weigh_the_cycle_by_lambda_cyc_map(tmp_path, family, ratio):
+    """Step 1's losses come from the same initial weights and batch, so the cycle and identity terms of
+    λ_map 3 are 3/10 of λ 10's for the colour and local maps, and unchanged for the ResNet; the adversarial
+    terms are the same."""
+    first = {}
+    for lam_map in (0.0, 3.0):
+        cfg = tiny_config(netG=family, max_steps=1, lambda_cyc=10.0, lambda_cyc_map=lam_map, eval_every=100,
+                          preview_every=100, monitor=False)
+        assert cfg.cycle_weight == (lam_map if lam_map and family != "resnet" else 10.0)
+        reps = all_reports(trainer_for(tmp_path, cfg, run=f"run{lam_map}"))
+        first[lam_map] = next(r for r in reps if isinstance(r, ProgressReport)).metrics
+    for k in ("cycle_A", "cycle_B", "idt_A", "idt_B"):
+        assert first[3.0][k] == pytest.approx(ratio * first[0.0][k], rel=1e-5), k
+    for k in ("G_A", "G_B"):
+        assert first[3.0][k] == pytest.approx(first[0.0][k], rel=1e-5), k
+
+
 @pytest.mark.parametrize("mode", ["vanilla", "lsgan", "wgan-clip", "wgan-gp"])
 def test_each_objective_trains_and_reports(tmp_path, mode):
     cfg = tiny_config(gan_mode=mode, max_steps=3, n_critic=2)

@@ -84,6 +84,13 @@ class ObjectiveConfig:
         "wgan-clip / wgan-gp: a Wasserstein critic, with weight clipping or a gradient penalty; "
         "these plot a live W estimate.")
     lambda_cyc: float = _f(10.0, "λ cycle", "Weight of the cycle-consistency L1 loss.", lo=0.0, hi=1000.0)
+    lambda_cyc_map: float = _f(
+        0.0, "λ cycle (colour/local)",
+        "Weight of the cycle loss for the colour and local families, in place of λ cycle (the identity weight stays "
+        "relative to it). These families keep the picture's structure by construction, so the cycle only has to "
+        "keep their colours from collapsing; at 10 it pulls a change that loses information (to grey, a faded "
+        "print) towards one it can undo, with a tint the truth lacks. 0: λ cycle.",
+        lo=0.0, hi=1000.0, advanced=True)
     cycle_warmup: float = _f(
         0.0, "Cycle warm-up", "λ cycle rises linearly from 0 over this share of the run. At the start an identity "
         "generator (input skip) satisfies the cycle exactly, and the L1 loss's constant pull can keep it there; a "

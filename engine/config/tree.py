@@ -101,6 +101,15 @@ class Config:
         return "adam", o.lr, (o.beta1, o.beta2)
 
     @property
+    def cycle_weight(self) -> float:
+        """The cycle loss's weight λ: ``lambda_cyc_map`` for the colour and local families where it is set,
+        ``lambda_cyc`` otherwise."""
+        o = self.objective
+        if self.model.netG in ("colour", "local") and o.lambda_cyc_map > 0:
+            return o.lambda_cyc_map
+        return o.lambda_cyc
+
+    @property
     def fast_start(self) -> float:
         """How many times ``lr`` the generators train at in their first steps (``lr_map``, for the colour and local
         families under the LSGAN or vanilla objectives; 1 otherwise)."""

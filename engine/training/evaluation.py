@@ -73,7 +73,7 @@ class Evaluator:
     def evaluate(self) -> dict[str, float]:
         out: dict[str, float] = {}
         val_a, val_b = self.val
-        s, lam = self.state, self.cfg.objective.lambda_cyc
+        s, lam = self.state, self.cfg.cycle_weight
         if len(val_a) and len(val_b):
             n = min(len(val_a), len(val_b), EVAL_IMAGES)
             ev = UnpairedBatches(val_a, val_b, batch_size=1, crop_size=self.cfg.data.crop_size, flip=False,

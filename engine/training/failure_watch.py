@@ -69,7 +69,7 @@ class FailureWatch:
         self._cycle = deque(maxlen=4 * window)
         self._cycle_low = math.inf   # the lowest window mean of the run
         self._last: Mapping[str, float] = {}
-        self.cycle_floor = 0.1 * cfg.objective.lambda_cyc
+        self.cycle_floor = 0.1 * cfg.cycle_weight
         self._active: set[str] = set()
 
     def _fire(self, step: int, code: str, message: str, hint: str, out: list[WarningReport]) -> None:

@@ -80,7 +80,7 @@ class CycleGANStep:
                          ) -> tuple[dict[str, torch.Tensor], GeneratorPasses, bool]:
         """Minimise L_GAN(G, D_B) + L_GAN(F, D_A) + λ·L_cyc (+ λ·λ_id·L_idt) over G and F, with D frozen."""
         s, o = self.state, self.cfg.objective
-        lam = o.lambda_cyc
+        lam = self.cfg.cycle_weight
         set_requires_grad(s.critics, False)
         s.opt_G.zero_grad(set_to_none=True)
         with self.speed.autocast():
