@@ -155,23 +155,36 @@ def test_per_pixel_families_start_their_generators_at_lr_map():
     from engine.training.schedule import FAST_START_STEPS as S
     from engine.training.schedule import fast_start_multiplier
 
-    assert preset("cpu-quick").optim.lr_map == 0.0 and preset("cpu-quick").with_values(netG="colour").fast_start == 1.0
-    auto = preset("cpu-quick").with_values(lr_map=1e-3)
-    assert auto.optim.lr == 2e-4
+    auto = preset("cpu-quick")
+    assert auto.optim.lr == 2e-4 and auto.optim.lr_map == 1e-3
     for family in ("colour", "local"):
         c = auto.with_values(netG=family)
         assert c.fast_start == pytest.approx(5.0)
         assert c.g_optimizer_settings() == c.d_optimizer_settings() == ("adam", 2e-4, (0.5, 0.999))
     assert auto.with_values(netG="resnet").fast_start == 1.0
-    # No recipe sets it: a recipe puts it back to lr throughout.
-    for recipe in ("paper", "studio", "auto"):
+    assert auto.with_values(netG="colour", lr_map=0.0).fast_start == 1.0
+    # Only auto sets it: paper and studio train a pinned colour map at lr throughout.
+    for recipe in ("paper", "studio"):
         assert with_recipe(auto, recipe).with_values(netG="colour").fast_start == 1.0
+    assert with_recipe(auto.with_values(lr_map=0.0), "auto").with_values(netG="colour").fast_start == 5.0
     # The Wasserstein objectives keep their papers' optimisers.
     assert auto.with_values(netG="colour", gan_mode="wgan-gp").fast_start == 1.0
     # 5× for S steps, then linearly to 1 over S more.
     assert [fast_start_multiplier(s, 5.0) for s in (0, S - 1, S, S + S // 2, 2 * S, 10 * S)] == pytest.approx(
         [5.0, 5.0, 5.0, 3.0, 1.0, 1.0])
     assert fast_start_multiplier(0, 1.0) == 1.0
+
+
+def test_per_pixel_families_weigh_the_cycle_by_lambda_cyc_map_under_auto_only():
+    from engine.config import with_recipe
+
+    auto = preset("cpu-quick")
+    assert (auto.objective.lambda_cyc, auto.objective.lambda_cyc_map) == (10.0, 3.0)
+    assert [auto.with_values(netG=f).cycle_weight for f in ("colour", "local", "resnet")] == [3.0, 3.0, 10.0]
+    assert auto.with_values(netG="colour", lambda_cyc_map=0.0).cycle_weight == 10.0
+    assert auto.with_values(netG="colour", lambda_cyc=7.0, lambda_cyc_map=0.0).cycle_weight == 7.0
+    for recipe in ("paper", "studio"):
+        assert with_recipe(auto, recipe).with_values(netG="colour").cycle_weight == 10.0
 
 
 def test_the_training_budget_is_read_and_switched_from_the_field_metadata():

@@ -31,10 +31,13 @@ _STUDIO: dict[str, Any] = {
 
 # auto: the generator family is chosen on the user's own folders (engine.training.search): the colour map, the
 # colour map with a local detail path, or studio's ResNet, each at the scale it learns best at.
-_AUTO: dict[str, Any] = {**_STUDIO, "netG": "auto", "preprocess": "auto"}
-# Not in auto: the per-pixel families' fast start (lr_map 1e-3). On the suite's tuning tasks at 3 minutes it put the
-# tone curve and the sharpen task 3.8 dB higher, and the sketch, the false-colour map, grey, faded and dusk 1-11 dB
-# lower (docs/quality.md, "A fast start for the per-pixel maps").
+_AUTO: dict[str, Any] = {
+    **_STUDIO, "netG": "auto", "preprocess": "auto",
+    # The per-pixel families only: a fast start (5x lr for 150 steps, back to lr by step 300) and a cycle weight
+    # of 3 in place of 10. Each alone was a trade on the suite's tuning tasks at 3 minutes; together they raised the
+    # tuning mean by 1.0 dB (docs/quality.md, "The per-pixel maps' own cycle weight").
+    "lr_map": 1e-3, "lambda_cyc_map": 3.0,
+}
 
 RECIPES: dict[str, dict[str, Any]] = {"paper": {}, "studio": _STUDIO, "auto": _AUTO}  # overrides of the paper's values
 

@@ -89,7 +89,7 @@ class ObjectiveConfig:
         "Weight of the cycle loss for the colour and local families, in place of λ cycle (the identity weight stays "
         "relative to it). These families keep the picture's structure by construction, so the cycle only has to "
         "keep their colours from collapsing; at 10 it pulls a change that loses information (to grey, a faded "
-        "print) towards one it can undo, with a tint the truth lacks. 0: λ cycle.",
+        "print) towards one it can undo, with a tint the truth lacks. The auto recipe sets 3. 0: λ cycle.",
         lo=0.0, hi=1000.0, advanced=True)
     cycle_warmup: float = _f(
         0.0, "Cycle warm-up", "λ cycle rises linearly from 0 over this share of the run. At the start an identity "
@@ -120,9 +120,9 @@ class OptimConfig:
     lr_map: float = _f(
         0.0, "Learning rate (colour/local start)",
         "Adam learning rate of the colour and local families' generators in their first 150 steps, falling to lr "
-        "by step 300: a per-pixel map comes from its random start to a faithful one sooner. At 1e-3 it helped "
-        "near-identity changes (tone curve, sharpen: +3.8 dB at 3 minutes) and hurt large or lossy ones "
-        "(sketch, false colour, grey: 3-11 dB), so no recipe sets it. 0: lr throughout. The critics keep lr.",
+        "by step 300: a per-pixel map comes from its random start to a faithful one sooner. The auto recipe sets "
+        "1e-3, with λ cycle (colour/local) 3: with the cycle weight of 10 the fast map found the truth and then "
+        "drifted from it on lossy changes. 0: lr throughout. The critics keep lr.",
         lo=0.0, hi=1e-1, advanced=True)
     lr_D: float = _f(
         0.0, "Learning rate (D)", "Discriminator/critic learning rate; 0 uses lr (or the Wasserstein default).",
