@@ -41,7 +41,10 @@ def test_cycle_loss_rising_steadily():
     # cycle_A + cycle_B by window: 2, 2.5, 3.25, 4.375: up every window, to 2.2× the lowest.
     rows = [dict(HEALTHY, cycle_A=1.0 * 1.5 ** (i // 10)) for i in range(40)]
     w = feed(FailureWatch(Config(), window=10), rows)
-    assert [x.code for x in w] == ["cycle-rising"]
+    assert [x.code for x in w] == ["cycle-rising"] and w[0].hint.endswith("raise λ cycle.")
+    # A colour map's cycle is weighed by λ cycle (colour/local): the hint names the field that acts.
+    w = feed(FailureWatch(Config().with_values(netG="colour", lambda_cyc_map=3.0), window=10), rows)
+    assert [x.code for x in w] == ["cycle-rising"] and w[0].hint.endswith("raise λ cycle (colour/local).")
     # A healthy run's early trade (measured on the suite: 6.2 → 7.7 over a few hundred steps) is a
     # steady rise too, but only to 1.33× its lowest (< CYCLE_RISE = 1.5): quiet.
     early = [dict(HEALTHY, cycle_A=3.1 * 1.1 ** (i // 10), cycle_B=3.1 * 1.1 ** (i // 10)) for i in range(40)]

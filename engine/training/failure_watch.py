@@ -70,6 +70,9 @@ class FailureWatch:
         self._cycle_low = math.inf   # the lowest window mean of the run
         self._last: Mapping[str, float] = {}
         self.cycle_floor = 0.1 * cfg.cycle_weight
+        # the field the cycle's weight comes from, as the form names it
+        per_pixel = cfg.model.netG in ("colour", "local") and cfg.objective.lambda_cyc_map > 0
+        self.cycle_field = "λ cycle (colour/local)" if per_pixel else "λ cycle"
         self._active: set[str] = set()
 
     def _fire(self, step: int, code: str, message: str, hint: str, out: list[WarningReport]) -> None:
@@ -134,7 +137,7 @@ class FailureWatch:
                 if (all(means[i + 1] > 1.05 * means[i] for i in range(3)) and means[-1] > self.cycle_floor
                         and means[-1] > CYCLE_RISE * self._cycle_low):
                     self._fire(step, "cycle-rising", f"the cycle loss has risen steadily to {means[-1]:.3g} "
-                               f"(from {means[0]:.3g})", "Lower the learning rate or raise λ cycle.", out)
+                               f"(from {means[0]:.3g})", f"Lower the learning rate or raise {self.cycle_field}.", out)
                 elif means[-1] <= means[-2]:
                     self._clear("cycle-rising")
         return out
