@@ -181,6 +181,9 @@ def test_per_pixel_families_weigh_the_cycle_by_lambda_cyc_map_under_auto_only():
     auto = preset("cpu-quick")
     assert (auto.objective.lambda_cyc, auto.objective.lambda_cyc_map) == (10.0, 3.0)
     assert [auto.with_values(netG=f).cycle_weight for f in ("colour", "local", "resnet")] == [3.0, 3.0, 10.0]
+    # auto is not a family yet: the search resolves it to one before anything is built or weighed.
+    assert [auto.with_values(netG=f).is_per_pixel for f in ("auto", "colour", "local", "resnet")] == [
+        False, True, True, False]
     assert auto.with_values(netG="colour", lambda_cyc_map=0.0).cycle_weight == 10.0
     assert auto.with_values(netG="colour", lambda_cyc=7.0, lambda_cyc_map=0.0).cycle_weight == 7.0
     for recipe in ("paper", "studio"):

@@ -11,6 +11,9 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 WASSERSTEIN_MODES = ("wgan-clip", "wgan-gp")
+# The generator families that map each pixel (with its neighbourhood, for local) and keep the picture's structure by
+# construction: they have their own cycle weight and fast start, and the drift guard watches them.
+PER_PIXEL_FAMILIES = ("colour", "local")
 # How a run's length is given, each winning over the ones before it: minutes (when set), else steps
 # (when set), else epochs. See ``budget_of``.
 BUDGETS = ("epochs", "steps", "minutes")

@@ -11,6 +11,7 @@ from engine.errors import ConfigError
 
 from .schema import (
     GROUPS,
+    PER_PIXEL_FAMILIES,
     WASSERSTEIN_MODES,
     DataConfig,
     ModelConfig,
@@ -101,11 +102,16 @@ class Config:
         return "adam", o.lr, (o.beta1, o.beta2)
 
     @property
+    def is_per_pixel(self) -> bool:
+        """Whether the generators are a per-pixel family (``PER_PIXEL_FAMILIES``: colour or local)."""
+        return self.model.netG in PER_PIXEL_FAMILIES
+
+    @property
     def cycle_weight(self) -> float:
         """The cycle loss's weight λ: ``lambda_cyc_map`` for the colour and local families where it is set,
         ``lambda_cyc`` otherwise."""
         o = self.objective
-        if self.model.netG in ("colour", "local") and o.lambda_cyc_map > 0:
+        if self.is_per_pixel and o.lambda_cyc_map > 0:
             return o.lambda_cyc_map
         return o.lambda_cyc
 
@@ -114,7 +120,7 @@ class Config:
         """How many times ``lr`` the generators train at in their first steps (``lr_map``, for the colour and local
         families under the LSGAN or vanilla objectives; 1 otherwise)."""
         o = self.optim
-        if self.model.netG not in ("colour", "local") or self.is_wasserstein or o.lr_map <= o.lr:
+        if not self.is_per_pixel or self.is_wasserstein or o.lr_map <= o.lr:
             return 1.0
         return o.lr_map / o.lr
 

@@ -198,7 +198,7 @@ def init_weights(net: nn.Module, gain: float = 0.02) -> nn.Module:
 
 def build_generator(cfg: Config) -> nn.Module:
     m = cfg.model
-    if m.netG in ("colour", "local"):
+    if cfg.is_per_pixel:
         # PyTorch's default initialisation (Kaiming-uniform): no norms to restore the paper's N(0, 0.02) scale
         return ColourGenerator() if m.netG == "colour" else LocalGenerator()
     if m.netG != "resnet":

@@ -39,7 +39,7 @@ from engine.tools.quality_tables import compare_runs, compare_suites, suite_tabl
 from engine.tools.tasks import SUITES, Task, TaskData, get_task, suite
 from engine.training.metric_keys import BEST_STEP
 from engine.training.reports import EvalReport, FamilyTrialReport, FinishedReport, ProgressReport, WarningReport
-from engine.training.saving import DRIFT_GUARDED, BestKeeper
+from engine.training.saving import BestKeeper
 from engine.training.search import FamilySearch
 from engine.training.trainer import Trainer
 
@@ -99,7 +99,7 @@ def measure(cfg: Config, task_data: TaskData, *, minutes: float | None = None, s
     if steps is not None and steps < 1:
         raise ValueError(f"steps must be at least 1, got {steps}")
     settings = dict(_MEASURE_SETTINGS)
-    guarded = cfg.schedule.restore_on_drift and cfg.model.netG in ("auto", *DRIFT_GUARDED)
+    guarded = cfg.schedule.restore_on_drift and (cfg.model.netG == "auto" or cfg.is_per_pixel)
     if monitor or guarded:  # keep the config's held-out split (the family search compares on it)
         settings.update(val_fraction=cfg.get("val_fraction"), val_min=cfg.get("val_min"), **_MONITOR_SETTINGS)
     if guarded:  # the trainer's own evaluations, at the config's interval and in its time, as in a user's run: the

@@ -71,7 +71,7 @@ class FailureWatch:
         self._last: Mapping[str, float] = {}
         self.cycle_floor = 0.1 * cfg.cycle_weight
         # the field the cycle's weight comes from, as the form names it
-        per_pixel = cfg.model.netG in ("colour", "local") and cfg.objective.lambda_cyc_map > 0
+        per_pixel = cfg.is_per_pixel and cfg.objective.lambda_cyc_map > 0
         self.cycle_field = "λ cycle (colour/local)" if per_pixel else "λ cycle"
         self._active: set[str] = set()
 

@@ -23,15 +23,14 @@ from engine.training.reports import CheckpointReport, Report, WarningReport
 from engine.training.state import TrainingState
 from engine.wasserstein.monitor import WAYS, Reading
 
-__all__ = ["StateSaver", "BestKeeper", "resume_point", "DRIFT_BELOW", "DRIFT_RISE", "DRIFT_GUARDED"]
+__all__ = ["StateSaver", "BestKeeper", "resume_point", "DRIFT_BELOW", "DRIFT_RISE"]
 
 # The drift guard: where the best score (each direction's W over its start, summed; the untranslated sources score 2)
 # had come below DRIFT_BELOW, a score DRIFT_RISE times the best one's, beyond both readings' noise, is a drift.
 DRIFT_BELOW = 1.0
 DRIFT_RISE = 1.2
-# The generator families the guard watches (``schedule.restore_on_drift``): the per-pixel ones, whose drift is
-# understood. A ResNet's W wanders while it learns, and it is never stopped this way.
-DRIFT_GUARDED = ("colour", "local")
+# The guard (``schedule.restore_on_drift``) watches the per-pixel families only (``Config.is_per_pixel``), whose
+# drift is understood. A ResNet's W wanders while it learns, and it is never stopped this way.
 
 
 class StateSaver:

@@ -34,7 +34,7 @@ from engine.training.distributed import SINGLE, DistInfo, agree_any
 from engine.training.evaluation import Evaluator
 from engine.training.faults import MAX_CONSECUTIVE_FAULTS, FaultTally
 from engine.training.reports import FinishedReport, ProgressWindow, Report, WarningReport
-from engine.training.saving import DRIFT_GUARDED, BestKeeper, StateSaver, resume_point
+from engine.training.saving import BestKeeper, StateSaver, resume_point
 from engine.training.schedule import Schedule, fast_start_multiplier
 from engine.training.speed import SpeedOptions
 from engine.training.state import TrainingState
@@ -86,7 +86,7 @@ class Trainer(Controls):
                                    (self.train_a, self.train_b), (self.val_a, self.val_b), ground_truth)
         self.checkpoints = (StateSaver(self.state, self.run_folder, cfg.schedule.keep_checkpoints, self._payload_meta)
                             if self.run_folder is not None else None)
-        guard = cfg.schedule.restore_on_drift and cfg.model.netG in DRIFT_GUARDED
+        guard = cfg.schedule.restore_on_drift and cfg.is_per_pixel
         self.best = BestKeeper(self.checkpoints, cfg.schedule.plateau_evals, cfg.schedule.stop_on_plateau,
                                snapshot=self._generators_snapshot if guard else None)
         self.reporter = Reporter(cfg, self.schedule, self.batches, self.evaluator, self.best, self.run_folder,
