@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -40,3 +43,18 @@ def make_folder(path: Path, n: int, size: int = 40, seed: int = 0, tint=(1.0, 1.
 def make_domains(tmp_path: Path, n_a: int = 6, n_b: int = 5) -> tuple[Path, Path]:
     return (make_folder(tmp_path / "A", n_a, seed=1, tint=(1.0, 0.6, 0.3)),
             make_folder(tmp_path / "B", n_b, seed=2, tint=(0.3, 0.6, 1.0)))
+
+
+def run_process_tree(cmd: list[str], timeout: float, **kw) -> subprocess.CompletedProcess:
+    """``subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)``, in a session of its own, so that a
+    timeout kills what it started too: a launcher's workers (torchrun) would otherwise go on using the CPU for the
+    rest of the test session."""
+    with subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
+                          **kw) as proc:
+        try:
+            out, err = proc.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.communicate()
+            raise
+    return subprocess.CompletedProcess(cmd, proc.returncode, out, err)

@@ -14,7 +14,7 @@ from engine.data import open_domains
 from engine.io.checkpoint_files import load_checkpoint
 from engine.training.distributed import DistInfo
 from engine.training.trainer import Trainer
-from tests.helpers import make_domains, tiny_config
+from tests.helpers import make_domains, run_process_tree, tiny_config
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -61,7 +61,7 @@ def test_torchrun_cli_then_single_process_resume(tmp_path):
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
            "-m", "engine", "train", str(a), str(b), "--out", str(run), "--steps", "4", "--device", "cpu", *sets]
-    p = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300, cwd=tmp_path)
+    p = run_process_tree(cmd, timeout=300, env=env, cwd=tmp_path)  # a hang kills the workers too
     assert p.returncode == 0, p.stdout + p.stderr
     assert "× 2 processes (gloo)" in p.stdout
     assert list(tmp_path.rglob("metrics.jsonl")) == [run / "metrics.jsonl"]

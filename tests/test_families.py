@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -52,6 +57,29 @@ def test_the_local_generator_sees_exactly_its_reach():
     reach = (changed - 24).abs().amax().item()
     assert reach == 12  # within 3σ of the widest blur: a pixel 12 px away sees the poke, one 13 px away does not
     assert receptive_reach(net) >= net.reach  # tiles get at least that margin
+
+
+def test_the_local_generators_blurs_run_in_fp32_under_bf16_autocast_on_channels_last_input():
+    # What the trainer feeds it under amp and resize upsampling. On a CPU with native bf16, a bf16 depthwise
+    # convolution of a channels-last tensor with a kernel 15 px or wider never returned (the σ 4 blur is 25 wide):
+    # the local family hung in its first step. So this runs in a child process that is killed if it does not
+    # return, and on any CPU the blurred channels must be the fp32 blur's, not bf16-rounded ones.
+    code = textwrap.dedent("""
+        import torch
+        from engine.models.families import LocalGenerator
+        net = LocalGenerator().eval()
+        x = (torch.rand(2, 3, 40, 40) * 2 - 1).contiguous(memory_format=torch.channels_last)
+        with torch.no_grad():
+            exact = net.features(x.contiguous())
+            with torch.autocast("cpu", dtype=torch.bfloat16):
+                feats, out = net.features(x), net(x)
+        assert feats.dtype == torch.float32 and out.shape == (2, 3, 40, 40)
+        print((feats - exact).abs().max().item())
+    """)
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                       cwd=Path(__file__).resolve().parents[1])
+    assert p.returncode == 0, p.stderr
+    assert float(p.stdout) < 1e-6  # a bf16 blur is off by about 3e-3
 
 
 @pytest.mark.parametrize("family", ["colour", "local"])

@@ -67,7 +67,12 @@ class ColourGenerator(nn.Module):
 
 class _Blur(nn.Module):
     """A separable Gaussian blur of every channel, truncated at 3σ, the border reflected (as the photo would
-    continue). Fixed: its kernel is not learnt and not saved."""
+    continue). Fixed: its kernel is not learnt and not saved.
+
+    It computes in fp32 on a contiguous (NCHW) tensor, outside any autocast, and returns the input's dtype. A
+    fixed filter gains nothing from bf16, and on CPUs with native bf16 (AVX512-BF16) oneDNN's depthwise bf16
+    convolution of a channels-last tensor with a kernel 15 or more pixels wide never returns (torch 2.14.1;
+    the σ 4 blur's kernel is 25 wide): under ``amp=auto`` the local family hung in its first step there."""
 
     def __init__(self, sigma: float):
         super().__init__()
@@ -76,8 +81,11 @@ class _Blur(nn.Module):
         self.register_buffer("kernel", k / k.sum(), persistent=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        c, r = x.shape[1], self.radius
-        k = self.kernel.to(x.dtype)
+        with torch.autocast(x.device.type, enabled=False):
+            return self._blur(x.float().contiguous()).to(x.dtype)
+
+    def _blur(self, x: torch.Tensor) -> torch.Tensor:
+        c, r, k = x.shape[1], self.radius, self.kernel.float()
         x = Fn.conv2d(Fn.pad(x, (r, r, 0, 0), mode="reflect"), k.view(1, 1, 1, -1).expand(c, 1, 1, -1), groups=c)
         return Fn.conv2d(Fn.pad(x, (0, 0, r, r), mode="reflect"), k.view(1, 1, -1, 1).expand(c, 1, -1, 1), groups=c)
 
