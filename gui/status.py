@@ -10,8 +10,8 @@ import shlex
 import time
 from pathlib import Path
 
-from PySide6.QtCore import Qt, QTimer
-from PySide6.QtGui import QColor
+from PySide6.QtCore import QRect, QSize, Qt, QTimer
+from PySide6.QtGui import QColor, QResizeEvent
 from PySide6.QtWidgets import (
     QApplication,
     QFrame,
@@ -238,15 +238,46 @@ class StatusPanel(QWidget):
         self.show_message(f"Training failed: {message}", 15000)
 
 
+class _WrappingList(QListWidget):
+    """A list whose rows are as tall as their text wrapped to the list's width: a QListWidget paints wrapped
+    text but sizes each row for its unwrapped lines, so a long hint was cut off at the right edge."""
+
+    _PAD = 6  # px above and below a row's text
+
+    def __init__(self, on_fitted=None):
+        super().__init__()
+        self.setWordWrap(True)
+        self.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.on_fitted = on_fitted  # called after the rows' heights change
+
+    def row_height(self, text: str) -> int:
+        width = max(40, self.viewport().width() - 8)
+        bound = self.fontMetrics().boundingRect(QRect(0, 0, width, 1 << 20), Qt.TextFlag.TextWordWrap, text)
+        return bound.height() + self._PAD
+
+    def fit_rows(self) -> None:
+        width = self.viewport().width()
+        for i in range(self.count()):
+            item = self.item(i)
+            item.setSizeHint(QSize(width, self.row_height(item.text())))
+        if self.on_fitted is not None:
+            self.on_fitted()
+
+    def resizeEvent(self, event: QResizeEvent) -> None:  # noqa: N802 (Qt's name)
+        super().resizeEvent(event)
+        if event.size().width() != event.oldSize().width():
+            self.fit_rows()
+
+
 class WarningsPanel(QFrame):
-    """What the failure watch said, newest first, each with its hint. Hidden while empty."""
+    """What the failure watch said, newest first, each with its hint, wrapped to the panel's width. Hidden
+    while empty."""
 
     def __init__(self, controller: TrainingController, parent: QWidget | None = None):
         super().__init__(parent)
         self.setObjectName("warningsPanel")
-        self.list = QListWidget()
+        self.list = _WrappingList(on_fitted=self._fit_height)
         self.list.setObjectName("warningsList")
-        self.list.setWordWrap(True)
         self.title = title = QLabel("Warnings")
         title.setObjectName("warningsTitle")
         dismiss = QPushButton("Dismiss")
@@ -283,10 +314,13 @@ class WarningsPanel(QFrame):
         for w in (self, self.title):
             w.style().unpolish(w)
             w.style().polish(w)
-        # As tall as its entries, up to three; older ones scroll.
+        self.list.fit_rows()
+        self.show()
+
+    def _fit_height(self) -> None:
+        """As tall as the newest entries, up to three; older ones scroll."""
         rows = sum(self.list.sizeHintForRow(i) for i in range(min(3, self.list.count())))
         self.list.setFixedHeight(rows + 2 * self.list.frameWidth() + 2)
-        self.show()
 
     def count(self) -> int:
         return self.list.count()

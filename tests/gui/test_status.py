@@ -93,3 +93,22 @@ def test_the_best_step_and_the_plateau_notice(status):
     assert "Stopped at the plateau at step 3,000" in panel.message_label.text()
     started(controller, 5000, max_steps=5000)  # a new run starts clean
     assert panel.best_label.isHidden() and panel.notice_label.isHidden() and panel.warning_label.isHidden()
+
+
+def test_a_long_note_wraps_to_the_panels_width_and_is_shown_whole(status, qtbot):
+    """A hint longer than the panel is wide is wrapped, and its row and the list grow to show every line
+    (the list once sized rows for the unwrapped lines and cut the hint off at the right edge)."""
+    controller, _, warnings = status
+    warnings.resize(320, 200)
+    warnings.show()
+    hint = "Restored the generators of step 66 and stopped: this generator family cannot learn your change " * 2
+    controller.warned.emit(WarningReport(132, "drifted", "the translations are turning back", hint, severity="info"))
+    qtbot.waitUntil(lambda: warnings.list.isVisible())
+    lines = warnings.list.fontMetrics().lineSpacing()
+    narrow = warnings.list.sizeHintForRow(0)
+    assert narrow >= 5 * lines  # the first line, then the hint wrapped to four or more lines at about 300 px
+    assert warnings.list.height() >= narrow
+    warnings.resize(3000, 200)
+    qtbot.waitUntil(lambda: warnings.list.sizeHintForRow(0) < narrow)
+    assert warnings.list.sizeHintForRow(0) < 4 * lines  # wide enough: the first line and the hint's one line
+    assert warnings.list.height() >= warnings.list.sizeHintForRow(0)
