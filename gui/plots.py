@@ -188,6 +188,8 @@ class TrainingPlots(QWidget):
             self._series[spec.key] = Series()
             self._series[spec.key].set_alpha(self._alpha)
         self.w_plot.add_monitor_items(self.curves)
+        # The levels' labels need room in pixels: a view made smaller (a notice above it) may need another range.
+        self._views["w"].sigResized.connect(lambda *_a: self._follow_data("w"))
 
         # Losses on the left; W (with the GP norm under it) and quality on the right.
         self._w_box = QWidget()
@@ -350,6 +352,9 @@ class TrainingPlots(QWidget):
                 ylo, yhi = min(ylo, level), max(yhi, level)
         cur = self._ranges[plot]
         xr = None if guest else sticky_range(xlo, xhi, cur[0] if cur else None, ahead=0.2, pad=0.0, shrink=0.6)
+        if plot == "w" and math.isfinite(yhi - ylo):  # room for the levels' labels, as if it were data: a view
+            room = self.w_plot.label_room() * max(yhi - ylo, 1e-9)  # made smaller (a notice above it) re-ranges
+            ylo, yhi = ylo - room, yhi + room
         yr = sticky_range(ylo, yhi, cur[1] if cur else None)
         if xr is None and yr is None:
             return

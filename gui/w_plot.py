@@ -15,6 +15,7 @@ from typing import Mapping
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import Qt
+from PySide6.QtGui import QFontMetrics
 from PySide6.QtWidgets import QLabel, QVBoxLayout, QWidget
 
 from engine.wasserstein.monitor import WAYS as MONITOR_WAYS
@@ -176,6 +177,20 @@ class WMonitorPlot(QWidget):
     def level_values(self) -> list[float]:
         """The reference levels shown: the view keeps them in range."""
         return [line.value() for line in self.level_lines.values() if line.isVisible()]
+
+    def label_room(self, default: float = 0.06) -> float:
+        """The share of the y span to pad the view with at each end, so that a level's label (a line of text
+        above the identity's line, below the floor's) stays inside the plot when that level is the highest or
+        lowest thing in it: a label of h px in a view of H px needs h / H of the padded span."""
+        if not self.level_values():
+            return default
+        height = self.item.getViewBox().height()
+        if height <= 0:  # not laid out yet
+            return max(default, 0.15)
+        label = next(iter(self.level_lines.values())).label
+        text_px = max(label.boundingRect().height(), QFontMetrics(label.textItem.font()).height()) + 2
+        share = min(0.3, text_px / height)
+        return max(default, share / (1 - 2 * share))
 
     # --- drawing ---------------------------------------------------------------------------
     def redraw(self, series: Mapping[str, Series], axis: str, *, monitor_on: bool) -> None:

@@ -221,3 +221,29 @@ def test_redraws_are_throttled_and_a_long_run_stays_cheap(qtbot, monkeypatch):
     qtbot.wait(10)
     assert plots.shown_count("G_A") == 100000
     assert time.perf_counter() - t0 < 3.0
+
+
+def test_the_reference_levels_labels_stay_inside_the_w_plot(qtbot):
+    """The identity's label sits above its line and the floor's below: when they are the highest and lowest
+    things drawn, the view leaves them a text line's room (they were cut off at the plot's edges), also after
+    the view is made shorter (a notice appearing above the plots)."""
+    plots = make(qtbot)
+    plots.resize(900, 500)
+    for step in (50, 100):
+        plots.add_eval(monitor(step, best=50))
+    plots.flush()
+    view = plots._views["w"]
+
+    def labels_inside() -> None:
+        qtbot.wait(50)  # laid out
+        box = view.sceneBoundingRect()  # the plot's area on screen, in pixels
+        for (way, level), line in plots.w_plot.level_lines.items():
+            line.label.updatePosition()
+            label = line.label.sceneBoundingRect()
+            assert box.top() <= label.top() and label.bottom() <= box.bottom(), (way, level, label, box)
+
+    labels_inside()
+    lo, hi = view.viewRange()[1]  # B→A's identity (3.0) is the highest level: a text line's room above it
+    assert (hi - 3.0) / (hi - lo) * view.height() >= 10
+    plots.resize(900, 260)
+    labels_inside()
