@@ -353,7 +353,7 @@ class TrainingPlots(QWidget):
         cur = self._ranges[plot]
         xr = None if guest else sticky_range(xlo, xhi, cur[0] if cur else None, ahead=0.2, pad=0.0, shrink=0.6)
         if plot == "w" and math.isfinite(yhi - ylo):  # room for the levels' labels, as if it were data: a view
-            room = self.w_plot.label_room() * max(yhi - ylo, 1e-9)  # made smaller (a notice above it) re-ranges
+            room = self.w_plot.label_room(0.0) * max(yhi - ylo, 1e-9)  # made smaller (a notice above it) re-ranges
             ylo, yhi = ylo - room, yhi + room
         yr = sticky_range(ylo, yhi, cur[1] if cur else None)
         if xr is None and yr is None:
