@@ -11,13 +11,21 @@ import torch
 from engine.data import open_domains
 from engine.io.checkpoint_files import load_checkpoint
 from engine.io.run_folder import RunFolder
-from engine.training.family_choice import FAMILIES, RESNET_JUDGED_STEPS, choose, describe_choice
+from engine.training.family_choice import (
+    FAMILIES,
+    RESNET_JUDGED_STEPS,
+    brightness_order,
+    choose,
+    describe_choice,
+    inversion_warning,
+)
 from engine.training.reports import (
     FamilyCandidate,
     FamilyChoiceReport,
     FamilyTrialReport,
     FinishedReport,
     ProgressReport,
+    WarningReport,
 )
 from engine.training.search import FamilySearch, graft, open_trainer
 from engine.training.trainer import Trainer
@@ -66,6 +74,45 @@ def trial_trainer(tmp_path, family: str, **kw) -> Trainer:
     a, b = make_domains(tmp_path)
     cfg = tiny_config(netG=family, **kw)
     return Trainer(cfg, *open_domains(a, b, cfg), device="cpu")
+
+
+def test_brightness_order_is_spearmans_rank_correlation_of_the_luma_per_image():
+    grey = torch.tensor([0.1, 0.2, 0.3, 0.4]).view(1, 1, 2, 2).expand(1, 3, 2, 2)
+    swapped = torch.tensor([0.2, 0.1, 0.3, 0.4]).view(1, 1, 2, 2).expand(1, 3, 2, 2)
+    # ranks 0 1 2 3 against 1 0 2 3: 1 − 6·Σd² / (n(n² − 1)) = 1 − 6·2 / 60 = 0.8
+    assert brightness_order(grey, swapped) == pytest.approx(0.8)
+    x = torch.rand(3, 3, 8, 8) * 2 - 1
+    assert brightness_order(x, x) == pytest.approx(1.0)
+    assert brightness_order(x, 0.5 * x - 0.2) == pytest.approx(1.0)  # a gain and an offset
+    mono = x[:, :1].expand(3, 3, 8, 8)
+    assert brightness_order(mono, mono ** 3) == pytest.approx(1.0)  # any increasing tone curve of a grey image
+    assert brightness_order(x, -x) == pytest.approx(-1.0)  # a negative
+    flat = torch.zeros(1, 3, 8, 8)  # no order to keep: left out of the mean
+    assert brightness_order(torch.cat([x, flat]), torch.cat([-x, flat])) == pytest.approx(-1.0)
+    assert math.isnan(brightness_order(flat, flat))
+
+
+def test_a_kept_map_that_reverses_light_and_dark_is_warned_of():
+    w = inversion_warning(120, "colour", {"AtoB": -0.9, "BtoA": 0.95})
+    assert isinstance(w, WarningReport) and w.code == "inverted" and w.step == 120
+    assert "colour map kept reverses light and dark" in w.message and "A → B -0.90" in w.message
+    assert "B → A" not in w.message and "seed" in w.hint
+    assert inversion_warning(120, "colour", {"AtoB": 0.4, "BtoA": 0.99}) is None  # a sketch's truth scores ~0.4
+    assert inversion_warning(120, "colour", {"AtoB": math.nan, "BtoA": 0.5}) is None
+
+
+def test_a_search_whose_kept_map_is_a_negative_says_so(tmp_path, monkeypatch):
+    """Every candidate's held-out translations made negatives of their sources: the warning follows the choice."""
+    from engine.wasserstein.monitor import WMonitor
+
+    monkeypatch.setattr(WMonitor, "translate_crops", lambda self, net, domain: -self.crops[domain])
+    a, b = make_domains(tmp_path, n_a=8, n_b=8)
+    reports = list(open_trainer(search_config(max_steps=20), a, b, run_dir=tmp_path / "run", device="cpu").run())
+    warned = [i for i, r in enumerate(reports) if isinstance(r, WarningReport) and r.code == "inverted"]
+    choice = [i for i, r in enumerate(reports) if isinstance(r, FamilyChoiceReport)]
+    assert len(warned) == 1 and warned[0] == choice[0] + 1
+    warned = reports[warned[0]]
+    assert "-1.00" in warned.message and reports[-1].reason == "completed"
 
 
 def test_the_local_generator_starts_where_the_colour_map_stands(tmp_path):

@@ -9,9 +9,12 @@ from __future__ import annotations
 
 import math
 
-from engine.training.reports import FamilyCandidate, FamilyChoiceReport
+import torch
 
-__all__ = ["FAMILIES", "RESNET_JUDGED_STEPS", "choose", "describe_choice", "unjudged"]
+from engine.training.reports import FamilyCandidate, FamilyChoiceReport, WarningReport
+
+__all__ = ["FAMILIES", "RESNET_JUDGED_STEPS", "choose", "describe_choice", "unjudged", "brightness_order",
+           "inversion_warning"]
 
 # Every family the search tries, ordered by how much of the picture each may change: least first.
 FAMILIES = ("colour", "local", "resnet")
@@ -64,3 +67,44 @@ def describe_choice(rep: FamilyChoiceReport) -> str:
         cost += f" ({100 * rep.dropped_share:.0f} % of the budget)"
     lines.append(f"kept {rep.chosen}: {rep.reason}; {cost}")
     return "\n".join(lines)
+
+
+_LUMA = (0.299, 0.587, 0.114)  # ITU-R BT.601
+
+
+def brightness_order(source: torch.Tensor, translated: torch.Tensor) -> float:
+    """Whether a map keeps brighter pixels brighter: over images (N, 3, H, W) and their translations, the mean of
+    each image's Spearman rank correlation between its pixels' luma and their translations' luma, in [-1, 1].
+    Images of one brightness throughout (no order to keep) are left out; nan when every image is.
+
+    The true map of every task of the quality suite scores 0.15 (the pencil sketch) to 1.0 on its own pairs (a
+    grade, a tone curve, greyscale and the filters 0.85–1.0; the summer → winter demo 0.39–0.63); a photographic
+    negative scores −1."""
+    w = torch.tensor(_LUMA, dtype=torch.float64).view(1, 3, 1, 1)
+    x = (source.double() * w).sum(1).flatten(1)
+    y = (translated.double() * w).sum(1).flatten(1)
+    scores = []
+    for a, b in zip(x, y):
+        ra, rb = a.argsort().argsort().double(), b.argsort().argsort().double()
+        if a.max() == a.min() or b.max() == b.min():
+            continue
+        scores.append(float(torch.corrcoef(torch.stack([ra, rb]))[0, 1]))
+    return sum(scores) / len(scores) if scores else math.nan
+
+
+def inversion_warning(step: int, family: str, orders: dict[str, float]) -> WarningReport | None:
+    """A warning where the kept family's translations reverse light and dark (``brightness_order`` below 0 in a
+    direction, ``orders``: {"AtoB": …, "BtoA": …}). Such a map can match the target folder's colours, so the
+    search's distance cannot tell it from the true one; no change of the suite's kinds reverses brightness."""
+    bad = {way: r for way, r in orders.items() if math.isfinite(r) and r < 0}
+    if not bad:
+        return None
+    names = {"AtoB": "A → B", "BtoA": "B → A"}
+    said = ", ".join(f"{names.get(way, way)} {r:+.2f}" for way, r in bad.items())
+    return WarningReport(
+        step, "inverted",
+        f"the {family} map kept reverses light and dark: the brightness of its held-out translations runs against "
+        f"their sources' (rank correlation {said}; a grade or a tone curve keeps it near +1)",
+        "It may have found the negative of your change, which has the target's colours but not your pictures: "
+        "look at the previews. If so, train again with another seed (Seed in the form; --set seed=1) or pin a "
+        "generator family.")

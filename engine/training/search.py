@@ -39,7 +39,7 @@ from engine.config import Config
 from engine.data import ImageFolder, open_domains
 from engine.training.controls import Controls
 from engine.training.distributed import SINGLE, DistInfo, broadcast_choice
-from engine.training.family_choice import FAMILIES, choose, describe_choice
+from engine.training.family_choice import FAMILIES, brightness_order, choose, describe_choice, inversion_warning
 from engine.training.reports import (
     FamilyCandidate,
     FamilyChoiceReport,
@@ -104,6 +104,7 @@ class FamilySearch(Controls):
         self._own: dict[str, float] = {}
         self._history: dict[str, list[ProgressReport]] = {}
         self._translations: dict[str, dict[str, torch.Tensor]] = {}  # way → family → its translated crops
+        self._monitor: WMonitor | None = None  # the held-out crops the candidates are compared on
         self._trial_steps: dict[str, int] = {}
 
     # --- what callers read, from whichever trainer is running -----------------------------------------------
@@ -178,6 +179,7 @@ class FamilySearch(Controls):
     def run(self, stop_at: int | None = None) -> Iterator[Report]:
         t0 = time.perf_counter()
         monitor, source = self._selection_monitor() if self.dist.is_main else (None, "")
+        self._monitor = monitor
         self._spent += time.perf_counter() - t0  # building the monitor is part of the search's cost
         share = self.cfg.schedule.search_share
         colour = self.active
@@ -302,7 +304,25 @@ class FamilySearch(Controls):
         log.info("generator family: %s (%s)", chosen, reason)
         history = sorted(self._history.get(chosen, []), key=lambda r: r.step)
         final.prelude = [self.choice, *(replace(rep, replay=True) for rep in history)]
-        yield from final.run(stop_at)
+        warning = self._inversion(final.step, chosen)
+        for rep in final.run(stop_at):
+            yield rep
+            if rep is self.choice and warning is not None:  # right after the choice it is about
+                yield warning
+
+
+    def _inversion(self, step: int, family: str) -> WarningReport | None:
+        """The warning of ``inversion_warning`` where the kept family's held-out translations (from the end of its
+        trial) reverse light and dark; None where they do not, or where there are none."""
+        monitor = self._monitor
+        if monitor is None or any(family not in self._translations.get(way, {}) for way, _, _ in WAYS):
+            return None
+        orders = {way: brightness_order(monitor.crops[source], self._translations[way][family])
+                  for way, source, _ in WAYS}
+        warning = inversion_warning(step, family, orders)
+        if warning is not None:
+            log.warning("%s", warning.message)
+        return warning
 
 
 def graft(colour: Trainer, local: Trainer) -> None:
