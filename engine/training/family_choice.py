@@ -77,9 +77,9 @@ def brightness_order(source: torch.Tensor, translated: torch.Tensor) -> float:
     each image's Spearman rank correlation between its pixels' luma and their translations' luma, in [-1, 1].
     Images of one brightness throughout (no order to keep) are left out; nan when every image is.
 
-    The true map of every task of the quality suite scores 0.15 (the pencil sketch) to 1.0 on its own pairs (a
-    grade, a tone curve, greyscale and the filters 0.85–1.0; the summer → winter demo 0.39–0.63); a photographic
-    negative scores −1."""
+    The true map of every task of the quality suite scores 0.15 (the pencil sketch) to 1.0 on its own photos (the
+    summer → winter demo 0.39–0.63, the cartoon from 0.70, every other grade, tone curve and filter from 0.85); a
+    photographic negative scores −1."""
     w = torch.tensor(_LUMA, dtype=torch.float64).view(1, 3, 1, 1)
     x = (source.double() * w).sum(1).flatten(1)
     y = (translated.double() * w).sum(1).flatten(1)
