@@ -2,7 +2,9 @@
 
 ``FAMILIES`` are ordered by how much of the picture each may change, least first. ``choose`` keeps the
 lowest score unless a family earlier in that order is within the intervals; ``describe_choice`` puts the
-outcome into lines for a terminal. The search that measures the candidates: ``engine.training.search``.
+outcome into lines for a terminal; ``inversion_warning`` speaks up where the family kept reverses light and
+dark (``brightness_order``), which no distance between the folders can see. The search that measures the
+candidates: ``engine.training.search``.
 """
 
 from __future__ import annotations

@@ -310,7 +310,6 @@ class FamilySearch(Controls):
             if rep is self.choice and warning is not None:  # right after the choice it is about
                 yield warning
 
-
     def _inversion(self, step: int, family: str) -> WarningReport | None:
         """The warning of ``inversion_warning`` where the kept family's held-out translations (from the end of its
         trial) reverse light and dark; None where they do not, or where there are none."""
