@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Sequence
 
 import numpy as np
+import scipy.stats
 import torch
 from PIL import Image
 
@@ -21,7 +22,7 @@ from engine.data.demo import ground_truth_dir
 from engine.images import quantize, uint8_to_tensor
 from engine.models.networks import translate_tensor
 
-__all__ = ["psnr", "GroundTruth", "demo_ground_truth"]
+__all__ = ["psnr", "spearman", "GroundTruth", "demo_ground_truth"]
 
 
 def psnr(x: np.ndarray | torch.Tensor, y: np.ndarray | torch.Tensor, peak: float = 255.0) -> float:
@@ -32,6 +33,20 @@ def psnr(x: np.ndarray | torch.Tensor, y: np.ndarray | torch.Tensor, peak: float
         raise ValueError(f"psnr needs equal shapes, got {tuple(a.shape)} and {tuple(b.shape)}")
     mse = float(((a - b) ** 2).mean())
     return math.inf if mse == 0 else 10.0 * math.log10(peak * peak / mse)
+
+
+def spearman(x: Sequence[float] | np.ndarray, y: Sequence[float] | np.ndarray) -> float:
+    """Spearman's rank correlation (Pearson's on the ranks, ties sharing their mean rank); nan when either side is
+    constant or shorter than 3."""
+    a, b = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
+    if len(a) != len(b):
+        raise ValueError(f"spearman: {len(a)} values against {len(b)}")
+    if len(a) < 3:
+        return math.nan
+    ra, rb = scipy.stats.rankdata(a), scipy.stats.rankdata(b)
+    ra, rb = ra - ra.mean(), rb - rb.mean()
+    den = math.sqrt(float((ra * ra).sum() * (rb * rb).sum()))
+    return float((ra * rb).sum() / den) if den > 0 else math.nan
 
 
 def _pooled_psnr(pairs: Sequence[tuple[torch.Tensor, torch.Tensor]]) -> float:

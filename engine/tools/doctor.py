@@ -116,7 +116,7 @@ def run_doctor(device: str = "auto", *, paper_step: bool = True) -> list[Check]:
         def training():
             # Every family auto may keep, under the amp the user's runs get: a kernel that fails or is slow for one
             # family on this machine (the local family's wide blurs hung under native bf16 once) shows here.
-            rates, ok, precision = [], True, "fp32"
+            rates, failed, precision = [], [], "fp32"
             for family in FAMILIES:
                 cfg = preset("cpu-quick").with_values(netG=family, max_steps=20, log_every=20, eval_every=10**6,
                                                       preview_every=10**6, save_every=10**6, val_fraction=0.0,
@@ -126,10 +126,12 @@ def run_doctor(device: str = "auto", *, paper_step: bool = True) -> list[Check]:
                 reports = list(t.run())
                 _sync(dev)
                 seconds = time.perf_counter() - start
-                ok = ok and reports[-1].reason == "completed" and t.step == 20
+                if reports[-1].reason != "completed" or t.step != 20:
+                    failed.append(f"{family} ({getattr(reports[-1], 'message', '') or reports[-1].reason})")
                 rates.append(f"{family} {20 / seconds:.2f} it/s")
                 precision = "bf16" if t.speed.amp else "fp32"
-            return ok, f"20 cpu-quick steps of each family ({precision}): {', '.join(rates)}", ""
+            value = f"20 cpu-quick steps of each family ({precision}): {', '.join(rates)}"
+            return not failed, value + (f"; did not finish: {', '.join(failed)}" if failed else ""), ""
 
         checks.append(_check("training", training))
 

@@ -28,6 +28,7 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
+from engine.metrics import spearman
 from engine.training.saving import BestKeeper
 from engine.wasserstein.monitor import NEAR_DONE, Reading
 
@@ -45,31 +46,6 @@ SIGNALS: dict[str, str] = {
     "training critic": "w_{target}_val",   # wgan-clip / wgan-gp only
 }
 _WAYS = (("AtoB", "B"), ("BtoA", "A"))
-
-
-def _ranks(x: np.ndarray) -> np.ndarray:
-    """Ranks 1…n, ties sharing their mean rank."""
-    order = np.argsort(x, kind="mergesort")
-    ranks = np.empty(len(x))
-    ranks[order] = np.arange(1, len(x) + 1)
-    for v in np.unique(x):
-        tie = x == v
-        if tie.sum() > 1:
-            ranks[tie] = ranks[tie].mean()
-    return ranks
-
-
-def spearman(x: Sequence[float], y: Sequence[float]) -> float:
-    """Spearman's rank correlation (Pearson's on the ranks); nan when either side is constant or too short."""
-    a, b = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
-    if len(a) != len(b):
-        raise ValueError(f"spearman: {len(a)} values against {len(b)}")
-    if len(a) < 3:
-        return math.nan
-    ra, rb = _ranks(a), _ranks(b)
-    ra, rb = ra - ra.mean(), rb - rb.mean()
-    den = math.sqrt(float((ra * ra).sum() * (rb * rb).sum()))
-    return float((ra * rb).sum() / den) if den > 0 else math.nan
 
 
 def _monitor_pick(points: Sequence[Mapping[str, float]]) -> int | None:

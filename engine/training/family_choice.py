@@ -13,6 +13,7 @@ import math
 
 import torch
 
+from engine.metrics import spearman
 from engine.training.reports import FamilyCandidate, FamilyChoiceReport, WarningReport
 
 __all__ = ["FAMILIES", "RESNET_JUDGED_STEPS", "choose", "describe_choice", "unjudged", "brightness_order",
@@ -83,14 +84,9 @@ def brightness_order(source: torch.Tensor, translated: torch.Tensor) -> float:
     summer → winter demo 0.39–0.63, the cartoon from 0.70, every other grade, tone curve and filter from 0.85); a
     photographic negative scores −1."""
     w = torch.tensor(_LUMA, dtype=torch.float64).view(1, 3, 1, 1)
-    x = (source.double() * w).sum(1).flatten(1)
-    y = (translated.double() * w).sum(1).flatten(1)
-    scores = []
-    for a, b in zip(x, y):
-        ra, rb = a.argsort().argsort().double(), b.argsort().argsort().double()
-        if a.max() == a.min() or b.max() == b.min():
-            continue
-        scores.append(float(torch.corrcoef(torch.stack([ra, rb]))[0, 1]))
+    x = (source.double() * w).sum(1).flatten(1).numpy()
+    y = (translated.double() * w).sum(1).flatten(1).numpy()
+    scores = [r for r in (spearman(a, b) for a, b in zip(x, y)) if math.isfinite(r)]
     return sum(scores) / len(scores) if scores else math.nan
 
 
