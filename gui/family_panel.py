@@ -119,7 +119,8 @@ class FamilyPanel(QFrame):
             self.hide()
             return
         self.candidates = [FamilyCandidate(c["family"], c["score"], c["lo"], c["hi"], c.get("w", {}),
-                                           c.get("start", {}), c.get("steps", 0), c.get("seconds", 0.0))
+                                           c.get("start", {}), c.get("steps", 0), c.get("seconds", 0.0),
+                                           tuple(c.get("replicates", ())))
                            for c in record.get("candidates", [])]
         self.chosen = record.get("chosen")
         self._draw()

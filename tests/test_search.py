@@ -4,7 +4,9 @@ that chooses, hands its winner over to a trainer that writes the run, resumes, a
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
+import numpy as np
 import pytest
 import torch
 
@@ -17,6 +19,7 @@ from engine.training.family_choice import (
     brightness_order,
     choose,
     describe_choice,
+    indistinct,
     inversion_warning,
 )
 from engine.training.reports import (
@@ -48,6 +51,28 @@ def test_within_the_interval_the_family_that_changes_the_picture_least_is_kept()
     assert "cannot tell colour" in reason and "changes the picture less" in reason
     # A more-changing family within the interval of the best does not take it over.
     assert choose([cand("colour", 0.30), cand("local", 0.31), cand("resnet", 0.9)])[0] == "colour"
+
+
+def test_a_paired_difference_tells_apart_what_overlapping_intervals_cannot():
+    # The pencil sketch's reading: the ResNet's interval [0.81, 0.92] overlaps the colour map's [0.82, 1.01],
+    # but the images that are hard for one are hard for the other (``hard``, shared by both), and on every
+    # resample the ResNet is the closer by 0.088-0.108: the difference's interval stays above 0.
+    hard = np.array([0.0, 0.1, -0.1, 0.05, -0.05, 0.08, -0.08, 0.02, -0.02, 0.04, -0.04, 0.0])
+    resnet = FamilyCandidate("resnet", 0.847, 0.81, 0.92, {}, {}, 40, 1.0, tuple(0.847 + hard))
+    colour = FamilyCandidate("colour", 0.945, 0.82, 1.01, {}, {}, 700, 1.0,
+                             tuple(0.945 + hard + np.linspace(0.01, -0.01, 12)))
+    local = FamilyCandidate("local", 1.2, 1.1, 1.3, {}, {}, 600, 1.0, tuple(1.2 + hard))
+    assert colour.lo <= resnet.hi and not indistinct(colour, resnet)
+    chosen, resolved, reason = choose([colour, local, resnet])
+    assert (chosen, resolved) == ("resnet", True) and "closest" in reason
+    # Where the difference changes sign between resamples, the two cannot be told apart: the colour map is kept.
+    noisy = replace(colour, replicates=tuple(0.945 + hard + 0.2 * np.resize([1, -1], 12)))
+    assert indistinct(noisy, resnet)
+    assert choose([noisy, local, resnet])[:2] == ("colour", False)
+    # So is a family whose score is the best's (a difference of 0 is no difference).
+    assert indistinct(replace(resnet, family="colour"), resnet)
+    # A record without replicates (an older run's) falls back to the overlap of the marginal intervals.
+    assert choose([replace(colour, replicates=()), local, resnet])[:2] == ("colour", False)
 
 
 def test_a_resnet_dropped_after_too_short_a_trial_is_named_with_how_to_pin_it():
@@ -156,6 +181,8 @@ def test_a_search_tries_every_family_keeps_one_and_writes_the_run(tmp_path):
     assert len(choice) == 1 and [c.family for c in choice[0].candidates] == list(FAMILIES)
     chosen = choice[0].chosen
     assert all(math.isfinite(c.score) and c.lo <= c.score <= c.hi for c in choice[0].candidates)
+    # Every candidate carries its score on the same bootstrap resamples, for the paired rule.
+    assert len({len(c.replicates) for c in choice[0].candidates}) == 1 and len(choice[0].candidates[0].replicates) > 1
     # Step budget: trials of 7 % each (colour twice, then the fork), then the winner to the end.
     assert reports[-1].reason == "completed" and search.step == 40
     # The chosen family's own trial comes first in its history, replayed in order for the plots.
@@ -169,6 +196,7 @@ def test_a_search_tries_every_family_keeps_one_and_writes_the_run(tmp_path):
     assert len(rows) == 1 and rows[0]["chosen"] == chosen and len(rows[0]["candidates"]) == 3
     ck = load_checkpoint(tmp_path / "run")
     assert ck["family_search"]["chosen"] == chosen
+    assert ck["family_search"]["candidates"][0]["replicates"] == list(choice[0].candidates[0].replicates)
     # It resumes as a plain run of its family.
     again = Trainer.resume_run(tmp_path / "run", device="cpu", max_steps=44)
     assert again.cfg.model.netG == chosen and again.search_record["chosen"] == chosen

@@ -106,7 +106,9 @@ class FamilyTrialReport(Report):
 @dataclass(frozen=True)
 class FamilyCandidate:
     """One family's trial as the search read it. ``score``: distance / start averaged over both directions
-    (1: as far from the target as the untranslated images; lower is closer), with its 95 % interval."""
+    (1: as far from the target as the untranslated images; lower is closer), with its 95 % interval.
+    ``replicates``: the score on each bootstrap resample; replicate i of every candidate of one search is taken
+    on the same resample of the held-out images, so two candidates' difference has an interval of its own."""
 
     family: str
     score: float
@@ -116,10 +118,12 @@ class FamilyCandidate:
     start: Mapping[str, float]  # per direction: the identity's W
     steps: int
     seconds: float
+    replicates: tuple[float, ...] = ()
 
     def as_dict(self) -> dict:
         return {"family": self.family, "score": self.score, "lo": self.lo, "hi": self.hi, "w": dict(self.w),
-                "start": dict(self.start), "steps": self.steps, "seconds": self.seconds}
+                "start": dict(self.start), "steps": self.steps, "seconds": self.seconds,
+                "replicates": list(self.replicates)}
 
 
 @dataclass(frozen=True)

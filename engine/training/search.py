@@ -11,9 +11,9 @@ come closest to the target, and train it for the rest of the budget.
    monitor's 8-px patches hardly see blur). No ground truth is used. A candidate's score is its distance
    over the untranslated sources' (``start``), averaged over the two directions, with a paired bootstrap
    95 % interval.
-3. The lowest score wins, unless a family that changes the picture less (earlier in ``FAMILIES``) is within
-   the intervals: then the search cannot tell the two apart and the family that keeps more of the picture
-   is chosen, and the report says so (the rule: ``engine.training.family_choice``).
+3. The lowest score wins, unless a family that changes the picture less (earlier in ``FAMILIES``) cannot be
+   told from it (the 95 % interval of their paired difference reaches 0): then the family that keeps more of
+   the picture is chosen, and the report says so (the rule: ``engine.training.family_choice``).
 4. A trainer of the winner's config, writing the run folder, takes over the candidate's state (weights,
    optimisers, averages, pools, steps and time) and trains to the end of the budget; the dropped candidates
    cost their shares.
@@ -272,7 +272,8 @@ class FamilySearch(Controls):
             self.candidates.append(FamilyCandidate(family, score, lo, hi,
                                                    {way: readings[way][family][0] for way in readings},
                                                    {way: start[way][0] for way in readings},
-                                                   self._trial_steps[family], self._own[family]))
+                                                   self._trial_steps[family], self._own[family],
+                                                   tuple(float(r) for r in reps) if ways else ()))
         self._spent += time.perf_counter() - t0
 
     def _choose_and_continue(self, trainers: dict[str, Trainer], source: str, stop_at: int | None
