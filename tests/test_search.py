@@ -65,6 +65,7 @@ def test_a_paired_difference_tells_apart_what_overlapping_intervals_cannot():
     assert colour.lo <= resnet.hi and not indistinct(colour, resnet)
     chosen, resolved, reason = choose([colour, local, resnet])
     assert (chosen, resolved) == ("resnet", True) and "closest" in reason
+    assert "overlaps colour's" in reason and "local" not in reason  # why overlapping bars are no tie
     # Where the difference changes sign between resamples, the two cannot be told apart: the colour map is kept.
     noisy = replace(colour, replicates=tuple(0.945 + hard + 0.2 * np.resize([1, -1], 12)))
     assert indistinct(noisy, resnet)

@@ -29,14 +29,18 @@ RESNET_JUDGED_STEPS = 100
 
 
 def choose(candidates: list[FamilyCandidate]) -> tuple[str, bool, str]:
-    """(family, resolved, reason): the lowest score, or, where the intervals cannot tell it from a family
-    that changes the picture less, the least-changing of those. ``candidates`` are in ``FAMILIES`` order.
+    """(family, resolved, reason): the lowest score, or, where the search cannot tell it from a family that
+    changes the picture less (``indistinct``), the least-changing of those. ``candidates`` are in ``FAMILIES`` order.
     Where the ResNet lost after too short a trial to show anything, the reason says so and how to pin it."""
     best = min(candidates, key=lambda c: c.score)
     tied = [c for c in candidates if FAMILIES.index(c.family) < FAMILIES.index(best.family) and indistinct(c, best)]
     if not tied:
         family, resolved = best.family, True
         reason = f"{best.family} came closest to the target (distance / start {best.score:.2f})"
+        overlapping = [c.family for c in candidates if c is not best and c.lo <= best.hi and c.hi >= best.lo]
+        if overlapping:  # the plot's bars overlap: say why that is no tie
+            reason += (f"; its interval overlaps {' and '.join(overlapping)}'s, but compared on the same held-out "
+                       "images it is the closer beyond the 95 % interval")
     else:
         family, resolved = tied[0].family, False
         reason = (f"the search cannot tell {family} ({tied[0].score:.2f}) from {best.family} ({best.score:.2f}) "
