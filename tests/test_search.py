@@ -66,6 +66,10 @@ def test_a_paired_difference_tells_apart_what_overlapping_intervals_cannot():
     chosen, resolved, reason = choose([colour, local, resnet])
     assert (chosen, resolved) == ("resnet", True) and "closest" in reason
     assert "overlaps colour's" in reason and "local" not in reason  # why overlapping bars are no tie
+    # Bars of a family that changes more may overlap the kept one's without a word: it loses on both counts.
+    later = FamilyCandidate("resnet", 0.95, 0.80, 1.10, {}, {}, 40, 1.0, tuple(0.95 + hard[::-1]))
+    chosen, _, reason = choose([replace(resnet, family="colour"), local, later])
+    assert chosen == "colour" and "came closest" in reason and "overlaps" not in reason
     # Where the difference changes sign between resamples, the two cannot be told apart: the colour map is kept.
     noisy = replace(colour, replicates=tuple(0.945 + hard + 0.2 * np.resize([1, -1], 12)))
     assert indistinct(noisy, resnet)

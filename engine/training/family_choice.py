@@ -37,8 +37,9 @@ def choose(candidates: list[FamilyCandidate]) -> tuple[str, bool, str]:
     if not tied:
         family, resolved = best.family, True
         reason = f"{best.family} came closest to the target (distance / start {best.score:.2f})"
-        overlapping = [c.family for c in candidates if c is not best and c.lo <= best.hi and c.hi >= best.lo]
-        if overlapping:  # the plot's bars overlap: say why that is no tie
+        overlapping = [c.family for c in candidates if FAMILIES.index(c.family) < FAMILIES.index(best.family)
+                       and c.lo <= best.hi and c.hi >= best.lo]
+        if overlapping:  # the plot's bars overlap a family that changes less: say why that is no tie
             reason += (f"; its interval overlaps {' and '.join(overlapping)}'s, but compared on the same held-out "
                        "images it is the closer beyond the 95 % interval")
     else:
