@@ -12,7 +12,9 @@ import numpy as np
 import torch
 from PIL import Image
 
-__all__ = ["to_uint8_image", "uint8_to_tensor", "to_unit_range", "pil_to_tensor", "tensor_to_pil", "quantize"]
+__all__ = ["LUMA", "to_uint8_image", "uint8_to_tensor", "to_unit_range", "pil_to_tensor", "tensor_to_pil", "quantize"]
+
+LUMA = (0.299, 0.587, 0.114)  # an RGB pixel's luma weights (ITU-R BT.601)
 
 
 def quantize(t: torch.Tensor) -> torch.Tensor:

@@ -32,6 +32,8 @@ import torch
 import torch.nn.functional as Fn
 from torch import nn
 
+from engine.images import LUMA
+
 __all__ = ["ColourGenerator", "LocalGenerator", "COLOUR_WIDTH", "family_arch_from_state_dict", "family_from_arch"]
 
 COLOUR_WIDTH = 64           # hidden channels of the per-pixel MLP
@@ -112,7 +114,7 @@ class LocalGenerator(nn.Module):
         self.width, self.depth = width, depth
         self.blurs = nn.ModuleList([_Blur(s) for s in self.SIGMAS])
         self.gradient_blurs = nn.ModuleList([_Blur(s) for s in self.GRADIENT_SIGMAS])
-        self.register_buffer("luma", torch.tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("luma", torch.tensor(LUMA).view(1, 3, 1, 1), persistent=False)
         self.colour = _mlp(width, depth, inputs=self.inputs)
         with torch.no_grad():
             self.colour[0].weight[:, 3:] = 0.0

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from engine import images
+
 __all__ = ["LUMA", "dusk_transform", "faded_transform", "sepia_transform", "grey_transform", "falsecolor_transform",
            "sketch_transform", "cartoon_transform", "sharpen_transform", "tone_transform", "blur_transform",
            "edges_transform", "vignette_transform", "bloom_transform"]
@@ -29,7 +31,7 @@ def _mix(x: np.ndarray, m: np.ndarray, offset=0.0) -> np.ndarray:
     return x[..., 0:1] * m[:, 0] + x[..., 1:2] * m[:, 1] + x[..., 2:3] * m[:, 2] + offset
 
 
-LUMA = np.array([0.299, 0.587, 0.114])
+LUMA = np.array(images.LUMA)
 _DUSK_MATRIX = np.array([[0.95, 0.10, 0.00], [0.06, 0.70, 0.04], [0.00, 0.06, 0.62]])
 _DUSK_OFFSET = np.array([0.0, 0.0, 0.12])
 _DUSK_GAMMA = np.array([1.35, 1.5, 1.25])

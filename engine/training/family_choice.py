@@ -14,6 +14,7 @@ import math
 import numpy as np
 import torch
 
+from engine.images import LUMA
 from engine.metrics import spearman
 from engine.training.reports import FamilyCandidate, FamilyChoiceReport, WarningReport
 
@@ -91,9 +92,6 @@ def describe_choice(rep: FamilyChoiceReport) -> str:
     return "\n".join(lines)
 
 
-_LUMA = (0.299, 0.587, 0.114)  # ITU-R BT.601
-
-
 def brightness_order(source: torch.Tensor, translated: torch.Tensor) -> float:
     """Whether a map keeps brighter pixels brighter: over images (N, 3, H, W) and their translations, the mean of
     each image's Spearman rank correlation between its pixels' luma and their translations' luma, in [-1, 1].
@@ -102,7 +100,7 @@ def brightness_order(source: torch.Tensor, translated: torch.Tensor) -> float:
     The true map of every task of the quality suite scores 0.15 (the pencil sketch) to 1.0 on its own photos (the
     summer → winter demo 0.39–0.63, the cartoon from 0.70, every other grade, tone curve and filter from 0.85); a
     photographic negative scores −1."""
-    w = torch.tensor(_LUMA, dtype=torch.float64).view(1, 3, 1, 1)
+    w = torch.tensor(LUMA, dtype=torch.float64).view(1, 3, 1, 1)
     x = (source.double() * w).sum(1).flatten(1).numpy()
     y = (translated.double() * w).sum(1).flatten(1).numpy()
     scores = [r for r in (spearman(a, b) for a, b in zip(x, y)) if math.isfinite(r)]
