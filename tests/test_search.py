@@ -16,6 +16,7 @@ from engine.io.run_folder import RunFolder
 from engine.training.family_choice import (
     FAMILIES,
     RESNET_JUDGED_STEPS,
+    TRIAL_ORDER,
     brightness_order,
     choose,
     describe_choice,
@@ -172,13 +173,34 @@ def search_config(**kw):
                        preview_every=10**6, eval_every=10**6, log_every=1, **kw)
 
 
-def test_a_search_tries_every_family_keeps_one_and_writes_the_run(tmp_path):
+def resnet_translates(monkeypatch, how):
+    """The held-out translations the search reads: the ResNet's made by ``how(crops, source, target)``, every
+    other family's its own."""
+    from engine.models.networks import ResnetGenerator
+    from engine.wasserstein.monitor import WMonitor
+
+    own = WMonitor.translate_crops
+
+    def translate(self, net, domain):
+        if any(isinstance(m, ResnetGenerator) for m in net.modules()):
+            return how(self.crops, domain, "B" if domain == "A" else "A")
+        return own(self, net, domain)
+
+    monkeypatch.setattr(WMonitor, "translate_crops", translate)
+
+
+def test_a_search_tries_every_family_keeps_one_and_writes_the_run(tmp_path, monkeypatch):
+    resnet_translates(monkeypatch, lambda crops, source, target: torch.ones_like(crops[source]))  # far: all white
     a, b = make_domains(tmp_path, n_a=8, n_b=8)
     search = open_trainer(search_config(max_steps=40), a, b, run_dir=tmp_path / "run", device="cpu")
     assert isinstance(search, FamilySearch)
     reports = list(search.run())
     trials = [r for r in reports if isinstance(r, FamilyTrialReport)]
     assert [f for f in FAMILIES if any(r.family == f for r in trials)] == list(FAMILIES)
+    # In TRIAL_ORDER: two shares of the colour map, the ResNet, the colour map's third share beside the local's.
+    order = [r.family for i, r in enumerate(trials) if i == 0 or trials[i - 1].family != r.family]
+    assert order == ["colour", "resnet", "colour", "local"]
+    assert [next(r.index for r in trials if r.family == f) for f in TRIAL_ORDER] == [0, 1, 2]
     for family in FAMILIES:  # each trial reads from its start to 100 %, never back (the colour map's two sessions)
         done = [r.trial_progress for r in trials if r.family == family]
         assert done == sorted(done) and done[-1] == pytest.approx(1.0) and done[0] < 0.5, (family, done)
@@ -206,6 +228,41 @@ def test_a_search_tries_every_family_keeps_one_and_writes_the_run(tmp_path):
     again = Trainer.resume_run(tmp_path / "run", device="cpu", max_steps=44)
     assert again.cfg.model.netG == chosen and again.search_record["chosen"] == chosen
     assert list(again.run())[-1].reason == "completed" and again.step == 44
+
+
+def test_a_resnet_ahead_halfway_ends_the_search_without_the_local_generator(tmp_path, monkeypatch):
+    """Where the ResNet's held-out translations are the target's own images (distance 0), the early reading finds
+    it ahead of the colour map: the local generator never trains, and the colour map trains only its two shares."""
+    resnet_translates(monkeypatch, lambda crops, source, target: crops[target][: len(crops[source])])
+    a, b = make_domains(tmp_path, n_a=8, n_b=8)
+    search = open_trainer(search_config(max_steps=40), a, b, run_dir=tmp_path / "run", device="cpu")
+    reports = list(search.run())
+    trials = [r for r in reports if isinstance(r, FamilyTrialReport)]
+    assert {r.family for r in trials} == {"colour", "resnet"}
+    assert max(r.step for r in trials if r.family == "colour") == 6  # round(2 × 7 % × 40) steps, no third share
+    choice = next(r for r in reports if isinstance(r, FamilyChoiceReport))
+    assert [c.family for c in choice.candidates] == ["colour", "resnet"]
+    assert choice.chosen == "resnet" and choice.resolved and "local generator" in choice.reason
+    colour, resnet = choice.candidates
+    assert resnet.score < 0.2 and resnet.hi < colour.lo  # the target's own images: near 0, far from the colour map
+    assert reports[-1].reason == "completed" and search.step == 40
+    assert RunFolder(tmp_path / "run").read().config.model.netG == "resnet"
+    # The colour map's two shares are all the budget the search dropped.
+    assert colour.seconds <= choice.dropped_s < colour.seconds + 10.0
+
+
+def test_a_stop_during_the_resnets_trial_chooses_between_the_two_tried(tmp_path):
+    a, b = make_domains(tmp_path, n_a=8, n_b=8)
+    search = open_trainer(search_config(max_steps=200), a, b, run_dir=tmp_path / "run", device="cpu")
+    reports = []
+    for rep in search.run():
+        reports.append(rep)
+        if isinstance(rep, FamilyTrialReport) and rep.family == "resnet" and rep.step == 2:
+            search.stop()
+    assert reports[-1].reason == "stopped"
+    choice = next(r for r in reports if isinstance(r, FamilyChoiceReport))
+    assert [c.family for c in choice.candidates] == ["colour", "resnet"] and "not tried" not in choice.reason
+    assert load_checkpoint(tmp_path / "run")["family_search"]["chosen"] == choice.chosen
 
 
 def test_a_stop_during_the_search_keeps_the_colour_map_with_a_checkpoint(tmp_path):

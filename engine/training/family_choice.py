@@ -18,11 +18,13 @@ from engine.images import LUMA
 from engine.metrics import spearman
 from engine.training.reports import FamilyCandidate, FamilyChoiceReport, WarningReport
 
-__all__ = ["FAMILIES", "RESNET_JUDGED_STEPS", "choose", "indistinct", "describe_choice", "unjudged",
+__all__ = ["FAMILIES", "TRIAL_ORDER", "RESNET_JUDGED_STEPS", "choose", "indistinct", "describe_choice", "unjudged",
            "brightness_order", "inversion_warning"]
 
 # Every family the search tries, ordered by how much of the picture each may change: least first.
 FAMILIES = ("colour", "local", "resnet")
+# The order the search trains them in: the ResNet before the local generator, which it may make needless.
+TRIAL_ORDER = ("colour", "resnet", "local")
 # Fewer ResNet steps than this in its trial show nothing of what it learns: on every task of the suite, trials of
 # 11–14 steps (3 minutes on one CPU thread) translated to a grey mush 1.2–3.7 × as far from the target as the
 # untranslated images, including the tasks (sketch, demo) where the ResNet is the only family that learns.

@@ -2,9 +2,12 @@
 come closest to the target, and train it for the rest of the budget.
 
 1. Each family of ``FAMILIES`` trains for ``search_share`` of the budget (of its minutes, or of its steps
-   under a step or epoch budget), as a trainer of its own that writes nothing. The colour map trains first,
-   for twice that; the local generator then starts from it (``graft``) while the colour map trains on alone
-   for as long, so the two are compared at equal time; the ResNet trains last.
+   under a step or epoch budget), as a trainer of its own that writes nothing, in ``TRIAL_ORDER``. The colour
+   map trains first, for twice that, then the ResNet. If the ResNet is already the closer to the target (the
+   reading and rule of 2 and 3), the search ends there: the local generator is not tried and the colour map
+   trains no further, so a ResNet that wins drops no more budget than a colour map that wins. Otherwise the
+   local generator starts from the colour map (``graft``) while the colour map trains on alone for as long, so
+   the two are compared at equal time, and every family is read at the end of its trial.
 2. Held-out crops at the images' own resolution (the scale a user translates at) are translated by each
    candidate and compared with the real held-out targets, in both directions, by a multi-scale sliced
    Wasserstein distance (``engine.wasserstein.structure``: colour, structure and detail count, where the
@@ -39,7 +42,14 @@ from engine.config import Config
 from engine.data import ImageFolder, open_domains
 from engine.training.controls import Controls
 from engine.training.distributed import SINGLE, DistInfo, broadcast_choice
-from engine.training.family_choice import FAMILIES, brightness_order, choose, describe_choice, inversion_warning
+from engine.training.family_choice import (
+    FAMILIES,
+    TRIAL_ORDER,
+    brightness_order,
+    choose,
+    describe_choice,
+    inversion_warning,
+)
 from engine.training.reports import (
     FamilyCandidate,
     FamilyChoiceReport,
@@ -106,6 +116,7 @@ class FamilySearch(Controls):
         self._translations: dict[str, dict[str, torch.Tensor]] = {}  # way → family → its translated crops
         self._monitor: WMonitor | None = None  # the held-out crops the candidates are compared on
         self._trial_steps: dict[str, int] = {}
+        self._early = False  # the ResNet won the early reading: the local generator was not tried
 
     # --- what callers read, from whichever trainer is running -----------------------------------------------
     state = property(lambda self: self.active.state)
@@ -185,22 +196,44 @@ class FamilySearch(Controls):
         colour = self.active
         trainers: dict[str, Trainer] = {"colour": colour}
         yield from self._train(colour, "colour", 2 * share, of=(0.0, 3 * share))
-        if not self.stopping:  # the local generator takes the colour map over and learns detail on top of it,
-            local = trainers["local"] = self._trainer("local", trial=True, device=self.device)  # while the colour
-            graft(colour, local)  # map trains on alone for as long: the two compared at equal time
-            self._own["local"], self._history["local"] = self._own["colour"], list(self._history["colour"])
-            yield from self._train(colour, "colour", share, of=(2 * share, 3 * share))
-            self._candidate(monitor, "colour", colour)
-        if not self.stopping:
-            yield from self._train(local, "local", share)
-            self._candidate(monitor, "local", local)
         if not self.stopping:
             resnet = trainers["resnet"] = self._trainer("resnet", trial=True, device=self.device)
             yield from self._train(resnet, "resnet", share)
             self._candidate(monitor, "resnet", resnet)
-        if monitor is not None and self._translations:
-            self._read(monitor)
+            if self.stopping:  # stopped during the ResNet's trial: the colour map's trial ends at two shares
+                self._candidate(monitor, "colour", colour)
+            elif self._resnet_ahead(monitor, colour):  # so it does where the ResNet is already the closer
+                self._early = True
+                self._candidate(monitor, "colour", colour, translated=True)
+        if not self.stopping and not self._early:  # the local generator takes the colour map over and learns detail on
+            local = trainers["local"] = self._trainer("local", trial=True, device=self.device)  # top of it, while
+            graft(colour, local)  # the colour map trains on alone for as long: the two compared at equal time
+            self._own["local"], self._history["local"] = self._own["colour"], list(self._history["colour"])
+            yield from self._train(colour, "colour", share, of=(2 * share, 3 * share))
+            self._candidate(monitor, "colour", colour)
+            if not self.stopping:
+                yield from self._train(local, "local", share)
+                self._candidate(monitor, "local", local)
+        if monitor is not None and self._translations and not self.candidates:
+            self.candidates = self._read(monitor)
         yield from self._choose_and_continue(trainers, source, stop_at)
+
+    def _resnet_ahead(self, monitor: WMonitor | None, colour: Trainer) -> bool:
+        """The early reading, after the ResNet's trial and two shares of the colour map's: whether the ResNet is
+        already the closer beyond the paired interval. Then the local generator (the colour map with a few
+        pixels' reach) is not tried and the colour map trains no further: on every task where the ResNet won the
+        search, both lost to it, and their shares would be budget dropped. Otherwise the reading is set aside and
+        every family is read at the end of its trial. Its time is the search's."""
+        ahead = False
+        if monitor is not None:
+            self._translate(monitor, "colour", colour)
+            candidates = self._read(monitor)
+            family, resolved, _ = choose(candidates)
+            if family == "resnet" and resolved:
+                self.candidates, ahead = candidates, True
+        if self.dist.enabled:  # only the main rank measures: every rank must train the same trials
+            ahead = bool(broadcast_choice(int(ahead), self.device))
+        return ahead
 
     def _train(self, trainer: Trainer, family: str, share: float, of: tuple[float, float] | None = None
                ) -> Iterator[Report]:
@@ -217,7 +250,7 @@ class FamilySearch(Controls):
         else:
             steps = trainer.step + max(1, round(share * trainer.total_steps))
         start, first = trainer.elapsed(), trainer.step
-        index = FAMILIES.index(family)
+        index = TRIAL_ORDER.index(family)
         history = self._history.setdefault(family, [])
         for rep in trainer.run(stop_at=steps):
             if isinstance(rep, ProgressReport):
@@ -225,7 +258,7 @@ class FamilySearch(Controls):
                 done = ((trainer.step - first) / (steps - first) if steps else
                         (rep.elapsed_s - start) / (share * trainer.schedule.budget_s))
                 done = (before + share * min(1.0, done)) / whole  # of the family's whole trial
-                yield FamilyTrialReport(rep.step, family, index, len(FAMILIES), rep.progress, done,
+                yield FamilyTrialReport(rep.step, family, index, len(TRIAL_ORDER), rep.progress, done,
                                         rep.elapsed_s, rep.eta_s, rep.its_per_s, tuple(self.candidates))
             elif isinstance(rep, FinishedReport):
                 if rep.reason == "error":
@@ -235,24 +268,27 @@ class FamilySearch(Controls):
         self._own[family] = self._own.get(family, 0.0) + trainer.elapsed() - start
         self._spent = trainer.elapsed()
 
-    def _candidate(self, monitor: WMonitor | None, family: str, trainer: Trainer) -> None:
-        """A candidate at the end of its trial: its translations of the held-out sources, kept for the reading
-        (translating counts as the search's time; ``trial_hook``'s does not)."""
+    def _candidate(self, monitor: WMonitor | None, family: str, trainer: Trainer, translated: bool = False) -> None:
+        """A candidate at the end of its trial: ``trial_hook``, whose time is not the search's, then its translations
+        of the held-out sources, kept for the reading (``translated``: they are, from the early reading)."""
         if self.trial_hook is not None:
             self.trial_hook(family, trainer)
-        if monitor is None:
-            return
+        if monitor is not None and not translated:
+            self._translate(monitor, family, trainer)
+
+    def _translate(self, monitor: WMonitor, family: str, trainer: Trainer) -> None:
+        """``trainer``'s translations of the held-out sources, in both directions (the search's time)."""
         t0 = time.perf_counter()
         for (way, source, _), net in zip(WAYS, trainer.state.inference_generators()):
             self._translations.setdefault(way, {})[family] = monitor.translate_crops(net, source)
         self._trial_steps[family] = trainer.step
         self._spent += time.perf_counter() - t0
 
-    def _read(self, monitor: WMonitor) -> None:
+    def _read(self, monitor: WMonitor) -> list[FamilyCandidate]:
         """Every candidate's translations of the held-out sources against the real targets, by the multi-scale
         sliced W (``structure_distances``: detail, structure and colour), relative to the untranslated sources:
-        distance / start, averaged over both directions, with a paired bootstrap interval. Its time is the
-        search's."""
+        distance / start, averaged over both directions, with a paired bootstrap interval; in ``FAMILIES`` order.
+        Its time is the search's."""
         t0 = time.perf_counter()
         readings: dict[str, dict[str, tuple[float, np.ndarray]]] = {}
         for way, source, target in WAYS:
@@ -260,7 +296,8 @@ class FamilySearch(Controls):
                                                 {"identity": monitor.crops[source], **self._translations[way]},
                                                 seed=self.cfg.schedule.seed)
         start = {way: readings[way]["identity"] for way in readings}
-        for family in self._translations[WAYS[0][0]]:
+        candidates = []
+        for family in sorted(self._translations[WAYS[0][0]], key=FAMILIES.index):
             ways = [way for way in readings if start[way][0] > 0]
             if not ways:
                 score, lo, hi = math.inf, math.inf, math.inf
@@ -269,17 +306,21 @@ class FamilySearch(Controls):
                 reps = sum(readings[w][family][1] / np.maximum(start[w][1], 1e-12) for w in ways) / len(ways)
                 lo, hi = (float(v) for v in np.quantile(reps, [0.025, 0.975]))
                 lo, hi = min(lo, score), max(hi, score)
-            self.candidates.append(FamilyCandidate(family, score, lo, hi,
-                                                   {way: readings[way][family][0] for way in readings},
-                                                   {way: start[way][0] for way in readings},
-                                                   self._trial_steps[family], self._own[family],
-                                                   tuple(float(r) for r in reps) if ways else ()))
+            candidates.append(FamilyCandidate(family, score, lo, hi,
+                                              {way: readings[way][family][0] for way in readings},
+                                              {way: start[way][0] for way in readings},
+                                              self._trial_steps[family], self._own[family],
+                                              tuple(float(r) for r in reps) if ways else ()))
         self._spent += time.perf_counter() - t0
+        return candidates
 
     def _choose_and_continue(self, trainers: dict[str, Trainer], source: str, stop_at: int | None
                              ) -> Iterator[Report]:
         if self.candidates:
             chosen, resolved, reason = choose(self.candidates)
+            if self._early:
+                reason += ("; it was already ahead of the colour map halfway through the search, so the local "
+                           "generator (the colour map with a few pixels' reach) was not tried")
             if source == "training":
                 reason += " (measured on training images: too few are held out)"
         else:  # no monitor (too few images), or stopped before any trial ended: the least-changing family
