@@ -5,7 +5,8 @@ come closest to the target, and train it for the rest of the budget.
    under a step or epoch budget), as a trainer of its own that writes nothing, in ``TRIAL_ORDER``. The colour
    map trains first, for twice that, then the ResNet. If the ResNet is already the closer to the target (the
    reading and rule of 2 and 3), the search ends there: the local generator is not tried and the colour map
-   trains no further, so a ResNet that wins drops no more budget than a colour map that wins. Otherwise the
+   trains no further, so a ResNet that wins this early drops two shares, as a colour map that wins does,
+   where it would drop four at the end. Otherwise the
    local generator starts from the colour map (``graft``) while the colour map trains on alone for as long, so
    the two are compared at equal time, and every family is read at the end of its trial.
 2. Held-out crops at the images' own resolution (the scale a user translates at) are translated by each
@@ -231,6 +232,9 @@ class FamilySearch(Controls):
             family, resolved, _ = choose(candidates)
             if family == "resnet" and resolved:
                 self.candidates, ahead = candidates, True
+            log.info("early reading, the colour map after two shares and the ResNet after one: %s; %s",
+                     ", ".join(f"{c.family} {c.score:.3f} [{c.lo:.3f}, {c.hi:.3f}]" for c in candidates),
+                     "the ResNet is ahead, the local generator is not tried" if ahead else "trying the local generator")
         if self.dist.enabled:  # only the main rank measures: every rank must train the same trials
             ahead = bool(broadcast_choice(int(ahead), self.device))
         return ahead
