@@ -53,3 +53,20 @@ def test_no_button_where_the_resnet_won_or_lost_a_fair_trial(qtbot):
     assert panel.chosen == "resnet" and not panel.pin.isVisible()
     panel.show_record(None)  # an opened run with its family set by hand
     assert not panel.isVisible()
+
+
+def test_a_search_ended_at_the_early_reading_shows_the_two_families_tried_in_their_places(qtbot):
+    """The ResNet won the early reading: the local generator was never tried, so its place on the chart stays empty
+    and the text says why."""
+    w = window(qtbot)
+    panel = w.family
+    rep = report((cand("colour", 1.05, 600), cand("resnet", 0.79, 130)))
+    rep = FamilyChoiceReport(rep.step, rep.candidates, rep.chosen, rep.resolved,
+                             rep.reason + "; it was already ahead of the colour map halfway through the search, so "
+                             "the local generator (the colour map with a few pixels' reach) was not tried", 87.0, 0.145)
+    panel.show_choice(rep)
+    assert panel.chosen == "resnet" and panel.bar_heights() == {"colour": 1.05, "resnet": 0.79}
+    assert list(panel.bars.opts["x"]) == [0, 2]  # colour, (local not tried), resnet
+    assert list(panel.star.getData()[0]) == [2]
+    assert "was not tried" in panel.text.text() and "14 % of the budget" in panel.text.text()
+    assert not panel.pin.isVisible()
