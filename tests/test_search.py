@@ -173,17 +173,21 @@ def search_config(**kw):
                        preview_every=10**6, eval_every=10**6, log_every=1, **kw)
 
 
-def resnet_translates(monkeypatch, how):
-    """The held-out translations the search reads: the ResNet's made by ``how(crops, source, target)``, every
-    other family's its own."""
+def resnet_translates(monkeypatch, how, colour=None):
+    """The held-out translations the search reads: the ResNet's made by ``how(crops, source, target)`` (and the
+    colour map's by ``colour``, where given), every other family's its own."""
+    from engine.models.families import ColourGenerator
     from engine.models.networks import ResnetGenerator
     from engine.wasserstein.monitor import WMonitor
 
     own = WMonitor.translate_crops
 
     def translate(self, net, domain):
+        target = "B" if domain == "A" else "A"
         if any(isinstance(m, ResnetGenerator) for m in net.modules()):
-            return how(self.crops, domain, "B" if domain == "A" else "A")
+            return how(self.crops, domain, target)
+        if colour is not None and isinstance(net, ColourGenerator):
+            return colour(self.crops, domain, target)
         return own(self, net, domain)
 
     monkeypatch.setattr(WMonitor, "translate_crops", translate)
@@ -249,6 +253,20 @@ def test_a_resnet_ahead_halfway_ends_the_search_without_the_local_generator(tmp_
     assert RunFolder(tmp_path / "run").read().config.model.netG == "resnet"
     # The colour map's two shares are all the budget the search dropped.
     assert colour.seconds <= choice.dropped_s < colour.seconds + 10.0
+
+
+def test_a_resnet_no_closer_than_the_untranslated_images_does_not_end_the_search_early(tmp_path, monkeypatch):
+    """The ResNet reads far closer than a colour map still finding its way (all white here), but no closer than
+    the untranslated images (its translations are its sources): the search goes on to the local generator."""
+    white = lambda crops, source, target: torch.ones_like(crops[source])  # noqa: E731
+    resnet_translates(monkeypatch, lambda crops, source, target: crops[source].clone(), colour=white)
+    a, b = make_domains(tmp_path, n_a=8, n_b=8)
+    reports = list(open_trainer(search_config(max_steps=40), a, b, device="cpu").run())
+    assert {r.family for r in reports if isinstance(r, FamilyTrialReport)} == set(FAMILIES)
+    choice = next(r for r in reports if isinstance(r, FamilyChoiceReport))
+    colour, local, resnet = choice.candidates
+    assert resnet.score == pytest.approx(1.0) and colour.lo > resnet.hi  # the early reading's two, as at the end
+    assert "not tried" not in choice.reason
 
 
 def test_a_stop_during_the_resnets_trial_chooses_between_the_two_tried(tmp_path):

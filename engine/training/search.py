@@ -4,11 +4,11 @@ come closest to the target, and train it for the rest of the budget.
 1. Each family of ``FAMILIES`` trains for ``search_share`` of the budget (of its minutes, or of its steps
    under a step or epoch budget), as a trainer of its own that writes nothing, in ``TRIAL_ORDER``. The colour
    map trains first, for twice that, then the ResNet. If the ResNet is already the closer to the target (the
-   reading and rule of 2 and 3), the search ends there: the local generator is not tried and the colour map
-   trains no further, so a ResNet that wins this early drops two shares, as a colour map that wins does,
-   where it would drop four at the end. Otherwise the
-   local generator starts from the colour map (``graft``) while the colour map trains on alone for as long, so
-   the two are compared at equal time, and every family is read at the end of its trial.
+   reading and rule of 2 and 3) and closer than the untranslated images, the search ends there: the local
+   generator is not tried and the colour map trains no further, so a ResNet that wins this early drops two
+   shares, as a colour map that wins does, where it would drop four at the end. Otherwise the local generator
+   starts from the colour map (``graft``) while the colour map trains on alone for as long, so the two are
+   compared at equal time, and every family is read at the end of its trial.
 2. Held-out crops at the images' own resolution (the scale a user translates at) are translated by each
    candidate and compared with the real held-out targets, in both directions, by a multi-scale sliced
    Wasserstein distance (``engine.wasserstein.structure``: colour, structure and detail count, where the
@@ -221,16 +221,20 @@ class FamilySearch(Controls):
 
     def _resnet_ahead(self, monitor: WMonitor | None, colour: Trainer) -> bool:
         """The early reading, after the ResNet's trial and two shares of the colour map's: whether the ResNet is
-        already the closer beyond the paired interval. Then the local generator (the colour map with a few
-        pixels' reach) is not tried and the colour map trains no further: on every task where the ResNet won the
-        search, both lost to it, and their shares would be budget dropped. Otherwise the reading is set aside and
-        every family is read at the end of its trial. Its time is the search's."""
+        already the closer beyond the paired interval, and its whole interval below 1 (closer to the target than
+        the untranslated images). Then the local generator (the colour map with a few pixels' reach) is not tried
+        and the colour map trains no further: on every task where the ResNet won the search, both lost to it, and
+        their shares would be budget dropped. The second condition keeps a colour map that is still finding its
+        way (a few dozen steps: the demo's at 42 read 1.55, farther than the untranslated images) from handing
+        the run to a ResNet that has learned nothing yet (0.97, a pale blur). Otherwise the reading is set aside
+        and every family is read at the end of its trial. Its time is the search's."""
         ahead = False
         if monitor is not None:
             self._translate(monitor, "colour", colour)
             candidates = self._read(monitor)
             family, resolved, _ = choose(candidates)
-            if family == "resnet" and resolved:
+            resnet = candidates[-1]
+            if family == "resnet" and resolved and resnet.hi < 1:  # and closer than the untranslated images too
                 self.candidates, ahead = candidates, True
             log.info("early reading, the colour map after two shares and the ResNet after one: %s; %s",
                      ", ".join(f"{c.family} {c.score:.3f} [{c.lo:.3f}, {c.hi:.3f}]" for c in candidates),
