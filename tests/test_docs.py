@@ -222,6 +222,9 @@ def test_engine_commands_and_options_exist():
     subs = next(a for a in top._actions if isinstance(a, argparse._SubParsersAction)).choices
     found, problems = _commands(ENGINE_CMD), []
     for doc, tokens in found:
+        flags = top._option_string_actions
+        while len(tokens) > 1 and tokens[0] in flags and flags[tokens[0]].nargs == 0:  # python -m engine -v quality
+            tokens = tokens[1:]
         command = tokens[0].rstrip(".,;:)") if tokens else ""
         if not tokens or tokens[0].startswith("-"):
             problems += _option_problems(doc, "python -m engine", tokens, top)

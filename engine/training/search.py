@@ -206,9 +206,9 @@ class FamilySearch(Controls):
             elif self._resnet_ahead(monitor, colour):  # so it does where the ResNet is already the closer
                 self._early = True
                 self._candidate(monitor, "colour", colour, translated=True)
-        if not self.stopping and not self._early:  # the local generator takes the colour map over and learns detail on
-            local = trainers["local"] = self._trainer("local", trial=True, device=self.device)  # top of it, while
-            graft(colour, local)  # the colour map trains on alone for as long: the two compared at equal time
+        if not self.stopping and not self._early:  # the local generator takes the colour map over and learns
+            local = trainers["local"] = self._trainer("local", trial=True, device=self.device)  # detail on top of it,
+            graft(colour, local)  # while the colour map trains on alone for as long: the two compared at equal time
             self._own["local"], self._history["local"] = self._own["colour"], list(self._history["colour"])
             yield from self._train(colour, "colour", share, of=(2 * share, 3 * share))
             self._candidate(monitor, "colour", colour)
@@ -233,7 +233,7 @@ class FamilySearch(Controls):
             self._translate(monitor, "colour", colour)
             candidates = self._read(monitor)
             family, resolved, _ = choose(candidates)
-            resnet = candidates[-1]
+            resnet = next(c for c in candidates if c.family == "resnet")
             if family == "resnet" and resolved and resnet.hi < 1:  # and closer than the untranslated images too
                 self.candidates, ahead = candidates, True
             log.info("early reading, the colour map after two shares and the ResNet after one: %s; %s",
@@ -327,8 +327,8 @@ class FamilySearch(Controls):
         if self.candidates:
             chosen, resolved, reason = choose(self.candidates)
             if self._early:
-                reason += ("; it was already ahead of the colour map halfway through the search, so the local "
-                           "generator (the colour map with a few pixels' reach) was not tried")
+                reason += ("; it was already ahead after its trial, against the colour map's first two shares, "
+                           "so the local generator (the colour map with a few pixels' reach) was not tried")
             if source == "training":
                 reason += " (measured on training images: too few are held out)"
         else:  # no monitor (too few images), or stopped before any trial ended: the least-changing family

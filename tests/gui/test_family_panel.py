@@ -62,8 +62,9 @@ def test_a_search_ended_at_the_early_reading_shows_the_two_families_tried_in_the
     panel = w.family
     rep = report((cand("colour", 1.05, 600), cand("resnet", 0.79, 130)))
     rep = FamilyChoiceReport(rep.step, rep.candidates, rep.chosen, rep.resolved,
-                             rep.reason + "; it was already ahead of the colour map halfway through the search, so "
-                             "the local generator (the colour map with a few pixels' reach) was not tried", 87.0, 0.145)
+                             rep.reason + "; it was already ahead after its trial, against the colour map's first two "
+                             "shares, so the local generator (the colour map with a few pixels' reach) was not tried",
+                             87.0, 0.145)
     panel.show_choice(rep)
     assert panel.chosen == "resnet" and panel.bar_heights() == {"colour": 1.05, "resnet": 0.79}
     assert list(panel.bars.opts["x"]) == [0, 2]  # colour, (local not tried), resnet
