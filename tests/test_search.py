@@ -269,14 +269,20 @@ def test_a_resnet_no_closer_than_the_untranslated_images_does_not_end_the_search
     assert "not tried" not in choice.reason
 
 
-def test_a_stop_during_the_resnets_trial_chooses_between_the_two_tried(tmp_path):
+def stopped_search(tmp_path, when):
+    """A search of 200 steps writing tmp_path/run, stopped at the first trial report for which ``when`` holds."""
     a, b = make_domains(tmp_path, n_a=8, n_b=8)
     search = open_trainer(search_config(max_steps=200), a, b, run_dir=tmp_path / "run", device="cpu")
     reports = []
     for rep in search.run():
         reports.append(rep)
-        if isinstance(rep, FamilyTrialReport) and rep.family == "resnet" and rep.step == 2:
+        if isinstance(rep, FamilyTrialReport) and when(rep):
             search.stop()
+    return search, reports
+
+
+def test_a_stop_during_the_resnets_trial_chooses_between_the_two_tried(tmp_path):
+    _, reports = stopped_search(tmp_path, lambda rep: rep.family == "resnet" and rep.step == 2)
     assert reports[-1].reason == "stopped"
     choice = next(r for r in reports if isinstance(r, FamilyChoiceReport))
     assert [c.family for c in choice.candidates] == ["colour", "resnet"] and "not tried" not in choice.reason
@@ -284,13 +290,7 @@ def test_a_stop_during_the_resnets_trial_chooses_between_the_two_tried(tmp_path)
 
 
 def test_a_stop_during_the_search_keeps_the_colour_map_with_a_checkpoint(tmp_path):
-    a, b = make_domains(tmp_path, n_a=8, n_b=8)
-    search = open_trainer(search_config(max_steps=200), a, b, run_dir=tmp_path / "run", device="cpu")
-    reports = []
-    for rep in search.run():
-        reports.append(rep)
-        if isinstance(rep, FamilyTrialReport) and rep.step == 3:
-            search.stop()
+    search, reports = stopped_search(tmp_path, lambda rep: rep.step == 3)
     assert isinstance(reports[-1], FinishedReport) and reports[-1].reason == "stopped"
     choice = next(r for r in reports if isinstance(r, FamilyChoiceReport))
     assert choice.chosen == "colour" and not choice.resolved and "stopped" in choice.reason
