@@ -45,7 +45,7 @@ from engine.training.reports import (
     ProgressReport,
     WarningReport,
 )
-from engine.training.search import FAMILIES, describe_choice, open_trainer
+from engine.training.search import TRIAL_ORDER, describe_choice, open_trainer
 from engine.training.trainer import Trainer
 
 log = logging.getLogger("engine")
@@ -150,8 +150,9 @@ def _train(args, cfg, out: Path, info: DistInfo) -> int:
               f"{len(trainer.train_b)}+{len(trainer.val_b)} B images (train+held-out"
               f"{', per process' if info.enabled else ''}), {length} → {out}", flush=True)
         if cfg.model.netG == "auto":
-            print(f"generator family auto: trying {', '.join(FAMILIES)} for {100 * cfg.schedule.search_share:g} % of "
-                  "the budget each, then training the one whose translations come closest to the target", flush=True)
+            print(f"generator family auto: trying {', '.join(TRIAL_ORDER)} for {100 * cfg.schedule.search_share:g} % "
+                  "of the budget each (the colour map twice that; the local generator only where the resnet is not "
+                  "already ahead), then training the one whose translations come closest to the target", flush=True)
     return _drive(trainer, quiet=args.quiet or not info.is_main)
 
 

@@ -66,8 +66,10 @@ from engine.wasserstein.structure import structure_distances
 
 log = logging.getLogger(__name__)
 
-# FAMILIES, choose and describe_choice live in engine.training.family_choice; imported here for callers of the search.
-__all__ = ["FAMILIES", "FamilySearch", "choose", "describe_choice", "open_trainer", "family_config", "graft"]
+# FAMILIES, TRIAL_ORDER, choose and describe_choice live in engine.training.family_choice; imported here for callers
+# of the search.
+__all__ = ["FAMILIES", "TRIAL_ORDER", "FamilySearch", "choose", "describe_choice", "open_trainer", "family_config",
+           "graft"]
 
 _QUIET = {"eval_every": 1_000_000, "preview_every": 1_000_000, "save_every": 1_000_000}  # a trial writes nothing
 _HELD_OUT_IMAGES = 32  # per domain, at most, for the selection monitor
