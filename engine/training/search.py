@@ -227,7 +227,7 @@ class FamilySearch(Controls):
         the untranslated images). Then the local generator (the colour map with a few pixels' reach) is not tried
         and the colour map trains no further: on every task where the ResNet won the search, both lost to it, and
         their shares would be budget dropped. The second condition keeps a colour map that is still finding its
-        way (a few dozen steps: the demo's at 42 read 1.55, farther than the untranslated images) from handing
+        way (a few dozen steps: the demo's at 42 read about 1.5, farther than the untranslated images) from handing
         the run to a ResNet that has learned nothing yet (0.97, a pale blur). Otherwise the reading is set aside
         and every family is read at the end of its trial. Its time is the search's."""
         ahead = False
