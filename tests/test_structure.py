@@ -62,3 +62,13 @@ def test_a_colour_cast_counts_and_replicates_are_paired_and_seeded():
     assert a["cast"][0] > 2 * a["id"][0]
     assert a["cast"][0] == b["cast"][0] and np.array_equal(a["cast"][1], b["cast"][1])
     assert len(a["id"][1]) == 12 and np.all(a["cast"][1] > a["id"][1])  # replicate by replicate
+
+
+def test_a_candidates_reading_does_not_depend_on_the_others_read_with_it():
+    """The family search reads a candidate once and keeps it: read alone or beside others, it is the same."""
+    g = torch.Generator().manual_seed(3)
+    target, a, b = (torch.rand(6, 3, 16, 16, generator=g) * 2 - 1 for _ in range(3))
+    together = structure_distances(target, {"a": a, "b": b}, seed=5)
+    alone = structure_distances(target, {"b": b}, seed=5)
+    assert together["b"][0] == alone["b"][0] and np.array_equal(together["b"][1], alone["b"][1])
+    assert together["a"][0] != alone["b"][0]
