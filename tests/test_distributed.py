@@ -1,11 +1,13 @@
-"""Distributed data-parallel training: 2 CPU processes with gloo, a tiny model, 4 steps."""
+"""Distributed data-parallel training: 2 CPU processes with gloo, a tiny model, a few steps."""
 
 import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
+import pytest
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
@@ -13,6 +15,8 @@ import torch.multiprocessing as mp
 from engine.data import open_domains
 from engine.io.checkpoint_files import load_checkpoint
 from engine.training.distributed import DistInfo
+from engine.training.reports import FamilyTrialReport
+from engine.training.search import FamilySearch
 from engine.training.trainer import Trainer
 from tests.helpers import make_domains, run_process_tree, tiny_config
 
@@ -49,6 +53,53 @@ def test_two_ranks_stay_identical_on_disjoint_shards(tmp_path):
     # Only rank 0 wrote the run folder, and the weights moved from their initialisation.
     assert load_checkpoint(tmp_path / "run")["step"] == 4
     assert list(tmp_path.rglob("metrics.jsonl")) == [tmp_path / "run" / "metrics.jsonl"]
+
+
+def _search_worker(rank: int, world: int, tmp: str, dir_a: str, dir_b: str) -> None:
+    """An auto search on two ranks, stopped on rank 0 alone during the ResNet's trial (as Ctrl-C reaching one node)."""
+    dist.init_process_group("gloo", init_method=f"file://{tmp}/store", rank=rank, world_size=world)
+    try:
+        torch.set_num_threads(1)
+        cfg = tiny_config(netG="auto", preprocess="auto", val_fraction=0.3, val_min=2, max_steps=40,
+                          save_every=10**6, preview_every=10**6, eval_every=10**6)
+        ds_a, ds_b = open_domains(dir_a, dir_b, cfg)
+        search = FamilySearch(cfg, ds_a, ds_b, device="cpu", run_dir=Path(tmp) / "run",
+                              dist_info=DistInfo(rank, world, 0, "gloo"))
+        families = []
+        for rep in search.run():
+            if isinstance(rep, FamilyTrialReport):
+                families.append(rep.family)
+                if rank == 0 and rep.family == "resnet":
+                    search.stop()
+        state = {f"{name}.{k}": v for name in ("G", "F") for k, v in getattr(search.state, name).state_dict().items()}
+        torch.save({"state": state, "families": sorted(set(families)), "chosen": search.choice.chosen,
+                    "step": search.step}, Path(tmp) / f"rank{rank}.pt")
+    finally:
+        dist.destroy_process_group()
+
+
+def test_a_search_stopped_on_one_rank_ends_alike_on_every_rank(tmp_path):
+    """A stop that reaches rank 0 alone ends the search on both ranks at the same point: the same candidates (the
+    local generator not tried), the same winner, the same weights, and no hang (the ranks' collectives would no
+    longer pair up if one went on to the local generator's trial)."""
+    a, b = make_domains(tmp_path, n_a=8, n_b=8)
+    ctx = mp.start_processes(_search_worker, args=(2, str(tmp_path), str(a), str(b)), nprocs=2, join=False,
+                             start_method="spawn")
+    deadline = time.monotonic() + 240
+    try:
+        while not ctx.join(timeout=1):
+            if time.monotonic() > deadline:
+                pytest.fail("the two ranks hung")
+    finally:
+        for p in ctx.processes:
+            if p.is_alive():
+                p.kill()
+    r0 = torch.load(tmp_path / "rank0.pt", weights_only=True)
+    r1 = torch.load(tmp_path / "rank1.pt", weights_only=True)
+    assert r0["families"] == r1["families"] == ["colour", "resnet"]
+    assert r0["chosen"] == r1["chosen"] and r0["step"] == r1["step"] < 40
+    for k, v in r0["state"].items():
+        assert torch.equal(v, r1["state"][k]), f"{k} differs between ranks"
 
 
 def test_torchrun_cli_then_single_process_resume(tmp_path):

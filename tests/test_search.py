@@ -289,6 +289,28 @@ def test_a_stop_during_the_resnets_trial_chooses_between_the_two_tried(tmp_path)
     assert load_checkpoint(tmp_path / "run")["family_search"]["chosen"] == choice.chosen
 
 
+def test_a_stop_while_a_trial_is_set_up_reaches_that_trial(tmp_path, monkeypatch):
+    """Stop pressed while the ResNet's trial is being built (its folders opened at its own scale: seconds on a
+    large folder) reaches that trial, not only the colour map's, which has ended: the ResNet trains no step of
+    its share (14 of 200) and the search chooses at once."""
+    build = FamilySearch._trainer
+
+    def building(self, family, **kw):
+        trainer = build(self, family, **kw)
+        if family == "resnet":
+            self.stop()
+        return trainer
+
+    monkeypatch.setattr(FamilySearch, "_trainer", building)
+    a, b = make_domains(tmp_path, n_a=8, n_b=8)
+    search = open_trainer(search_config(max_steps=200), a, b, run_dir=tmp_path / "run", device="cpu")
+    reports = list(search.run())
+    assert not any(isinstance(r, FamilyTrialReport) and r.family == "resnet" for r in reports)
+    choice = next(r for r in reports if isinstance(r, FamilyChoiceReport))
+    assert {c.family: c.steps for c in choice.candidates} == {"colour": 28, "resnet": 0}
+    assert reports[-1].reason == "stopped" and search.step == {"colour": 28, "resnet": 0}[choice.chosen]
+
+
 def test_a_stop_during_the_search_keeps_the_colour_map_with_a_checkpoint(tmp_path):
     search, reports = stopped_search(tmp_path, lambda rep: rep.step == 3)
     assert isinstance(reports[-1], FinishedReport) and reports[-1].reason == "stopped"

@@ -27,7 +27,7 @@ import torch.distributed as dist
 log = logging.getLogger(__name__)
 
 __all__ = ["DistInfo", "SINGLE", "init_from_env", "shutdown", "average_gradients", "broadcast_module",
-           "agree_any"]
+           "agree_any", "agree_each", "broadcast_choice", "broadcast_value"]
 
 
 @dataclass(frozen=True)
@@ -99,13 +99,23 @@ def broadcast_module(module: torch.nn.Module, src: int = 0) -> None:
 
 def agree_any(flag: bool, device: torch.device | str = "cpu") -> bool:
     """True on every rank if it is true on any rank (stop requests, time limits)."""
-    t = torch.tensor([1.0 if flag else 0.0], device=device)
+    return agree_each((flag,), device)[0]
+
+
+def agree_each(flags: tuple[bool, ...], device: torch.device | str = "cpu") -> tuple[bool, ...]:
+    """``agree_any`` of each flag, in one collective: each is true on every rank if it is true on any rank."""
+    t = torch.tensor([1.0 if f else 0.0 for f in flags], device=device)
     dist.all_reduce(t, op=dist.ReduceOp.MAX)
-    return bool(t.item() > 0)
+    return tuple(bool(v > 0) for v in t.tolist())
+
+
+def broadcast_value(value: float, device: torch.device | str = "cpu", src: int = 0) -> float:
+    """Rank ``src``'s ``value`` on every rank (what only the main rank measures: the family search's clock)."""
+    t = torch.tensor([float(value)], dtype=torch.float64, device=device)
+    dist.broadcast(t, src)
+    return float(t.item())
 
 
 def broadcast_choice(index: int, device: torch.device | str = "cpu", src: int = 0) -> int:
     """Rank ``src``'s ``index`` on every rank (the family search's choice, which only the main rank measures)."""
-    t = torch.tensor([float(index)], device=device)
-    dist.broadcast(t, src)
-    return int(t.item())
+    return round(broadcast_value(index, device, src))

@@ -42,7 +42,7 @@ import torch
 from engine.config import Config
 from engine.data import ImageFolder, open_domains
 from engine.training.controls import Controls
-from engine.training.distributed import SINGLE, DistInfo, broadcast_choice
+from engine.training.distributed import SINGLE, DistInfo, agree_any, broadcast_choice, broadcast_value
 from engine.training.family_choice import (
     FAMILIES,
     TRIAL_ORDER,
@@ -109,8 +109,9 @@ class FamilySearch(Controls):
         self.total_steps = self.active.total_steps
         self.candidates: list[FamilyCandidate] = []
         self.choice: FamilyChoiceReport | None = None
-        # Called with (family, trainer) at the end of each trial, before the monitor reads it; its time is not
-        # the search's (``quality`` scores each candidate against the truth here).
+        # Called with (family, trainer) at the end of each trial (for the colour map where the early reading ends
+        # the search: after that reading); its time is not the search's (``quality`` scores each candidate against
+        # the truth here).
         self.trial_hook: Callable[[str, Trainer], None] | None = None
         self._spent = 0.0  # training seconds of the whole search so far (its measuring included)
         # Each candidate's lineage: the training seconds and progress reports that went into its weights.
@@ -121,6 +122,7 @@ class FamilySearch(Controls):
         self._trial_steps: dict[str, int] = {}
         self._readings: dict[str, dict[str, tuple[float, np.ndarray]]] = {}  # way → family → (distance, replicates)
         self._early = False  # the ResNet won the early reading: the local generator was not tried
+        self._halted = False  # a stop reached the search by the end of the last session (on every rank alike)
 
     # --- what callers read, from whichever trainer is running -----------------------------------------------
     state = property(lambda self: self.active.state)
@@ -200,22 +202,22 @@ class FamilySearch(Controls):
         colour = self.active
         trainers: dict[str, Trainer] = {"colour": colour}
         yield from self._train(colour, "colour", 2 * share, of=(0.0, 3 * share))
-        if not self.stopping:
+        if not self._halted:
             resnet = trainers["resnet"] = self._trainer("resnet", trial=True, device=self.device)
             yield from self._train(resnet, "resnet", share)
             self._candidate(monitor, "resnet", resnet)
-            if self.stopping:  # stopped during the ResNet's trial: the colour map's trial ends at two shares
+            if self._halted:  # stopped during the ResNet's trial: the colour map's trial ends at two shares
                 self._candidate(monitor, "colour", colour)
             elif self._resnet_ahead(monitor, colour):  # so it does where the ResNet is already the closer
                 self._early = True
                 self._candidate(monitor, "colour", colour, translated=True)
-        if not self.stopping and not self._early:  # the local generator takes the colour map over and learns
+        if not self._halted and not self._early:  # the local generator takes the colour map over and learns
             local = trainers["local"] = self._trainer("local", trial=True, device=self.device)  # detail on top of it,
             graft(colour, local)  # while the colour map trains on alone for as long: the two compared at equal time
             self._own["local"], self._history["local"] = self._own["colour"], list(self._history["colour"])
             yield from self._train(colour, "colour", share, of=(2 * share, 3 * share))
             self._candidate(monitor, "colour", colour)
-            if not self.stopping:
+            if not self._halted:
                 yield from self._train(local, "local", share)
                 self._candidate(monitor, "local", local)
         if monitor is not None and self._translations and not self.candidates:
@@ -251,9 +253,12 @@ class FamilySearch(Controls):
         """One session of a candidate's trial: ``share`` of the budget (of its minutes, or of its steps). ``of``:
         (the share its trial has had before, its trial's whole share), where the trial comes in sessions."""
         before, whole = of or (0.0, share)
+        self._agree_clock()
         trainer.state.elapsed_s = self._spent  # the run's clock goes on through every trial
         self.active = trainer
-        if self.paused:
+        if self.stopping:  # a stop that came while this session was being set up reached the last one
+            trainer.stop()
+        elif self.paused:
             trainer.pause()
         steps = None
         if trainer.schedule.timed:
@@ -278,6 +283,17 @@ class FamilySearch(Controls):
                 yield rep  # the user should hear of a fault in a trial too
         self._own[family] = self._own.get(family, 0.0) + trainer.elapsed() - start
         self._spent = trainer.elapsed()
+        self._halted = self.stopping
+        if self.dist.enabled:  # a stop may reach one rank only, or one rank a moment later: every rank takes the
+            self._halted = agree_any(self._halted, self.device)  # same path through the trials from here
+            if self._halted and not self.stopping:
+                self.stop()
+
+    def _agree_clock(self) -> None:
+        """Every rank takes the main rank's clock of the search, which alone counts the readings' time (each rank's
+        trainer ends a timed budget by it)."""
+        if self.dist.enabled:
+            self._spent = broadcast_value(self._spent, self.device)
 
     def _candidate(self, monitor: WMonitor | None, family: str, trainer: Trainer, translated: bool = False) -> None:
         """A candidate at the end of its trial: ``trial_hook``, whose time is not the search's, then its translations
@@ -346,17 +362,18 @@ class FamilySearch(Controls):
         if self.dist.enabled:  # only the main rank measured: every rank takes its choice
             chosen = FAMILIES[broadcast_choice(FAMILIES.index(chosen), self.device)]
         winner = trainers[chosen]
+        self._agree_clock()
         dropped = self._spent - self._own.get(chosen, 0.0)
         final = self._trainer(chosen, trial=False, device=self.device)
         final.load_state(winner.state.payload(epoch=0, total_steps=winner.total_steps, elapsed_s=self._spent,
                                                data_paths=self.data_paths, data_scale=winner.data_scale), "the trial")
         final.search_record = {"chosen": chosen, "resolved": resolved, "reason": reason,
                                "candidates": [c.as_dict() for c in self.candidates], "dropped_s": dropped}
+        self.active = final  # before the flags are read: a stop or pause from here on reaches it
         if self.stopping:
             final.stop()
         elif self.paused:
             final.pause()
-        self.active = final
         share = dropped / final.schedule.budget_s if final.schedule.timed else math.nan
         self.choice = FamilyChoiceReport(final.step, tuple(self.candidates), chosen, resolved, reason, dropped, share)
         log.info("generator family: %s (%s)", chosen, reason)

@@ -30,7 +30,7 @@ from engine.io.run_folder import RunFolder
 from engine.training import tb
 from engine.training.cadence import Reporter
 from engine.training.controls import Controls
-from engine.training.distributed import SINGLE, DistInfo, agree_any
+from engine.training.distributed import SINGLE, DistInfo, agree_each
 from engine.training.evaluation import Evaluator
 from engine.training.faults import MAX_CONSECUTIVE_FAULTS, FaultTally
 from engine.training.reports import FinishedReport, ProgressWindow, Report, WarningReport
@@ -194,11 +194,12 @@ class Trainer(Controls):
                 yield from self._step_boundary()
                 session_s = time.perf_counter() - self._session_start  # the clock, read once per step
                 self._now = elapsed = self.state.elapsed_s + session_s
-                if self.schedule.done(self.step, elapsed):
-                    break
+                done = self.schedule.done(self.step, elapsed)
                 stop, time_up = self.stopping, self.schedule.out_of_time(session_s)
-                if self.dist.enabled:  # all ranks stop at the same step, or the collectives would hang
-                    stop, time_up = agree_any(stop, self.device), agree_any(time_up, self.device)
+                if self.dist.enabled:  # all ranks stop at the same step, or the collectives would hang: each rank
+                    done, stop, time_up = agree_each((done, stop, time_up), self.device)  # reads its own clock
+                if done:
+                    break
                 if stop or time_up:
                     minutes = self.cfg.schedule.time_limit
                     reason, message = ((self._stop_reason, "") if stop else
