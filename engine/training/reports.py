@@ -100,7 +100,8 @@ class FamilyTrialReport(Report):
     elapsed_s: float
     eta_s: float           # of the whole run
     its_per_s: float
-    measured: tuple["FamilyCandidate", ...] = ()  # the families tried before this one, as the monitor read them
+    measured: tuple["FamilyCandidate", ...] = ()  # the families read so far: none while trials remain (the search
+    # reads them all at its end, or at the early reading where that ends it)
 
 
 @dataclass(frozen=True)
