@@ -120,7 +120,7 @@ class FamilyPanel(QFrame):
             return
         self.candidates = [FamilyCandidate(c["family"], c["score"], c["lo"], c["hi"], c.get("w", {}),
                                            c.get("start", {}), c.get("steps", 0), c.get("seconds", 0.0),
-                                           tuple(c.get("replicates", ())))
+                                           tuple(c.get("replicates", ())), c.get("away", {}))
                            for c in record.get("candidates", [])]
         self.chosen = record.get("chosen")
         self._draw()

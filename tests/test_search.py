@@ -91,6 +91,34 @@ def test_a_resnet_dropped_after_too_short_a_trial_is_named_with_how_to_pin_it():
     assert choose(kept)[0] == "resnet" and "trained only" not in choose(kept)[2]
 
 
+def test_the_resnet_is_kept_only_where_no_family_that_keeps_the_picture_can_follow_the_change():
+    # The small blur at 10 minutes: the ResNet read closest (its re-drawing's fine detail nearer the sharp folder's),
+    # while the colour map came closer to the target than the untranslated images in both directions.
+    colour = replace(cand("colour", 0.955, 0.01), away={"AtoB": 0.90, "BtoA": 0.97})
+    resnet = replace(cand("resnet", 0.773, 0.05, steps=121), away={"AtoB": 0.85, "BtoA": 0.58})
+    chosen, resolved, reason = choose([colour, resnet])
+    assert (chosen, resolved) == ("colour", True)
+    assert "resnet read closer (0.77)" in reason and "re-draws every pixel" in reason and "--set netG=resnet" in reason
+    # A reading as close as the untranslated images (1 within the interval) is no move away: still within reach.
+    assert choose([replace(colour, away={"AtoB": 0.90, "BtoA": 1.0}), resnet])[0] == "colour"
+    # The pencil sketch: the colour map turns sketches into flat colour, farther from photographs than the sketches
+    # beyond its interval; the change is beyond it, and the ResNet is kept.
+    sketch = replace(colour, score=1.01, lo=0.97, hi=1.08, away={"AtoB": 0.55, "BtoA": 1.31})
+    chosen, resolved, reason = choose([sketch, resnet])
+    assert (chosen, resolved) == ("resnet", True) and "re-draws" not in reason
+    # With the local generator too, every family that keeps the picture must move away somewhere.
+    local = replace(cand("local", 0.94, 0.01), away={"AtoB": 0.88, "BtoA": 0.96})
+    chosen, _, reason = choose([sketch, local, resnet])
+    assert chosen == "local" and "local, which keep the picture" in reason  # only the one within reach is named
+    assert choose([sketch, replace(local, away={"AtoB": 1.12, "BtoA": 0.7}), resnet])[0] == "resnet"
+    # Among those kept back to, the usual rule: a tie goes to the family that changes the picture less.
+    tied = replace(sketch, score=0.95, away={"AtoB": 0.9, "BtoA": 0.99})
+    assert choose([tied, replace(local, lo=0.9, hi=0.98), resnet])[:2] == ("colour", False)
+    # Where the ResNet does not read closest, nothing changes; records without readings per direction neither.
+    assert choose([colour, replace(resnet, score=1.2, lo=1.1, hi=1.3)])[0] == "colour"
+    assert choose([replace(colour, away={}), resnet])[0] == "resnet"
+
+
 def test_the_choice_is_described_one_line_a_family_with_the_one_kept_marked():
     cands = (cand("colour", 0.60), cand("local", 0.40), cand("resnet", 0.50))
     rep = FamilyChoiceReport(7, cands, "local", True, "local came closest", 12.0, 0.25)
@@ -237,7 +265,8 @@ def test_a_search_tries_every_family_keeps_one_and_writes_the_run(tmp_path, monk
 def test_a_resnet_ahead_halfway_ends_the_search_without_the_local_generator(tmp_path, monkeypatch):
     """Where the ResNet's held-out translations are the target's own images (distance 0), the early reading finds
     it ahead of the colour map: the local generator never trains, and the colour map trains only its two shares."""
-    resnet_translates(monkeypatch, lambda crops, source, target: crops[target][: len(crops[source])])
+    white = lambda crops, source, target: torch.ones_like(crops[source])  # noqa: E731  (farther than the sources)
+    resnet_translates(monkeypatch, lambda crops, source, target: crops[target][: len(crops[source])], colour=white)
     a, b = make_domains(tmp_path, n_a=8, n_b=8)
     search = open_trainer(search_config(max_steps=40), a, b, run_dir=tmp_path / "run", device="cpu")
     reports = list(search.run())
@@ -267,6 +296,25 @@ def test_a_resnet_no_closer_than_the_untranslated_images_does_not_end_the_search
     colour, local, resnet = choice.candidates
     assert resnet.score == pytest.approx(1.0) and colour.lo > resnet.hi  # the early reading's two, as at the end
     assert "not tried" not in choice.reason
+
+
+def test_a_resnet_ahead_of_a_colour_map_within_reach_of_the_change_is_set_aside(tmp_path, monkeypatch):
+    """The ResNet's translations are the target's own images, but the colour map's are its sources (as far as the
+    untranslated images, never farther): the change is within a family that keeps the picture, so the early reading
+    does not end the search, the local generator is tried, and a family that keeps the picture is kept."""
+    resnet_translates(monkeypatch, lambda crops, source, target: crops[target][: len(crops[source])],
+                      colour=lambda crops, source, target: crops[source].clone())
+    a, b = make_domains(tmp_path, n_a=8, n_b=8)
+    reports = list(open_trainer(search_config(max_steps=40), a, b, run_dir=tmp_path / "run", device="cpu").run())
+    assert {r.family for r in reports if isinstance(r, FamilyTrialReport)} == set(FAMILIES)
+    choice = next(r for r in reports if isinstance(r, FamilyChoiceReport))
+    colour, local, resnet = choice.candidates
+    assert resnet.score < 0.2 and min(choice.candidates, key=lambda c: c.score) is resnet
+    assert colour.away == pytest.approx({"AtoB": 1.0, "BtoA": 1.0}, abs=1e-9)  # its sources: distance / start 1
+    assert all(0 <= v < 0.2 for v in resnet.away.values())
+    assert choice.chosen in ("colour", "local") and "re-draws every pixel" in choice.reason
+    assert RunFolder(tmp_path / "run").read().config.model.netG == choice.chosen
+    assert load_checkpoint(tmp_path / "run")["family_search"]["candidates"][0]["away"] == dict(colour.away)
 
 
 def stopped_search(tmp_path, when):

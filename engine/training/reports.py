@@ -109,7 +109,9 @@ class FamilyCandidate:
     """One family's trial as the search read it. ``score``: distance / start averaged over both directions
     (1: as far from the target as the untranslated images; lower is closer), with its 95 % interval.
     ``replicates``: the score on each bootstrap resample; replicate i of every candidate of one search is taken
-    on the same resample of the held-out images, so two candidates' difference has an interval of its own."""
+    on the same resample of the held-out images, so two candidates' difference has an interval of its own.
+    ``away``: per direction, the lower end of the 95 % interval of distance / start: above 1 where the family
+    moved the translations farther from the target than the untranslated images, beyond the interval."""
 
     family: str
     score: float
@@ -120,11 +122,12 @@ class FamilyCandidate:
     steps: int
     seconds: float
     replicates: tuple[float, ...] = ()
+    away: Mapping[str, float] = field(default_factory=dict)
 
     def as_dict(self) -> dict:
         return {"family": self.family, "score": self.score, "lo": self.lo, "hi": self.hi, "w": dict(self.w),
                 "start": dict(self.start), "steps": self.steps, "seconds": self.seconds,
-                "replicates": list(self.replicates)}
+                "replicates": list(self.replicates), "away": dict(self.away)}
 
 
 @dataclass(frozen=True)

@@ -338,11 +338,15 @@ class FamilySearch(Controls):
                 reps = sum(readings[w][family][1] / np.maximum(start[w][1], 1e-12) for w in ways) / len(ways)
                 lo, hi = (float(v) for v in np.quantile(reps, [0.025, 0.975]))
                 lo, hi = min(lo, score), max(hi, score)
+            away = {}  # per direction: the lower end of distance / start's interval
+            for w in ways:
+                ratio = readings[w][family][0] / start[w][0]
+                away[w] = min(ratio, float(np.quantile(readings[w][family][1] / np.maximum(start[w][1], 1e-12), 0.025)))
             candidates.append(FamilyCandidate(family, score, lo, hi,
                                               {way: readings[way][family][0] for way in readings},
                                               {way: start[way][0] for way in readings},
                                               self._trial_steps[family], self._own[family],
-                                              tuple(float(r) for r in reps) if ways else ()))
+                                              tuple(float(r) for r in reps) if ways else (), away))
         self._spent += time.perf_counter() - t0
         return candidates
 
