@@ -1,7 +1,8 @@
 """The generator-family search of an ``auto`` run: which family is on trial, each family's reading by the W
 search (distance / start with its 95 % interval, lower is closer to the target) as a small bar chart, the one kept
-marked with a star, and why it was kept. Where the ResNet lost after a trial too short to judge it, a button sets
-it in the form for the next run (``pin_requested``). Hidden for runs with a family set by hand."""
+marked with a star, and why it was kept. Where the ResNet lost after a trial too short to judge it, or read
+closest but was set aside for a family that keeps the picture, a button sets it in the form for the next run
+(``pin_requested``). Hidden for runs with a family set by hand."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ import pyqtgraph as pg
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QPushButton, QSizePolicy, QVBoxLayout
 
-from engine.training.family_choice import FAMILIES, unjudged
+from engine.training.family_choice import FAMILIES, set_aside, unjudged
 from engine.training.reports import FamilyCandidate, FamilyChoiceReport, FamilyTrialReport
 
 from .plots import BACKGROUND, FOREGROUND
@@ -130,7 +131,9 @@ class FamilyPanel(QFrame):
 
     def _offer_pin(self) -> None:
         self.pin.setEnabled(True)
-        self.pin.setVisible(self.chosen is not None and unjudged(self.candidates, self.chosen) is not None)
+        offered = self.chosen is not None and self.chosen != "resnet" and bool(self.candidates) and (
+            unjudged(self.candidates, self.chosen) is not None or set_aside(self.candidates) is not None)
+        self.pin.setVisible(offered)
 
     def _on_pin_clicked(self) -> None:
         self.pin_requested.emit("resnet")

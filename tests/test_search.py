@@ -40,6 +40,11 @@ def cand(family: str, score: float, half: float = 0.02, steps: int = 500) -> Fam
     return FamilyCandidate(family, score, score - half, score + half, {}, {}, steps, 1.0)
 
 
+def ways(c: FamilyCandidate, a_to_b: float, b_to_a: float) -> FamilyCandidate:
+    """``c`` with its readings per direction: distance / start ``a_to_b`` and ``b_to_a`` (the start 2.0)."""
+    return replace(c, w={"AtoB": 2.0 * a_to_b, "BtoA": 2.0 * b_to_a}, start={"AtoB": 2.0, "BtoA": 2.0})
+
+
 def test_the_closest_family_wins_when_the_monitor_tells_them_apart():
     chosen, resolved, reason = choose([cand("colour", 0.60), cand("local", 0.40), cand("resnet", 0.50)])
     assert (chosen, resolved) == ("local", True) and "closest" in reason
@@ -94,29 +99,34 @@ def test_a_resnet_dropped_after_too_short_a_trial_is_named_with_how_to_pin_it():
 def test_the_resnet_is_kept_only_where_no_family_that_keeps_the_picture_can_follow_the_change():
     # The small blur at 10 minutes: the ResNet read closest (its re-drawing's fine detail nearer the sharp folder's),
     # while the colour map came closer to the target than the untranslated images in both directions.
-    colour = replace(cand("colour", 0.955, 0.01), away={"AtoB": 0.90, "BtoA": 0.97})
-    resnet = replace(cand("resnet", 0.773, 0.05, steps=121), away={"AtoB": 0.85, "BtoA": 0.58})
+    colour = ways(cand("colour", 0.955, 0.01), 0.92, 0.99)
+    resnet = ways(cand("resnet", 0.773, 0.05, steps=121), 0.90, 0.64)
     chosen, resolved, reason = choose([colour, resnet])
     assert (chosen, resolved) == ("colour", True)
+    assert reason.startswith("colour came closest of the families that keep the picture (distance / start 0.95)")
     assert "resnet read closer (0.77)" in reason and "re-draws every pixel" in reason and "--set netG=resnet" in reason
-    # A reading as close as the untranslated images (1 within the interval) is no move away: still within reach.
-    assert choose([replace(colour, away={"AtoB": 0.90, "BtoA": 1.0}), resnet])[0] == "colour"
+    # A reading as far as the untranslated images is no move away: still within reach.
+    assert choose([ways(colour, 0.9, 1.0), resnet])[0] == "colour"
     # The pencil sketch: the colour map turns sketches into flat colour, farther from photographs than the sketches
-    # beyond its interval; the change is beyond it, and the ResNet is kept.
-    sketch = replace(colour, score=1.01, lo=0.97, hi=1.08, away={"AtoB": 0.55, "BtoA": 1.31})
+    # in that direction: the change is beyond it, and the ResNet is kept.
+    sketch = ways(replace(colour, score=1.01, lo=0.97, hi=1.08), 0.59, 1.43)
     chosen, resolved, reason = choose([sketch, resnet])
     assert (chosen, resolved) == ("resnet", True) and "re-draws" not in reason
+    # The early reading would end the search without the local generator: there the move must clear its interval.
+    assert choose([replace(sketch, away={"AtoB": 0.55, "BtoA": 1.14}), resnet], early=True)[0] == "resnet"
+    wide = replace(sketch, away={"AtoB": 0.67, "BtoA": 0.84})  # the sketch at 3 minutes: 1.20, the interval from 0.84
+    assert choose([wide, resnet])[0] == "resnet" and choose([wide, resnet], early=True)[0] == "colour"
     # With the local generator too, every family that keeps the picture must move away somewhere.
-    local = replace(cand("local", 0.94, 0.01), away={"AtoB": 0.88, "BtoA": 0.96})
+    local = ways(cand("local", 0.94, 0.01), 0.88, 0.96)
     chosen, _, reason = choose([sketch, local, resnet])
     assert chosen == "local" and "local, which keep the picture" in reason  # only the one within reach is named
-    assert choose([sketch, replace(local, away={"AtoB": 1.12, "BtoA": 0.7}), resnet])[0] == "resnet"
+    assert choose([sketch, ways(local, 1.12, 0.7), resnet])[0] == "resnet"
     # Among those kept back to, the usual rule: a tie goes to the family that changes the picture less.
-    tied = replace(sketch, score=0.95, away={"AtoB": 0.9, "BtoA": 0.99})
+    tied = ways(replace(sketch, score=0.95), 0.9, 0.99)
     assert choose([tied, replace(local, lo=0.9, hi=0.98), resnet])[:2] == ("colour", False)
     # Where the ResNet does not read closest, nothing changes; records without readings per direction neither.
     assert choose([colour, replace(resnet, score=1.2, lo=1.1, hi=1.3)])[0] == "colour"
-    assert choose([replace(colour, away={}), resnet])[0] == "resnet"
+    assert choose([replace(colour, w={}, start={}), resnet])[0] == "resnet"
 
 
 def test_the_choice_is_described_one_line_a_family_with_the_one_kept_marked():
@@ -310,11 +320,10 @@ def test_a_resnet_ahead_of_a_colour_map_within_reach_of_the_change_is_set_aside(
     choice = next(r for r in reports if isinstance(r, FamilyChoiceReport))
     colour, local, resnet = choice.candidates
     assert resnet.score < 0.2 and min(choice.candidates, key=lambda c: c.score) is resnet
-    assert colour.away == pytest.approx({"AtoB": 1.0, "BtoA": 1.0}, abs=1e-9)  # its sources: distance / start 1
-    assert all(0 <= v < 0.2 for v in resnet.away.values())
+    assert colour.w == pytest.approx(colour.start) and resnet.score < colour.score  # its sources: distance / start 1
     assert choice.chosen in ("colour", "local") and "re-draws every pixel" in choice.reason
     assert RunFolder(tmp_path / "run").read().config.model.netG == choice.chosen
-    assert load_checkpoint(tmp_path / "run")["family_search"]["candidates"][0]["away"] == dict(colour.away)
+    assert load_checkpoint(tmp_path / "run")["family_search"]["reason"] == choice.reason
 
 
 def stopped_search(tmp_path, when):

@@ -231,13 +231,15 @@ class FamilySearch(Controls):
         and the colour map trains no further: on every task where the ResNet won the search, both lost to it, and
         their shares would be budget dropped. The second condition keeps a colour map that is still finding its
         way (a few dozen steps: the demo's at 42 read about 1.5, farther than the untranslated images) from handing
-        the run to a ResNet that has learned nothing yet (0.97, a pale blur). Otherwise the reading is set aside
-        and every family is read at the end of its trial. Its time is the search's."""
+        the run to a ResNet that has learned nothing yet (0.97, a pale blur). The ResNet may be kept only where the
+        colour map moves the translations away from the target beyond its interval (``choose``'s ``early``).
+        Otherwise the reading is set aside and every family is read at the end of its trial. Its time is the
+        search's."""
         ahead = False
         if monitor is not None:
             self._translate(monitor, "colour", colour)
             candidates = self._read(monitor)
-            family, resolved, _ = choose(candidates)
+            family, resolved, _ = choose(candidates, early=True)
             resnet = next(c for c in candidates if c.family == "resnet")
             if family == "resnet" and resolved and resnet.hi < 1:  # and closer than the untranslated images too
                 self.candidates, ahead = candidates, True

@@ -1,7 +1,9 @@
 """The family panel of an auto run: the candidates' bars with the kept one starred, why it was kept, and, where
-the ResNet lost after a trial too short to judge it, a button that sets it in the form for the next run."""
+the ResNet lost after a trial too short to judge it or was set aside, a button that sets it for the next run."""
 
 from __future__ import annotations
+
+from dataclasses import replace
 
 from engine.training.family_choice import RESNET_JUDGED_STEPS, choose
 from engine.training.reports import FamilyCandidate, FamilyChoiceReport
@@ -41,6 +43,27 @@ def test_a_resnet_dropped_unjudged_can_be_set_for_the_next_run_with_one_click(qt
     panel.show_record({"chosen": "colour", "reason": "colour came closest",
                        "candidates": [c.as_dict() for c in (cand("colour", 0.5, 200), cand("resnet", 0.9, 12))]})
     assert panel.pin.isVisible() and panel.pin.isEnabled()
+
+
+def test_a_resnet_set_aside_within_reach_of_the_picture_keeping_families_can_be_set_too(qtbot):
+    """The ResNet read closest, but the colour map came no farther from the target than the untranslated images in
+    either direction: it is kept, and the button offers the ResNet for a change that draws new shapes."""
+    w = window(qtbot)
+    panel = w.family
+    colour = replace(cand("colour", 0.95, 600), w={"AtoB": 0.9, "BtoA": 0.97}, start={"AtoB": 1.0, "BtoA": 1.0})
+    resnet = replace(cand("resnet", 0.73, 130), w={"AtoB": 0.85, "BtoA": 0.6}, start={"AtoB": 1.0, "BtoA": 1.0})
+    panel.show_choice(report((colour, resnet)))
+    assert panel.chosen == "colour" and "re-draws every pixel" in panel.text.text()
+    assert panel.pin.isVisible() and panel.pin.isEnabled()
+    panel.pin.click()
+    assert w.form.config().model.netG == "resnet"
+    # Where the colour map moves away from the target in a direction, the ResNet is kept and no button shows;
+    # an opened run's record is read by the same rule.
+    panel.show_choice(report((replace(colour, w={"AtoB": 0.6, "BtoA": 1.3}), resnet)))
+    assert panel.chosen == "resnet" and not panel.pin.isVisible()
+    panel.show_record({"chosen": "colour", "reason": "colour came closest of the families that keep the picture",
+                       "candidates": [colour.as_dict(), resnet.as_dict()]})
+    assert panel.pin.isVisible()
 
 
 def test_no_button_where_the_resnet_won_or_lost_a_fair_trial(qtbot):
