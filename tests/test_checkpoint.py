@@ -172,3 +172,22 @@ def test_manager_keeps_last_k_plus_latest(tmp_path):
     assert load_checkpoint(tmp_path)["step"] == 40  # a run folder resolves to its latest
     assert sorted(p.name for p in (tmp_path / "checkpoints").iterdir()) == ["latest.pt", "step_0000030.pt",
                                                                               "step_0000040.pt"]
+
+
+def test_a_save_cut_short_never_leaves_latest_behind_a_numbered_checkpoint(tmp_path, monkeypatch):
+    """latest.pt is written first and the numbered file linked from it: a kill between the two (here, the link
+    and the copy failing) leaves latest.pt the newest checkpoint on disk, as a resume expects. (Written the other
+    way round, a SIGKILL there once left latest.pt at step 198 beside step_0000201.pt.)"""
+    m = CheckpointFolder(tmp_path, keep=3)
+    m.save(3, {"step": 3, "config": "{}"})
+
+    def cut(*_args, **_kw):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(os, "link", cut)
+    monkeypatch.setattr(Path, "write_bytes", cut)
+    with pytest.raises(CheckpointError, match="step_0000006.pt"):
+        m.save(6, {"step": 6, "config": "{}"})
+    assert load_checkpoint(m.latest)["step"] == 6
+    assert [s for s, _ in m.numbered()] == [3]
+    assert not list((tmp_path / "checkpoints").glob(".*.tmp"))

@@ -152,24 +152,25 @@ class CheckpointFolder:
 
     def save(self, step: int, payload: dict[str, Any]) -> Path:
         path = self.dir / f"step_{step:07d}.pt"
-        save_checkpoint(path, payload)
-        # latest.pt: a hard link to the same bytes, swapped in atomically (no second write).
-        tmp = self.dir / f".latest.{os.getpid()}.tmp"
+        # latest.pt first, then the numbered file as a hard link to the same bytes (no second write): a kill
+        # between the two leaves latest.pt the newest checkpoint on disk, never behind a numbered one.
+        save_checkpoint(self.latest, payload)
+        tmp = self.dir / f".step.{os.getpid()}.tmp"
         try:
             if tmp.exists():
                 tmp.unlink()
             try:
-                os.link(path, tmp)
+                os.link(self.latest, tmp)
             except OSError:
-                tmp.write_bytes(path.read_bytes())
-            os.replace(tmp, self.latest)
+                tmp.write_bytes(self.latest.read_bytes())
+            os.replace(tmp, path)
             fsync_dir(self.dir)
         except OSError as e:
             try:
                 tmp.unlink()
             except OSError:
                 pass
-            raise CheckpointError(f"could not update {self.latest}: {e.strerror or e}") from e
+            raise CheckpointError(f"could not write {path}: {e.strerror or e}") from e
         for _, old in self.numbered()[: -self.keep]:
             try:
                 old.unlink()
