@@ -330,20 +330,20 @@ class FamilySearch(Controls):
             if new:
                 read.update(structure_distances(monitor.crops[target], new, seed=self.cfg.schedule.seed))
         start = {way: readings[way]["identity"] for way in readings}
+        ways = [way for way in readings if start[way][0] > 0]
         candidates = []
         for family in sorted(self._translations[WAYS[0][0]], key=FAMILIES.index):
-            ways = [way for way in readings if start[way][0] > 0]
+            # per direction: distance / start, and the same on each resample
+            ratio = {w: readings[w][family][0] / start[w][0] for w in ways}
+            resampled = {w: readings[w][family][1] / np.maximum(start[w][1], 1e-12) for w in ways}
+            away = {w: min(ratio[w], float(np.quantile(resampled[w], 0.025))) for w in ways}  # its interval's low end
             if not ways:
                 score, lo, hi = math.inf, math.inf, math.inf
             else:
-                score = sum(readings[w][family][0] / start[w][0] for w in ways) / len(ways)
-                reps = sum(readings[w][family][1] / np.maximum(start[w][1], 1e-12) for w in ways) / len(ways)
+                score = sum(ratio.values()) / len(ways)
+                reps = sum(resampled.values()) / len(ways)
                 lo, hi = (float(v) for v in np.quantile(reps, [0.025, 0.975]))
                 lo, hi = min(lo, score), max(hi, score)
-            away = {}  # per direction: the lower end of distance / start's interval
-            for w in ways:
-                ratio = readings[w][family][0] / start[w][0]
-                away[w] = min(ratio, float(np.quantile(readings[w][family][1] / np.maximum(start[w][1], 1e-12), 0.025)))
             candidates.append(FamilyCandidate(family, score, lo, hi,
                                               {way: readings[way][family][0] for way in readings},
                                               {way: start[way][0] for way in readings},
