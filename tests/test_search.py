@@ -211,10 +211,10 @@ def search_config(**kw):
                        preview_every=10**6, eval_every=10**6, log_every=1, **kw)
 
 
-def resnet_translates(monkeypatch, how, colour=None):
+def resnet_translates(monkeypatch, how, colour=None, local=None):
     """The held-out translations the search reads: the ResNet's made by ``how(crops, source, target)`` (and the
-    colour map's by ``colour``, where given), every other family's its own."""
-    from engine.models.families import ColourGenerator
+    colour map's by ``colour``, the local generator's by ``local``, where given), every other family's its own."""
+    from engine.models.families import ColourGenerator, LocalGenerator
     from engine.models.networks import ResnetGenerator
     from engine.wasserstein.monitor import WMonitor
 
@@ -226,6 +226,8 @@ def resnet_translates(monkeypatch, how, colour=None):
             return how(self.crops, domain, target)
         if colour is not None and isinstance(net, ColourGenerator):
             return colour(self.crops, domain, target)
+        if local is not None and isinstance(net, LocalGenerator):
+            return local(self.crops, domain, target)
         return own(self, net, domain)
 
     monkeypatch.setattr(WMonitor, "translate_crops", translate)
@@ -316,14 +318,52 @@ def test_a_resnet_ahead_of_a_colour_map_within_reach_of_the_change_is_set_aside(
                       colour=lambda crops, source, target: crops[source].clone())
     a, b = make_domains(tmp_path, n_a=8, n_b=8)
     reports = list(open_trainer(search_config(max_steps=40), a, b, run_dir=tmp_path / "run", device="cpu").run())
-    assert {r.family for r in reports if isinstance(r, FamilyTrialReport)} == set(FAMILIES)
+    trials = [r for r in reports if isinstance(r, FamilyTrialReport)]
+    assert {r.family for r in trials} == set(FAMILIES)
+    # The colour map stops at its two shares (round(2 × 7 % × 40) steps); the local generator takes it over for
+    # half a share (round(3.5 % × 40) = 1 step), so a ResNet kept in the end would drop 2.5 shares, not 4.
+    assert max(r.step for r in trials if r.family == "colour") == 6
+    assert max(r.step for r in trials if r.family == "local") == 7
     choice = next(r for r in reports if isinstance(r, FamilyChoiceReport))
     colour, local, resnet = choice.candidates
+    assert (colour.steps, local.steps) == (6, 7)
     assert resnet.score < 0.2 and min(choice.candidates, key=lambda c: c.score) is resnet
     assert colour.w == pytest.approx(colour.start) and resnet.score < colour.score  # its sources: distance / start 1
     assert choice.chosen in ("colour", "local") and "re-draws every pixel" in choice.reason
+    assert "half a share" in choice.reason
     assert RunFolder(tmp_path / "run").read().config.model.netG == choice.chosen
     assert load_checkpoint(tmp_path / "run")["family_search"]["reason"] == choice.reason
+
+
+def test_a_resnet_set_aside_at_the_early_reading_and_kept_in_the_end_drops_two_and_a_half_shares(tmp_path,
+                                                                                                  monkeypatch):
+    """The ResNet reads closest at the early reading; the colour map's translations (all white) are farther from
+    the target than the untranslated images, but the interval of that move reaches below 1 (set here), so the
+    early reading cannot yet say that no family that keeps the picture can follow. The local generator is tried
+    for half a share, moves away as well (all white), and the ResNet is kept: the colour map's two shares and the
+    local generator's half are all that is dropped."""
+    white = lambda crops, source, target: torch.ones_like(crops[source])  # noqa: E731
+    resnet_translates(monkeypatch, lambda crops, source, target: crops[target][: len(crops[source])], colour=white,
+                      local=white)
+    read = FamilySearch._read
+
+    def unresolved(self, monitor):  # the colour map's move away within its interval
+        return [replace(c, away={w: 0.9 for w in c.away}) if c.family == "colour" else c for c in read(self, monitor)]
+
+    monkeypatch.setattr(FamilySearch, "_read", unresolved)
+    a, b = make_domains(tmp_path, n_a=8, n_b=8)
+    search = open_trainer(search_config(max_steps=40), a, b, run_dir=tmp_path / "run", device="cpu")
+    reports = list(search.run())
+    trials = [r for r in reports if isinstance(r, FamilyTrialReport)]
+    order = [r.family for i, r in enumerate(trials) if i == 0 or trials[i - 1].family != r.family]
+    assert order == ["colour", "resnet", "local"]
+    choice = next(r for r in reports if isinstance(r, FamilyChoiceReport))
+    colour, local, resnet = choice.candidates
+    assert (colour.steps, local.steps, resnet.steps) == (6, 7, 3)
+    assert choice.chosen == "resnet" and "half a share" in choice.reason and "re-draws" not in choice.reason
+    # Dropped: the local generator's lineage (the colour map's two shares and its own half share) and the readings.
+    assert local.seconds <= choice.dropped_s < local.seconds + 10.0
+    assert reports[-1].reason == "completed" and search.step == 40
 
 
 def stopped_search(tmp_path, when):

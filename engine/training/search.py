@@ -6,9 +6,12 @@ come closest to the target, and train it for the rest of the budget.
    map trains first, for twice that, then the ResNet. If the ResNet is already the closer to the target (the
    reading and rule of 2 and 3) and closer than the untranslated images, the search ends there: the local
    generator is not tried and the colour map trains no further, so a ResNet that wins this early drops two
-   shares, as a colour map that wins does, where it would drop four at the end. Otherwise the local generator
-   starts from the colour map (``graft``) while the colour map trains on alone for as long, so the two are
-   compared at equal time, and every family is read at the end of its trial.
+   shares, as a colour map that wins does, where it would drop four at the end. Where it is ahead but the rule
+   sets it aside for now (the colour map's move away from the target is within its interval), the local
+   generator starts from the colour map (``graft``) and trains half a share, and the colour map no further: a
+   ResNet kept in the end drops two and a half shares. Otherwise the local generator starts from the colour map
+   while the colour map trains on alone for as long, so the two are compared at equal time, and every family is
+   read at the end of its trial.
 2. Held-out crops at the images' own resolution (the scale a user translates at) are translated by each
    candidate and compared with the real held-out targets, in both directions, by a multi-scale sliced
    Wasserstein distance (``engine.wasserstein.structure``: colour, structure and detail count, where the
@@ -45,11 +48,14 @@ from engine.training.controls import Controls
 from engine.training.distributed import SINGLE, DistInfo, agree_any, broadcast_choice, broadcast_value
 from engine.training.family_choice import (
     FAMILIES,
+    REDRAWS,
     TRIAL_ORDER,
     brightness_order,
     choose,
     describe_choice,
+    indistinct,
     inversion_warning,
+    set_aside,
 )
 from engine.training.reports import (
     FamilyCandidate,
@@ -73,6 +79,8 @@ __all__ = ["FAMILIES", "TRIAL_ORDER", "FamilySearch", "choose", "describe_choice
 
 _QUIET = {"eval_every": 1_000_000, "preview_every": 1_000_000, "save_every": 1_000_000}  # a trial writes nothing
 _HELD_OUT_IMAGES = 32  # per domain, at most, for the selection monitor
+_AHEAD, _WITHHELD = "ahead", "withheld"  # the early reading's verdicts on the ResNet (see _early_reading)
+_VERDICTS = ("", _AHEAD, _WITHHELD)
 
 
 def family_config(cfg: Config, family: str) -> Config:
@@ -121,7 +129,7 @@ class FamilySearch(Controls):
         self._monitor: WMonitor | None = None  # the held-out crops the candidates are compared on
         self._trial_steps: dict[str, int] = {}
         self._readings: dict[str, dict[str, tuple[float, np.ndarray]]] = {}  # way → family → (distance, replicates)
-        self._early = False  # the ResNet won the early reading: the local generator was not tried
+        self._verdict = ""  # the early reading's on the ResNet: _AHEAD, _WITHHELD or "" (see _early_reading)
         self._halted = False  # a stop reached the search by the end of the last session (on every rank alike)
 
     # --- what callers read, from whichever trainer is running -----------------------------------------------
@@ -208,47 +216,61 @@ class FamilySearch(Controls):
             self._candidate(monitor, "resnet", resnet)
             if self._halted:  # stopped during the ResNet's trial: the colour map's trial ends at two shares
                 self._candidate(monitor, "colour", colour)
-            elif self._resnet_ahead(monitor, colour):  # so it does where the ResNet is already the closer
-                self._early = True
-                self._candidate(monitor, "colour", colour, translated=True)
-        if not self._halted and not self._early:  # the local generator takes the colour map over and learns
+            else:  # so it does where the ResNet is already the closer, or closer but set aside for now
+                self._verdict = self._early_reading(monitor, colour)
+                if self._verdict:
+                    self._candidate(monitor, "colour", colour, translated=True)
+        if not self._halted and self._verdict != _AHEAD:  # the local generator takes the colour map over and learns
             local = trainers["local"] = self._trainer("local", trial=True, device=self.device)  # detail on top of it,
             graft(colour, local)  # while the colour map trains on alone for as long: the two compared at equal time
             self._own["local"], self._history["local"] = self._own["colour"], list(self._history["colour"])
-            yield from self._train(colour, "colour", share, of=(2 * share, 3 * share))
-            self._candidate(monitor, "colour", colour)
-            if not self._halted:
-                yield from self._train(local, "local", share)
+            if self._verdict != _WITHHELD:
+                yield from self._train(colour, "colour", share, of=(2 * share, 3 * share))
+                self._candidate(monitor, "colour", colour)
+            if not self._halted:  # where the ResNet was withheld, half a share: whether the local can follow
+                yield from self._train(local, "local", share / 2 if self._verdict == _WITHHELD else share)
                 self._candidate(monitor, "local", local)
         if monitor is not None and self._translations and not self.candidates:
             self.candidates = self._read(monitor)
         yield from self._choose_and_continue(trainers, source, stop_at)
 
-    def _resnet_ahead(self, monitor: WMonitor | None, colour: Trainer) -> bool:
-        """The early reading, after the ResNet's trial and two shares of the colour map's: whether the ResNet is
-        already the closer beyond the paired interval, and its whole interval below 1 (closer to the target than
-        the untranslated images). Then the local generator (the colour map with a few pixels' reach) is not tried
+    def _early_reading(self, monitor: WMonitor | None, colour: Trainer) -> str:
+        """The early reading, after the ResNet's trial and two shares of the colour map's. ``_AHEAD``: the ResNet is
+        already the closer beyond the paired interval, its whole interval below 1 (closer to the target than the
+        untranslated images), and the colour map moves the translations away from the target beyond its interval
+        (``choose``'s ``early``). Then the local generator (the colour map with a few pixels' reach) is not tried
         and the colour map trains no further: on every task where the ResNet won the search, both lost to it, and
-        their shares would be budget dropped. The second condition keeps a colour map that is still finding its
+        their shares would be budget dropped. The interval below 1 keeps a colour map that is still finding its
         way (a few dozen steps: the demo's at 42 read about 1.5, farther than the untranslated images) from handing
-        the run to a ResNet that has learned nothing yet (0.97, a pale blur). The ResNet may be kept only where the
-        colour map moves the translations away from the target beyond its interval (``choose``'s ``early``).
-        Otherwise the reading is set aside and every family is read at the end of its trial. Its time is the
-        search's."""
-        ahead = False
+        the run to a ResNet that has learned nothing yet (0.97, a pale blur).
+
+        ``_WITHHELD``: the same, except that the colour map's move away is not beyond its interval. Whether a
+        family that keeps the picture can follow the change is then still open, and the local generator is tried,
+        but for half a share from the colour map's two, and the colour map trains no further: a family that keeps
+        the picture, kept in the end, has dropped one share, not two (the small blur at 10 minutes: 46 s of 600
+        where it was 89, the local generator kept either way), and a ResNet kept in the end two and a half, not
+        four. "" otherwise (a paired tie, as on the pencil sketch at 3 minutes): every family is read at the end of
+        its trial. Its time is the search's."""
+        verdict = ""
         if monitor is not None:
             self._translate(monitor, "colour", colour)
             candidates = self._read(monitor)
-            family, resolved, _ = choose(candidates, early=True)
-            resnet = next(c for c in candidates if c.family == "resnet")
-            if family == "resnet" and resolved and resnet.hi < 1:  # and closer than the untranslated images too
-                self.candidates, ahead = candidates, True
+            resnet = next(c for c in candidates if c.family == REDRAWS)
+            ahead = (min(candidates, key=lambda c: c.score) is resnet and resnet.hi < 1
+                     and not any(indistinct(c, resnet) for c in candidates if c is not resnet))
+            if ahead:
+                verdict = _WITHHELD if set_aside(candidates, early=True) is not None else _AHEAD
+            if verdict == _AHEAD:
+                self.candidates = candidates
             log.info("early reading, the colour map after two shares and the ResNet after one: %s; %s",
                      ", ".join(f"{c.family} {c.score:.3f} [{c.lo:.3f}, {c.hi:.3f}]" for c in candidates),
-                     "the ResNet is ahead, the local generator is not tried" if ahead else "trying the local generator")
+                     {_AHEAD: "the ResNet is ahead, the local generator is not tried",
+                      _WITHHELD: "the ResNet is ahead, but the colour map may still follow the change: the local "
+                                 "generator is tried for half a share, the colour map no further",
+                      "": "trying the local generator"}[verdict])
         if self.dist.enabled:  # only the main rank measures: every rank must train the same trials
-            ahead = bool(broadcast_choice(int(ahead), self.device))
-        return ahead
+            verdict = _VERDICTS[broadcast_choice(_VERDICTS.index(verdict), self.device)]
+        return verdict
 
     def _train(self, trainer: Trainer, family: str, share: float, of: tuple[float, float] | None = None
                ) -> Iterator[Report]:
@@ -356,9 +378,13 @@ class FamilySearch(Controls):
                              ) -> Iterator[Report]:
         if self.candidates:
             chosen, resolved, reason = choose(self.candidates)
-            if self._early:
+            if self._verdict == _AHEAD:
                 reason += ("; it was already ahead after its trial, against the colour map's first two shares, "
                            "so the local generator (the colour map with a few pixels' reach) was not tried")
+            elif self._verdict == _WITHHELD:
+                reason += ("; the resnet was already ahead after its trial, against the colour map's first two "
+                           "shares, so the colour map trained no further and the local generator was tried for half "
+                           "a share")
             if source == "training":
                 reason += " (measured on training images: too few are held out)"
         else:  # no monitor (too few images), or stopped before any trial ended: the least-changing family
