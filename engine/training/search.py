@@ -222,9 +222,9 @@ class FamilySearch(Controls):
                     self._candidate(monitor, "colour", colour, translated=True)
         if not self._halted and self._verdict != _AHEAD:  # the local generator takes the colour map over and learns
             local = trainers["local"] = self._trainer("local", trial=True, device=self.device)  # detail on top of it,
-            graft(colour, local)  # while the colour map trains on alone for as long: the two compared at equal time
+            graft(colour, local)  # while the colour map trains on alone for as long (the two compared at equal time),
             self._own["local"], self._history["local"] = self._own["colour"], list(self._history["colour"])
-            if self._verdict != _WITHHELD:
+            if self._verdict != _WITHHELD:  # except where the ResNet was set aside at the early reading
                 yield from self._train(colour, "colour", share, of=(2 * share, 3 * share))
                 self._candidate(monitor, "colour", colour)
             if not self._halted:  # where the ResNet was withheld, half a share: whether the local can follow
