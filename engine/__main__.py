@@ -151,8 +151,8 @@ def _train(args, cfg, out: Path, info: DistInfo) -> int:
               f"{', per process' if info.enabled else ''}), {length} → {out}", flush=True)
         if cfg.model.netG == "auto":
             print(f"generator family auto: trying {', '.join(TRIAL_ORDER)} for {100 * cfg.schedule.search_share:g} % "
-                  "of the budget each (the colour map two shares before the resnet, and a third beside the local "
-                  "generator, which is tried only where the resnet is not already ahead), then training the one "
+                  "of the budget each (the colour map two shares before the resnet, then, unless the resnet is already "
+                  "ahead, a third beside the local generator), then training the one "
                   "whose translations come closest to the target", flush=True)
     return _drive(trainer, quiet=args.quiet or not info.is_main)
 
