@@ -201,7 +201,7 @@ class PreviewPanel(QWidget):
                 tile.set_image(to_qimage(np.asarray(arr[0])))
         self._on_render_timer_timeout()  # now that all are set, at one common scale
         self.step = report.step
-        self.step_label.setText(f"step {report.step:,}")
+        self.step_label.setText(report.title)
         self.stack.setCurrentIndex(0)
 
     def show_saved(self, path: str | Path, step: int | None) -> None:

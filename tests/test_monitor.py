@@ -12,7 +12,7 @@ import torch
 from engine.io.checkpoint_files import load_checkpoint
 from engine.io.translate import TranslationModel
 from engine.training.evaluation import Evaluator
-from engine.training.reports import CheckpointReport, EvalReport, FinishedReport, WarningReport
+from engine.training.reports import CheckpointReport, EvalReport, FinishedReport, PreviewReport, WarningReport
 from engine.training.saving import DRIFT_BELOW, DRIFT_RISE, BestKeeper
 from engine.training.trainer import Trainer
 from engine.wasserstein.critic import torch_threads
@@ -291,9 +291,11 @@ def test_a_drift_ends_a_per_pixel_run_at_the_best_steps_generators(tmp_path, mon
     reps = list(trainer.run())
     best = load_checkpoint(tmp_path / "run" / "checkpoints" / "best.pt")
     assert best["step"] == 4
+    last_preview = [r for r in reps if isinstance(r, PreviewReport)][-1]
     if not guarded:
         assert reps[-1].reason == "completed" and reps[-1].step == 16
         assert not [r for r in reps if isinstance(r, WarningReport) and r.code == "drift"]
+        assert last_preview.restored_from is None and last_preview.title == "step 16"
         return
     drift = [r for r in reps if isinstance(r, WarningReport) and r.code == "drift"]
     assert len(drift) == 1 and drift[0].step == 8 and "2.6× what it was at its best, step 4" in drift[0].message
@@ -304,6 +306,11 @@ def test_a_drift_ends_a_per_pixel_run_at_the_best_steps_generators(tmp_path, mon
         for k, v in net.state_dict().items():
             assert torch.equal(v, best["models"][name][k]), (name, k)
             assert torch.equal(v, latest["models"][name][k]), (name, k)
+    # The last preview shows what was restored, and says whose generators made it.
+    assert last_preview.step == 8 and last_preview.restored_from == 4
+    assert last_preview.title == "step 8 · the generators of step 4, restored"
+    for key, images in trainer.evaluator.preview().items():
+        assert (last_preview.images[key] == images).all(), key
 
 
 def test_restore_on_drift_off_trains_to_the_end(tmp_path, monkeypatch):

@@ -14,8 +14,17 @@ ROWS = (
 _LABEL_H = 14
 
 
-def preview_grid(images: Mapping[str, np.ndarray], step: int | None = None, scale: int = 0) -> Image.Image:
-    """One row per sample and direction; each cell labelled. ``images[k]`` is (N, H, W, 3) uint8."""
+def preview_title(step: int, restored_from: int | None = None) -> str:
+    """"step N", and where the drift guard put an earlier step's generators back, whose they are: the images were
+    made by those, not by step N's."""
+    title = f"step {step:,}"
+    return title if restored_from is None else f"{title} · the generators of step {restored_from:,}, restored"
+
+
+def preview_grid(images: Mapping[str, np.ndarray], step: int | None = None, scale: int = 0, *,
+                 restored_from: int | None = None) -> Image.Image:
+    """One row per sample and direction; each cell labelled. ``images[k]`` is (N, H, W, 3) uint8. Titled with
+    ``preview_title`` where ``step`` is given."""
     n, h, w, _ = images["real_A"].shape
     if scale <= 0:
         scale = max(1, 128 // max(h, 1))  # small crops are enlarged with nearest neighbour: crisp pixels
@@ -26,7 +35,7 @@ def preview_grid(images: Mapping[str, np.ndarray], step: int | None = None, scal
     grid = Image.new("RGB", (3 * cw + 4 * pad, title_h + len(rows) * (ch + _LABEL_H + pad) + pad), (32, 34, 38))
     draw = ImageDraw.Draw(grid)
     if step is not None:
-        draw.text((pad, 2), f"step {step}", fill=(235, 235, 235))
+        draw.text((pad, 2), preview_title(step, restored_from), fill=(235, 235, 235))
     y = title_h + pad
     for row, i in rows:
         x = pad

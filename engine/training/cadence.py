@@ -38,6 +38,7 @@ class Reporter:
         self.save, self.on_plateau, self.on_drift = save, on_plateau, on_drift
         self.watch = FailureWatch(cfg)
         self.last_preview: int | None = None  # the step of this session's latest preview
+        self.restored_from: int | None = None  # the step whose generators the drift guard put back, this session
         self._eval_pending = False  # eval_every has come round since the last evaluation
         self._evals = 0             # evaluations made this session
         self._eval_cost = 0.0       # seconds the last one took (0 until a second: the first measures one-offs)
@@ -94,8 +95,8 @@ class Reporter:
     def preview(self, step: int) -> PreviewReport:
         images = self.evaluator.preview()
         self.last_preview = step
-        path = self.run_folder.save_preview(images, step) if self.run_folder is not None else None
-        return PreviewReport(step, images, path)
+        path = self.run_folder.save_preview(images, step, self.restored_from) if self.run_folder is not None else None
+        return PreviewReport(step, images, path, self.restored_from)
 
     def log(self, kind: str, step: int, **values: Any) -> None:
         if self.run_folder is not None:

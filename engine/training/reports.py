@@ -12,6 +12,8 @@ from typing import Literal, Mapping
 
 import numpy as np
 
+from engine.io.previews import preview_title
+
 __all__ = [
     "Report",
     "ProgressReport",
@@ -61,10 +63,16 @@ class EvalReport(Report):
 
 @dataclass(frozen=True)
 class PreviewReport(Report):
-    """Each image is a (N, H, W, 3) uint8 copy: real_A, fake_B, rec_A, real_B, fake_A, rec_B."""
+    """Each image is a (N, H, W, 3) uint8 copy: real_A, fake_B, rec_A, real_B, fake_A, rec_B. ``restored_from``:
+    the step whose generators made them, where the drift guard put that step's back (None: this step's)."""
 
     images: Mapping[str, np.ndarray]
     path: str | None = None
+    restored_from: int | None = None
+
+    @property
+    def title(self) -> str:
+        return preview_title(self.step, self.restored_from)
 
 
 @dataclass(frozen=True)

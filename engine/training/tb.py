@@ -69,7 +69,8 @@ class TensorBoardLogger:
 
     def preview(self, report: PreviewReport) -> None:
         # (H, W, 3) grid → (3, H, W) uint8, the layout add_image defaults to
-        grid = np.asarray(preview_grid(report.images, step=report.step), dtype=np.uint8).transpose(2, 0, 1)
+        grid = preview_grid(report.images, step=report.step, restored_from=report.restored_from)
+        grid = np.asarray(grid, dtype=np.uint8).transpose(2, 0, 1)
         self._writer.add_image("preview", np.ascontiguousarray(grid), report.step, dataformats="CHW")
 
     def log(self, report: Report) -> None:

@@ -306,6 +306,7 @@ class Trainer(Controls):
         The optimisers keep their moments: the run is over, and a resumed one goes on from the restored weights."""
         for net, sd in zip(self.state.generators, self.best.kept):
             net.load_state_dict(sd)
+        self.reporter.restored_from = self.best.best_step  # the last preview is of these: says so
         self._stop_reason = "drifted"
         self.stop()
 
