@@ -188,6 +188,10 @@ def test_per_pixel_families_weigh_the_cycle_by_lambda_cyc_map_under_auto_only():
     assert auto.with_values(netG="colour", lambda_cyc=7.0, lambda_cyc_map=0.0).cycle_weight == 7.0
     for recipe in ("paper", "studio"):
         assert with_recipe(auto, recipe).with_values(netG="colour").cycle_weight == 10.0
+    # The Wasserstein objectives keep λ cycle: a critic's pull is on another scale (as for the fast start).
+    for mode in ("wgan-gp", "wgan-clip"):
+        assert auto.with_values(netG="colour", gan_mode=mode).cycle_weight == 10.0
+    assert auto.with_values(netG="local", gan_mode="vanilla").cycle_weight == 3.0
 
 
 def test_the_training_budget_is_read_and_switched_from_the_field_metadata():

@@ -92,7 +92,8 @@ class ObjectiveConfig:
         "Weight of the cycle loss for the colour and local families, in place of λ cycle (the identity weight stays "
         "relative to it). These families keep the picture's structure by construction, so the cycle only has to "
         "keep their colours from collapsing; at 10 it pulls a change that loses information (to grey, a faded "
-        "print) towards one it can undo, with a tint the truth lacks. The auto recipe sets 3. 0: λ cycle.",
+        "print) towards one it can undo, with a tint the truth lacks. The auto recipe sets 3. 0: λ cycle. The "
+        "Wasserstein objectives keep λ cycle.",
         lo=0.0, hi=1000.0, advanced=True)
     cycle_warmup: float = _f(
         0.0, "Cycle warm-up", "λ cycle rises linearly from 0 over this share of the run. At the start an identity "
