@@ -215,7 +215,7 @@ class RunFolder:
             atomic_write_text(self.metrics_file, "".join(k + "\n" for k in keep))
 
     def save_preview(self, images: dict, step: int, restored_from: int | None = None) -> str | None:
-        """The labelled preview grid of ``images`` as previews/step_XXXXXXX.png; None if it cannot be written.
+        """The labelled preview grid of ``images`` in ``preview_file(step)``; None if it cannot be written.
         ``restored_from``: the step whose generators made them, where the drift guard put them back."""
         try:
             return str(save_png(preview_grid(images, step, restored_from=restored_from), self.preview_file(step)))
