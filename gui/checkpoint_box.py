@@ -10,8 +10,8 @@ from engine.io.run_folder import RunFolder
 __all__ = ["CheckpointBox", "CHECKPOINT_CHOICES", "NO_BEST"]
 
 CHECKPOINT_CHOICES = (("latest", "latest checkpoint"), ("best", "best checkpoint"))
-NO_BEST = ("No best checkpoint yet: the run writes checkpoints/best.pt at the lowest held-out W reading, "
-           "which needs the W monitor and held-out images")
+NO_BEST = ("No best checkpoint yet: the run writes checkpoints/best.pt with each direction's generator at its "
+           "closest held-out monitor reading, which needs the W monitor and held-out images")
 
 
 class CheckpointBox(QComboBox):
@@ -23,8 +23,8 @@ class CheckpointBox(QComboBox):
         self.run_dir: str | None = None
         for key, text in CHECKPOINT_CHOICES:
             self.addItem(text, key)
-        self.setToolTip("Checkpoint: which of the run's to use, the latest, or the best (the generators at the "
-                        "lowest held-out W reading)")
+        self.setToolTip("Checkpoint: which of the run's to use, the latest, or the best (each direction's "
+                        "generator at its closest held-out monitor reading)")
 
     @property
     def choice(self) -> str:
@@ -47,7 +47,7 @@ class CheckpointBox(QComboBox):
         item = self.model().item(i)
         have = self.has_best()
         item.setEnabled(have)
-        self.setItemData(i, "The generators at the lowest held-out W reading" if have else NO_BEST,
+        self.setItemData(i, "Each direction's generator at its closest held-out monitor reading" if have else NO_BEST,
                          Qt.ItemDataRole.ToolTipRole)
 
     def showPopup(self) -> None:  # noqa: N802

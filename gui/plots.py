@@ -22,6 +22,7 @@ from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QCheckBox, QComboBox, QHBoxLayout, QLabel, QSlider, QSplitter, QVBoxLayout, QWidget
 
 from engine.config import Config
+from engine.training.metric_keys import best_steps
 from engine.training.reports import EvalReport, ProgressReport
 
 from .plot_style import A2B, B2A, BACKGROUND, FOREGROUND, GREY, dim, pen, style_plot, title_key
@@ -263,7 +264,7 @@ class TrainingPlots(QWidget):
             if len(s) != n:
                 self._dirty.add(key)
         if self.w_plot.best_step is not None and self.w_plot.best_step > step:
-            self.w_plot.set_best_step(None)  # its point is gone; the run's next evaluation names the best again
+            self.w_plot.set_best_steps({})  # its point is gone; the run's next evaluation names the best again
         self._throttle.mark()
 
     def _add(self, step: int, t: float, metrics: Mapping[str, float], *, val: bool) -> None:
@@ -274,8 +275,8 @@ class TrainingPlots(QWidget):
                 self._dirty.add(spec.key)
         if val and any(f"w_mon_{way}" in metrics for way, _, _ in WAYS):
             self.w_plot.set_readings(metrics)
-        if val and "w_mon_best_step" in metrics:
-            self.w_plot.set_best_step(float(metrics["w_mon_best_step"]))
+        if val and best_steps(metrics):
+            self.w_plot.set_best_steps(best_steps(metrics))
         self._update_visibility()
         self._throttle.mark()
 
@@ -294,8 +295,9 @@ class TrainingPlots(QWidget):
 
     @property
     def best_step(self) -> int | None:
-        """The step of the best checkpoint (checkpoints/best.pt) so far, as the evaluations said."""
-        return None if self.w_plot.best_step is None else int(self.w_plot.best_step)
+        """The step of the best checkpoint (checkpoints/best.pt) so far, as the evaluations said: the later of its
+        two directions' (``w_plot.best_steps`` has each)."""
+        return self.w_plot.best_step
 
     @property
     def critic_shown(self) -> bool:

@@ -29,6 +29,7 @@ from PySide6.QtWidgets import (
 )
 
 from engine.config import Config
+from engine.training.metric_keys import best_steps, describe_best
 from engine.training.reports import (
     CheckpointReport,
     EvalReport,
@@ -45,7 +46,6 @@ __all__ = ["StatusPanel", "WarningsPanel", "TensorBoardLine", "format_duration",
 
 NOTE_COLOR = "#7fb6ff"  # notes (severity info): calm, not a warning's amber or an error's red
 PROGRESS_RANGE = 1000  # the progress bar counts tenths of a percent of the run
-BEST_STEP_KEY = "w_mon_best_step"  # EvalReport metric: the step of checkpoints/best.pt so far
 
 
 def format_duration(seconds: float) -> str:
@@ -93,6 +93,7 @@ class StatusPanel(QWidget):
         self.eta_label = label("etaLabel", "Estimated time to the end of the schedule")
         self.best_label = label("bestLabel", "")
         self.best_label.hide()
+        self._best_said_at: int | None = None  # the step of the evaluation that last named the best steps
         self.device_label = label("deviceLabel", "Device the networks run on")
         self.progress = QProgressBar()
         self.progress.setObjectName("runProgress")
@@ -195,25 +196,28 @@ class StatusPanel(QWidget):
         self.progress.setValue(round(min(1.0, max(0.0, r.progress)) * PROGRESS_RANGE))
 
     def _on_controller_evaluated(self, report: EvalReport) -> None:
-        best = report.metrics.get(BEST_STEP_KEY)
-        if best is not None and math.isfinite(best):
-            self._show_best(int(best))
+        steps = best_steps(report.metrics)
+        if steps:
+            self._show_best(steps, report.step)
 
     def _on_controller_checkpoint_saved(self, report: CheckpointReport) -> None:
-        if report.kind == "best":
-            self._show_best(report.step)
+        # A best checkpoint follows its evaluation, which named each direction's step already.
+        if report.kind == "best" and self._best_said_at != report.step:
+            self._show_best({"AtoB": report.step, "BtoA": report.step}, report.step)
 
-    def _show_best(self, step: int) -> None:
-        self.best_label.setText(f"best: step {step:,}")
-        self.best_label.setToolTip(f"checkpoints/best.pt: the translations of step {step:,} came closest to their "
-                                   "targets so far (the lowest monitored W on held-out images)")
+    def _show_best(self, steps: dict[str, int], said_at: int) -> None:
+        words = describe_best(steps)
+        self._best_said_at = said_at
+        self.best_label.setText(f"best: {words}")
+        self.best_label.setToolTip(f"checkpoints/best.pt: the translations of {words} came closest to their targets "
+                                   "so far, by the held-out monitor (each direction its own step)")
         self.best_label.show()
 
     def _on_controller_warned(self, report: WarningReport) -> None:
         tip = f"step {report.step:,}: {report.message}\n{report.hint}"
         if report.severity == "info":  # a notice, not a problem: said calmly, beside the figures
             short = {"plateau": "Plateau: W stopped improving",
-                     "drift": "Translations turned back from the target: best step restored, stopped"}
+                     "drift": "Translations turned back from the target: best checkpoint restored, stopped"}
             text = short.get(report.code, report.message)
             self.notice_label.setText(f"ℹ {text}")
             self.notice_label.setToolTip(tip)
@@ -228,8 +232,12 @@ class StatusPanel(QWidget):
 
     def _on_controller_finished(self, report: FinishedReport) -> None:
         self._throttle.flush()
+        r = self._latest
+        if isinstance(r, ProgressReport) and r.step != report.step:  # ended between two progress reports
+            total = f" / {'~' if self._budget_s else ''}{r.total_steps:,}" if r.total_steps else ""
+            self.step_label.setText(f"step {report.step:,}{total}")
         words = {"completed": "Finished", "stopped": "Stopped", "time-limit": "Time limit reached",
-                 "plateau": "Stopped at the plateau", "drifted": "Stopped (drifting; the best step restored)",
+                 "plateau": "Stopped at the plateau", "drifted": "Stopped (drifting; the best checkpoint restored)",
                  "error": "Failed"}
         where = f" · checkpoint {report.checkpoint}" if report.checkpoint else ""
         self.show_message(f"{words.get(report.reason, report.reason)} at step {report.step:,}{where}", 15000)

@@ -18,6 +18,7 @@ from PySide6.QtCore import Qt
 from PySide6.QtGui import QFontMetrics
 from PySide6.QtWidgets import QLabel, QVBoxLayout, QWidget
 
+from engine.training.metric_keys import describe_best
 from engine.wasserstein.monitor import WAYS as MONITOR_WAYS
 from engine.wasserstein.monitor import Reading
 
@@ -33,7 +34,7 @@ WAYS = tuple((way, f"{source}→{target}", color) for (way, source, target), col
 LEVELS = (("start", "identity"), ("floor", "floor"))  # w_mon_<level>_<way>: the dashed reference lines
 
 
-def monitor_title(metrics: Mapping[str, float], best_step: float | None, *, monitor_on: bool = True,
+def monitor_title(metrics: Mapping[str, float], best_steps: Mapping[str, int] | None, *, monitor_on: bool = True,
                   critic: bool = False, previous: Mapping[str, float] | None = None) -> str:
     """The W plot's title (rich text): per direction, the share of the way left or, where a share would
     mislead, why not (``Reading.standing``, given the evaluation before, ``previous``); a caution where an
@@ -55,9 +56,9 @@ def monitor_title(metrics: Mapping[str, float], best_step: float | None, *, moni
         if doubt:
             cautions.append(f"{name} not trustworthy ({doubt})")
     keys = [f"<span style='color:{GREY}'>band: 95 % · - - identity, floor</span>"]
-    if best_step is not None and math.isfinite(best_step):
-        keys.append(f"<span style='color:{BEST}'>★</span><span style='color:{GREY}'> best: step "
-                    f"{int(best_step):,}</span>")
+    if best_steps:
+        keys.append(f"<span style='color:{BEST}'>★</span><span style='color:{GREY}'> best: "
+                    f"{describe_best(best_steps)}</span>")
     if critic:
         keys.append(f"<span style='color:{GREY}'>right: training critic</span>")
     lines = [head]
@@ -76,7 +77,7 @@ class WMonitorPlot(QWidget):
         super().__init__(parent)
         self.readings: dict[str, float] = {}
         self.previous: dict[str, float] = {}  # the evaluation before's readings: is the estimate still falling?
-        self.best_step: float | None = None
+        self.best_steps: dict[str, int] = {}  # way → the step whose generator best.pt holds for that direction
         self.critic_shown = False
         self.dirty = True  # the readings, the best step or the critic's presence changed since ``redraw``
         self._title = ""
@@ -156,12 +157,18 @@ class WMonitorPlot(QWidget):
             self.previous, self.readings = self.readings, readings
         self.dirty = True
 
-    def set_best_step(self, step: float | None) -> None:
-        self.best_step = step
+    def set_best_steps(self, steps: Mapping[str, int]) -> None:
+        """Each direction's best.pt step ({} : none)."""
+        self.best_steps = dict(steps)
         self.dirty = True
 
+    @property
+    def best_step(self) -> int | None:
+        """best.pt's step: the later of the directions' (None before any)."""
+        return max(self.best_steps.values()) if self.best_steps else None
+
     def reset(self) -> None:
-        self.readings, self.previous, self.best_step, self.dirty = {}, {}, None, True
+        self.readings, self.previous, self.best_steps, self.dirty = {}, {}, {}, True
 
     def show_critic(self, shown: bool) -> None:
         """Show or hide the training critic's axis and view."""
@@ -194,8 +201,8 @@ class WMonitorPlot(QWidget):
 
     # --- drawing ---------------------------------------------------------------------------
     def redraw(self, series: Mapping[str, Series], axis: str, *, monitor_on: bool) -> None:
-        """The title, reference levels and best star from the latest readings; the star sits on the
-        monitor's points (``series["mon_<way>"]``) at the best step, on the x ``axis`` shown."""
+        """The title, reference levels and best stars from the latest readings; a direction's star sits on its
+        monitor points (``series["mon_<way>"]``) at its best step, on the x ``axis`` shown."""
         self.dirty = False
         m = self.readings
         for (way, level), line in self.level_lines.items():
@@ -204,15 +211,15 @@ class WMonitorPlot(QWidget):
                 line.setValue(value)
             line.setVisible(math.isfinite(value))
         xs, ys = [], []
-        if self.best_step is not None:
-            for way, _, _ in WAYS:
-                s = series[f"mon_{way}"]
-                i = int(np.searchsorted(s.x("step"), self.best_step))
-                if i < len(s) and s.x("step")[i] == self.best_step and math.isfinite(s.raw()[i]):
-                    xs.append(float(s.x(axis)[i]))
-                    ys.append(float(s.raw()[i]))
+        for way, _, _ in WAYS:  # each direction's star at its own pick
+            step = self.best_steps.get(way)
+            s = series[f"mon_{way}"]
+            i = int(np.searchsorted(s.x("step"), step)) if step is not None else len(s)
+            if i < len(s) and s.x("step")[i] == step and math.isfinite(s.raw()[i]):
+                xs.append(float(s.x(axis)[i]))
+                ys.append(float(s.raw()[i]))
         self.best_marker.setData(x=xs, y=ys)
-        title = monitor_title(m, self.best_step, monitor_on=monitor_on, critic=self.critic_shown,
+        title = monitor_title(m, self.best_steps, monitor_on=monitor_on, critic=self.critic_shown,
                               previous=self.previous)
         if title != self._title:
             self._title = title

@@ -139,6 +139,9 @@ def test_the_log_says_each_evaluation_in_the_monitors_words():
     row = {**far.metrics("AtoB"), **near.metrics("BtoA"), "psnr_AtoB": 21.234}
     assert eval_line(300, row) == (f"held-out at step 300: A→B 50 % of the way left · B→A {AT_FLOOR} · "
                                    "PSNR A→B 21.23 dB")
+    # best.pt's steps, each direction's where they differ
+    row.update({"w_mon_best_step": 300.0, "w_mon_best_step_AtoB": 200.0, "w_mon_best_step_BtoA": 300.0})
+    assert eval_line(300, row).endswith("PSNR A→B 21.23 dB · best.pt: A→B of step 200, B→A of step 300")
     shaky = Reading(0.55, 0.53, 0.57, 3.0, 1.0, 0.1, 0.0, 0.0, 0.15).metrics("AtoB")
     assert "A→B 50 % of the way left (not trustworthy: critic slope 3.00" in eval_line(1, shaky)
     assert eval_line(1, {"cycle_A_val": 0.2}) == ""  # no monitor, no ground truth: nothing to say

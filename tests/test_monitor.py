@@ -138,6 +138,15 @@ def test_the_multi_scale_reading_sees_blur():
     blurred = m.measure(Blur(), Blur())
     for way in same:
         assert blurred[way].structure > 2.5 * same[way].structure > 0  # 3.5× when written
+        # Its interval, and its identity level: the untranslated sources' own reading (here the identity is the
+        # translation, so the two are one reading).
+        for r in (same[way], blurred[way]):
+            assert r.structure_lo <= r.structure <= r.structure_hi and r.structure_hi > r.structure_lo
+        assert same[way].structure == pytest.approx(same[way].structure_start) and blurred[way].structure_lo > \
+            same[way].structure_hi
+        back = Reading.from_metrics(blurred[way].metrics(way), way)  # as an eval row carries it
+        assert (back.structure_lo, back.structure_hi, back.structure_start) == pytest.approx(
+            (blurred[way].structure_lo, blurred[way].structure_hi, blurred[way].structure_start))
 
 
 def test_the_remaining_distance_follows_a_partial_translation():
@@ -188,7 +197,8 @@ def test_best_keeper_needs_a_gain_beyond_the_noise_and_names_the_plateau():
 
 def test_best_keeper_ranks_by_w_where_the_floor_reaches_the_start():
     """Held-out photos that differ among themselves more than the domains do put the floor above the start
-    (sepia: start 3.80, floor 4.86): the remaining distance is undefined, yet a lower W is still a better step."""
+    (sepia: start 3.80, floor 4.86): the remaining distance is undefined, yet a lower W is still a better step.
+    Each direction has its own pick."""
     def photo_reading(w_ab: float, w_ba: float) -> dict[str, float]:
         ev = {}
         for way, w in (("AtoB", w_ab), ("BtoA", w_ba)):
@@ -199,8 +209,82 @@ def test_best_keeper_ranks_by_w_where_the_floor_reaches_the_start():
     keeper = BestKeeper(None, patience=3, stop=False)
     for step, (ab, ba) in zip((100, 200, 300), ((3.7, 3.7), (3.0, 3.2), (3.1, 3.1))):
         keeper.observe(step, photo_reading(ab, ba))
-    # 6.2/3.8 at step 200 and at step 300: a tie, which goes to the later step; step 100 is worse.
-    assert keeper.best_step == 300 and keeper.best_score == pytest.approx(6.2 / 3.8)
+    # A→B: 3.1 at step 300 is worse than step 200's 3.0 beyond the half-width 0.05, so A→B keeps step 200; B→A: 3.1
+    # is better than 3.2 by more than the half-width, so step 300. Summed over both directions the two steps tie
+    # (6.2 / 3.8 each), which would have taken step 300's worse A→B.
+    assert keeper.steps == {"AtoB": 200, "BtoA": 300} and keeper.best_step == 300
+    assert keeper.describe() == "A→B of step 200, B→A of step 300"
+    assert keeper.best_score == pytest.approx(6.2 / 3.8)  # the drift guard's summed W
+
+
+def test_a_resnet_ranks_by_the_structure_reading_where_it_has_one():
+    """The ResNet's pick goes by the structure reading over its identity level, with its interval; W says step 100
+    is the best, the structure reading step 300 (a tie with step 200's within its half-width goes to the later)."""
+    def ev(w: float, structure: float | None) -> dict[str, float]:
+        out = {}
+        for way in ("AtoB", "BtoA"):
+            out.update({f"w_mon_{way}": w, f"w_mon_start_{way}": 1.0, f"w_mon_floor_{way}": 0.0,
+                        f"w_mon_lo_{way}": w - 0.01, f"w_mon_hi_{way}": w + 0.01})
+            if structure is not None:
+                out.update({f"structure_{way}": structure, f"structure_lo_{way}": structure - 0.1,
+                            f"structure_hi_{way}": structure + 0.1, f"structure_start_{way}": 2.0})
+        return out
+
+    readings = [(100, ev(0.2, 1.6)), (200, ev(0.5, 1.0)), (300, ev(0.6, 1.1))]
+    resnet, per_pixel = BestKeeper(None, 100, False, by_structure=True), BestKeeper(None, 100, False)
+    for step, e in readings:
+        resnet.observe(step, dict(e))
+        per_pixel.observe(step, dict(e))
+    # structure / start: 0.8, 0.5, 0.55 with half-width 0.05: 0.55 ≤ 0.5 + 0.05 is a tie
+    assert resnet.steps == {"AtoB": 300, "BtoA": 300} and per_pixel.steps == {"AtoB": 100, "BtoA": 100}
+    assert resnet.way_score(readings[1][1], "AtoB") == pytest.approx((0.5, 0.05))
+    # Without the structure reading's level and interval (an older run), the W ranks.
+    old = BestKeeper(None, 100, False, by_structure=True)
+    for step, w in ((100, 0.2), (200, 0.5)):
+        old.observe(step, ev(w, None))
+    assert old.steps == {"AtoB": 100, "BtoA": 100}
+
+
+def test_best_pt_holds_each_directions_generator_from_its_own_pick(tmp_path, monkeypatch):
+    """A→B is best at step 4, B→A at step 6: best.pt holds G (and its average) of step 4 and F of step 6."""
+    cfg = tiny_config(max_steps=8, eval_every=2, save_every=100, plateau_evals=100)
+    a, b = make_domains(tmp_path)
+    values = iter([(1.0, 1.0), (0.2, 0.8), (0.9, 0.3), (0.9, 0.9)])  # (A→B, B→A) at steps 2, 4, 6, 8
+    seen = {}
+
+    def evaluate(self):
+        ab, ba = next(values)
+        seen[self.state.step] = {n: {k: v.clone() for k, v in getattr(self.state, n).state_dict().items()}
+                                 for n in ("G", "F", "G_ema", "F_ema")}
+        return {**{k: v for k, v in reading(2 * ab).items() if k.endswith("AtoB")},
+                **{k: v for k, v in reading(2 * ba).items() if k.endswith("BtoA")}}
+
+    monkeypatch.setattr(Evaluator, "evaluate", evaluate)
+    trainer = Trainer.from_folders(cfg, a, b, run_dir=tmp_path / "run")
+    reps = list(trainer.run())
+    evals = [r.metrics for r in reps if isinstance(r, EvalReport)]
+    assert [(m["w_mon_best_step_AtoB"], m["w_mon_best_step_BtoA"], m["w_mon_best_step"]) for m in evals] == [
+        (2, 2, 2), (4, 4, 4), (4, 6, 6), (4, 6, 6)]
+    ck = load_checkpoint(tmp_path / "run" / "checkpoints" / "best.pt")
+    assert ck["steps"] == {"AtoB": 4, "BtoA": 6} and ck["step"] == 6
+    for name, step in (("G", 4), ("G_ema", 4), ("F", 6), ("F_ema", 6)):
+        for k, v in ck["models"][name].items():
+            assert torch.equal(v, seen[step][name][k]), (name, k)
+    assert not torch.equal(ck["models"]["G"][next(iter(ck["models"]["G"]))], seen[6]["G"][next(iter(seen[6]["G"]))])
+    assert trainer.best.describe() == "A→B of step 4, B→A of step 6"
+
+
+def test_a_run_saved_before_per_direction_picks_keeps_its_best_on_resume():
+    """The old state kept one step and the summed W / start: both directions start at that step with half the sum,
+    so a reading within the noise of it is a tie and one beyond it is not."""
+    keeper = BestKeeper(None, patience=10, stop=False)
+    keeper.load_state_dict({"best_step": 400, "best_score": 0.6, "mark": 0.6, "since_best": 2, "plateau": False,
+                            "best_half_width": 0.02, "drift_step": None})
+    assert keeper.steps == {"AtoB": 400, "BtoA": 400} and keeper.best_score == pytest.approx(0.6)
+    keeper.observe(500, reading(0.7))  # 0.35 per direction, beyond 0.3 + 0.01: best.pt stays at step 400
+    assert keeper.steps == {"AtoB": 400, "BtoA": 400} and keeper.since_best == 3
+    keeper.observe(600, reading(0.5))
+    assert keeper.steps == {"AtoB": 600, "BtoA": 600} and keeper.since_best == 0
 
 
 def scripted(values):
@@ -220,12 +304,15 @@ def test_best_checkpoint_across_a_resume(tmp_path, monkeypatch):
     best_pt = tmp_path / "run" / "checkpoints" / "best.pt"
     ck = load_checkpoint(best_pt)
     assert ck["step"] == 4 and set(ck["models"]) == {"G", "F", "G_ema", "F_ema"} and "optim" not in ck
+    assert ck["steps"] == {"AtoB": 4, "BtoA": 4}
     assert [r.metrics["w_mon_best_step"] for r in reps if isinstance(r, EvalReport)] == [2, 4, 4]
 
     # Resumed, a reading worse than step 4's best keeps best.pt; a better one replaces it.
     monkeypatch.setattr(Evaluator, "evaluate", scripted([0.7, 0.2, 0.9]))  # steps 8, 10, 12
     second = Trainer.resume_run(tmp_path / "run", device="cpu")
     assert second.best.best_step == 4 and second.best.best_score == pytest.approx(0.5)
+    # The resumed session kept both directions' weights from best.pt: a later pick of one keeps the other's.
+    assert {way: step for way, (step, _) in second.best.kept.items()} == {"AtoB": 4, "BtoA": 4}
     reps = list(second.run())
     assert [r.step for r in reps if isinstance(r, CheckpointReport) and r.kind == "best"] == [10]
     assert isinstance(reps[-1], FinishedReport) and load_checkpoint(best_pt)["step"] == 10
@@ -252,31 +339,32 @@ def test_drift_guard_fires_at_a_rise_beyond_the_noise_from_a_low_best():
     the snapshot kept is the best step's."""
     assert (DRIFT_RISE, DRIFT_BELOW) == (pytest.approx(1.2), pytest.approx(1.0))
     snaps = iter(range(100))
-    keeper = BestKeeper(None, patience=100, stop=False, snapshot=lambda: next(snaps))
+    keeper = BestKeeper(None, patience=100, stop=False, snapshot=lambda way: next(snaps), guard=True)
     codes, said = {}, []
     for step, value in zip(range(100, 700, 100), (1.5, 0.5, 0.6, 0.64, 0.65, 1.6)):
         notes = [r for r in keeper.observe(step, reading(value)) if isinstance(r, WarningReport)]
         codes[step], said = [r.code for r in notes], said + notes
         if step == 200:
-            assert keeper.kept == 1  # the second snapshot: step 200, the best
+            assert keeper.kept == {"AtoB": (200, 2), "BtoA": (200, 3)}  # the second pair of snapshots: the best
     # 0.64 − 0.02 = 0.62 is below 0.624; 0.65 − 0.02 = 0.63 is above: a drift, said once.
     assert codes == {100: [], 200: [], 300: [], 400: [], 500: ["drift"], 600: []}
-    assert keeper.drift_step == 500 and keeper.best_step == 200 and keeper.kept == 1
-    assert "1.3× what it was at its best, step 200" in said[0].message and "Restored" in said[0].hint
+    assert keeper.drift_step == 500 and keeper.best_step == 200 and keeper.kept == {"AtoB": (200, 2), "BtoA": (200, 3)}
+    assert "1.3× what it was at its best" in said[0].message
+    assert "Restored the best checkpoint's generators (step 200)" in said[0].hint
 
 
 def test_drift_guard_needs_a_snapshot_and_a_reading_beyond_the_noise():
-    plain = BestKeeper(None, patience=100, stop=False)  # no snapshot: the guard is off (the ResNet, or asked off)
+    plain = BestKeeper(None, patience=100, stop=False, snapshot=lambda way: "kept")  # the guard off (the ResNet)
     for step, value in ((100, 0.5), (200, 1.9)):
         assert [r for r in plain.observe(step, reading(value)) if r.code == "drift"] == []
     assert plain.drift_step is None
-    noisy = BestKeeper(None, patience=100, stop=False, snapshot=lambda: "kept")
+    noisy = BestKeeper(None, patience=100, stop=False, snapshot=lambda way: "kept", guard=True)
     noisy.observe(100, reading(0.5, half_width=0.1))  # summed half-width 0.2
     noisy.observe(200, reading(1.0, half_width=0.1))  # 2 × the best, but 1.0 − 0.2 < 1.2 × (0.5 + 0.2)
     assert noisy.drift_step is None
     noisy.observe(300, reading(1.1, half_width=0.1))
     assert noisy.drift_step == 300
-    small = BestKeeper(None, patience=100, stop=False, snapshot=lambda: "kept")  # a small change: best above 1
+    small = BestKeeper(None, patience=100, stop=False, snapshot=lambda way: "kept", guard=True)  # a small change
     small.observe(100, reading(1.2))
     small.observe(200, reading(1.99))  # creeping up to the sources' 2 is not a drift
     assert small.drift_step is None
@@ -298,7 +386,8 @@ def test_a_drift_ends_a_per_pixel_run_at_the_best_steps_generators(tmp_path, mon
         assert last_preview.restored_from is None and last_preview.title == "step 16"
         return
     drift = [r for r in reps if isinstance(r, WarningReport) and r.code == "drift"]
-    assert len(drift) == 1 and drift[0].step == 8 and "2.6× what it was at its best, step 4" in drift[0].message
+    assert len(drift) == 1 and drift[0].step == 8 and "2.6× what it was at its best" in drift[0].message
+    assert "(step 4)" in drift[0].hint
     assert reps[-1].reason == "drifted" and reps[-1].step == 8 and reps[-1].checkpoint
     # Every generator, the averages included, is back at step 4's weights, and the last checkpoint holds them.
     latest = load_checkpoint(reps[-1].checkpoint)
@@ -307,7 +396,7 @@ def test_a_drift_ends_a_per_pixel_run_at_the_best_steps_generators(tmp_path, mon
             assert torch.equal(v, best["models"][name][k]), (name, k)
             assert torch.equal(v, latest["models"][name][k]), (name, k)
     # The last preview shows what was restored, and says whose generators made it.
-    assert last_preview.step == 8 and last_preview.restored_from == 4
+    assert last_preview.step == 8 and last_preview.restored_from == "step 4"
     assert last_preview.title == "step 8 · the generators of step 4, restored"
     for key, images in trainer.evaluator.preview().items():
         assert (last_preview.images[key] == images).all(), key

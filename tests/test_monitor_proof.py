@@ -42,15 +42,31 @@ def test_proof_ranks_the_signals_and_picks_as_best_pt_would():
     mon = proof["monitor W AtoB"]
     # ranks of −W: 1 2 3 4; of PSNR: 1 2 4 3 → one swapped pair
     assert mon["rho"] == pytest.approx(0.8) and mon["psnr_range"] == pytest.approx(7.0) and mon["n"] == 4
-    # best.pt's bookkeeping: step 300's summed 0.56 is within 0.10 (the half-widths) of step 200's 0.60, a tie,
-    # and a tie goes to the later step
     assert mon["picked_step"] == 300 and mon["picked_psnr"] == 16.8 and mon["best_psnr"] == 17.0
     assert proof["sliced W AtoB"]["rho"] == pytest.approx(1.0) and proof["sliced W AtoB"]["picked_step"] == 200
     assert "training critic AtoB" not in proof  # no wgan readings: not reported
     # A point scored while auto's search had a candidate on trial is not part of the run the user sees.
     assert proof_of([{**_point(0, 30.0, 0.1), "searching": True}, *pts]) == proof
     rows = [line for line in proof_table([{"task": "t", "points": pts}]) if line.startswith("| t |")]
-    assert len(rows) == 4 and all(row.rstrip(" |").endswith("met") for row in rows)
+    assert len(rows) == 6 and all(row.rstrip(" |").endswith("met") for row in rows)
+
+    # best.pt's own bookkeeping: a reading within the noise of the lowest is a tie, and a tie goes to the later step
+    # (the lowest reading alone would pick step 200 here).
+    tie = [*pts[:3], _point(300, 16.8, 0.32, half=0.05)]
+    proof = proof_of(tie)
+    assert proof["monitor W AtoB"]["picked_step"] == 200
+    assert proof["best.pt AtoB"]["picked_step"] == 300 and proof["best.pt AtoB"]["rho"] == pytest.approx(1.0)
+
+
+def test_best_pt_in_the_proof_ranks_a_resnet_by_the_structure_reading():
+    pts = [_point(0, 10.0, 0.9), _point(100, 14.0, 0.2), _point(200, 17.0, 0.5)]  # W is lowest at step 100
+    for p, s in zip(pts, (3.0, 2.0, 1.0)):  # the structure reading is lowest at step 200, as the PSNR is highest
+        for way in ("AtoB", "BtoA"):
+            p.update({f"structure_{way}": s, f"structure_lo_{way}": s - 0.1, f"structure_hi_{way}": s + 0.1,
+                      f"structure_start_{way}": 3.0})
+    assert proof_of(pts, "resnet")["best.pt AtoB"]["picked_step"] == 200
+    assert proof_of(pts, "colour")["best.pt AtoB"]["picked_step"] == 100
+    assert proof_of(pts, "resnet")["best.pt BtoA"]["rho"] == pytest.approx(1.0)
 
 
 def test_proof_table_names_each_miss():

@@ -204,9 +204,12 @@ class ScheduleConfig:
                            "every Evaluate every steps exactly.", lo=0.01, hi=1.0, advanced=True)
     monitor: bool = _f(True, "W monitor", "At every evaluation, estimate W1 between translated held-out images and "
                        "real held-out ones (patches), per direction, with a critic of its own that never trains the "
-                       "generators; keep checkpoints/best.pt at the lowest. Needs held-out images.")
-    plateau_evals: int = _f(10, "Plateau after", "Say that training has reached a plateau when the monitored W has not "
-                            "improved by more than its confidence interval for this many evaluations.", lo=1, hi=10000,
+                       "generators; keep checkpoints/best.pt with each direction's generator at its closest (by W "
+                       "for the colour and local families, by the multi-scale structure reading for the ResNet). "
+                       "Needs held-out images.")
+    plateau_evals: int = _f(10, "Plateau after", "Say that training has reached a plateau when the monitor's reading "
+                            "(the one best.pt ranks by) has improved in neither direction by more than its confidence "
+                            "interval for this many evaluations.", lo=1, hi=10000,
                             unit="evaluations", advanced=True)
     stop_on_plateau: bool = _f(False, "Stop on plateau", "Stop (with a checkpoint) at the plateau notice instead of "
                                "only reporting it.", advanced=True)

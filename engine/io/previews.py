@@ -14,15 +14,15 @@ ROWS = (
 _LABEL_H = 14
 
 
-def preview_title(step: int, restored_from: int | None = None) -> str:
-    """"step N", and where the drift guard put an earlier step's generators back, whose they are: the images were
-    made by those, not by step N's."""
+def preview_title(step: int, restored_from: str | None = None) -> str:
+    """"step N", and where the drift guard put the best checkpoint's generators back, whose they are (``restored_from``:
+    "step 66", or "A→B of step 66, B→A of step 88"): the images were made by those, not by step N's."""
     title = f"step {step:,}"
-    return title if restored_from is None else f"{title} · the generators of step {restored_from:,}, restored"
+    return title if restored_from is None else f"{title} · the generators of {restored_from}, restored"
 
 
 def preview_grid(images: Mapping[str, np.ndarray], step: int | None = None, scale: int = 0, *,
-                 restored_from: int | None = None) -> Image.Image:
+                 restored_from: str | None = None) -> Image.Image:
     """One row per sample and direction; each cell labelled. ``images[k]`` is (N, H, W, 3) uint8. Titled with
     ``preview_title`` where ``step`` is given."""
     n, h, w, _ = images["real_A"].shape

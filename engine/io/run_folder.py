@@ -214,9 +214,9 @@ class RunFolder:
             keep = [line for line, row in self._metric_lines() if int(row.get("step", 0)) <= resume_step]
             atomic_write_text(self.metrics_file, "".join(k + "\n" for k in keep))
 
-    def save_preview(self, images: dict, step: int, restored_from: int | None = None) -> str | None:
+    def save_preview(self, images: dict, step: int, restored_from: str | None = None) -> str | None:
         """The labelled preview grid of ``images`` in ``preview_file(step)``; None if it cannot be written.
-        ``restored_from``: the step whose generators made them, where the drift guard put them back."""
+        ``restored_from``: whose generators made them ("step 66"), where the drift guard put them back."""
         try:
             return str(save_png(preview_grid(images, step, restored_from=restored_from), self.preview_file(step)))
         except EngineError as e:

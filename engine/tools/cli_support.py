@@ -11,6 +11,7 @@ from typing import Callable, TextIO
 from tqdm import tqdm
 
 from engine.config import PRESETS, RECIPES, Config, preset, with_recipe
+from engine.training.metric_keys import best_steps, describe_best
 from engine.wasserstein.monitor import WAYS, Reading
 
 __all__ = ["UsageError", "Parser", "load_config", "add_config_args", "positive_int", "nonneg_float", "positive_float",
@@ -108,7 +109,8 @@ def checkpoint_choice(text: str) -> str | int:
 
 def add_checkpoint_arg(p: argparse.ArgumentParser) -> None:
     p.add_argument("--checkpoint", type=checkpoint_choice, default="latest", metavar="best|latest|STEP",
-                   help="for a run folder: its latest checkpoint (default), the best one by the W monitor, or a step's")
+                   help="for a run folder: its latest checkpoint (default), the best one by the held-out monitor "
+                        "(each direction's generator at its own best step), or a step's")
 
 
 def byte_size(text: str) -> int:
@@ -191,7 +193,7 @@ def tile_progress(name: str, stream: TextIO | None = None, route: Callable[[], s
 
 def eval_line(step: int, metrics: dict[str, float], previous: dict[str, float] | None = None) -> str:
     """One held-out evaluation for the log: the W monitor's standing per direction (``Reading.standing``, the
-    rule the app's W plot shows) and, with ground truth, the PSNR; "" when it has neither."""
+    rule the app's W plot shows), with ground truth the PSNR, and best.pt's step(s); "" without the first two."""
     parts = []
     for way, source, target in WAYS:
         reading = Reading.from_metrics(metrics, way)
@@ -203,4 +205,6 @@ def eval_line(step: int, metrics: dict[str, float], previous: dict[str, float] |
             if f"psnr_{way}" in metrics]
     if psnr:
         parts.append("PSNR " + ", ".join(psnr))
+    if parts and best_steps(metrics):
+        parts.append(f"best.pt: {describe_best(best_steps(metrics))}")
     return f"held-out at step {step}: " + " · ".join(parts) if parts else ""

@@ -7,9 +7,10 @@ objectives) next to PSNR(G(x), T(x)). For each signal and direction this module 
 - the Spearman rank correlation between the signal and the PSNR across the evaluations, signed so
   that +1 is perfect: a distance should fall as the PSNR rises, so it is ρ(−signal, PSNR);
 - the PSNR of the evaluation the signal would pick (its lowest reading) next to the best PSNR of
-  the run. For the monitor the pick is made by ``BestKeeper``, the same bookkeeping that keeps
-  ``best.pt``: both directions summed, a new best only when it beats the old one by more than its
-  confidence half-width.
+  the run. The signal "best.pt" is what the run's best checkpoint ranks by, and its pick is made by
+  ``BestKeeper``, the same bookkeeping that keeps ``best.pt``: per direction, a tie within the reading's
+  noise going to the later step. (Tables written before best.pt picked per direction gave its joint pick in
+  the "monitor W" rows.)
 
 The issue's bar: ρ ≥ 0.8 on every task whose PSNR moves by ≥ 2 dB, and the pick within 0.5 dB.
 
@@ -28,6 +29,7 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
+from engine.config import PER_PIXEL_FAMILIES
 from engine.metrics import spearman
 from engine.training.saving import BestKeeper
 from engine.wasserstein.monitor import NEAR_DONE, Reading
@@ -48,38 +50,45 @@ SIGNALS: dict[str, str] = {
 _WAYS = (("AtoB", "B"), ("BtoA", "A"))
 
 
-def _monitor_pick(points: Sequence[Mapping[str, float]]) -> int | None:
-    keeper = BestKeeper(None, patience=10**9, stop=False)
+def _best_pt(points: Sequence[Mapping[str, float]], by_structure: bool) -> dict[str, dict[str, Any]]:
+    """Per direction, what ``best.pt`` ranks by (``BestKeeper.way_score``) at each point and the point it picks."""
+    keeper = BestKeeper(None, patience=10**9, stop=False, by_structure=by_structure)
+    ranked: dict[str, list[tuple[int, float]]] = {way: [] for way, _ in _WAYS}
     for i, p in enumerate(points):
+        for way, _ in _WAYS:
+            scored = keeper.way_score(dict(p), way)
+            if scored is not None:
+                ranked[way].append((i, scored[0]))
         keeper.observe(i, dict(p))
-    return keeper.best_step
+    return {way: {"ranked": ranked[way], "pick": keeper.steps[way]} for way, _ in _WAYS if way in keeper.steps}
 
 
-def proof_of(points: Sequence[Mapping[str, float]]) -> dict[str, dict[str, Any]]:
-    """Per signal and direction: ρ(−signal, PSNR), the PSNR's range over the run, the picked evaluation's
-    PSNR and the best PSNR. Evaluations without the signal are left out; signals with fewer than 3
-    readings are not reported."""
+def proof_of(points: Sequence[Mapping[str, float]], family: str | None = None) -> dict[str, dict[str, Any]]:
+    """Per signal and direction: ρ(−signal, PSNR), the PSNR's range over the run, the PSNR of the evaluation the
+    signal would pick (its lowest reading) and the best PSNR. Evaluations without the signal are left out; signals
+    with fewer than 3 readings are not reported. The signal "best.pt" is what the run's best checkpoint ranks by
+    (the structure reading for a ResNet, ``family`` "resnet"; the monitor's W for the per-pixel families), and
+    its pick is ``BestKeeper``'s: each direction's own, a tie within the reading's noise going to the later step."""
     points = [p for p in points if not p.get("searching")]
     out: dict[str, dict[str, Any]] = {}
+
+    def entry(name: str, way: str, rows: Sequence[tuple[int, float]], pick: int) -> None:
+        q = [points[i][f"psnr_{way}"] for i, _ in rows]
+        out[f"{name} {way}"] = {"signal": name, "way": way, "n": len(rows),
+                                "rho": spearman([-v for _, v in rows], q), "psnr_range": max(q) - min(q),
+                                "picked_psnr": points[pick][f"psnr_{way}"], "picked_step": points[pick]["step"],
+                                "best_psnr": max(q)}
+
     for name, pattern in SIGNALS.items():
         for way, target in _WAYS:
             key, psnr = pattern.format(way=way, target=target), f"psnr_{way}"
-            pts = [p for p in points if math.isfinite(p.get(key, math.nan)) and psnr in p]
-            if len(pts) < 3:
-                continue
-            w = [p[key] for p in pts]
-            q = [p[psnr] for p in pts]
-            pick = int(np.argmin(w))
-            out[f"{name} {way}"] = {"signal": name, "way": way, "n": len(pts),
-                                    "rho": spearman([-v for v in w], q), "psnr_range": max(q) - min(q),
-                                    "picked_psnr": q[pick], "picked_step": pts[pick]["step"], "best_psnr": max(q)}
-    best = _monitor_pick(points)
-    if best is not None:
-        for way, _ in _WAYS:
-            entry = out.get(f"monitor W {way}")
-            if entry is not None:  # the pick best.pt would have made, both directions at once
-                entry["picked_psnr"] = points[best][f"psnr_{way}"]
-                entry["picked_step"] = points[best]["step"]
+            rows = [(i, p[key]) for i, p in enumerate(points) if math.isfinite(p.get(key, math.nan)) and psnr in p]
+            if len(rows) >= 3:
+                entry(name, way, rows, rows[int(np.argmin([v for _, v in rows]))][0])
+    for way, picked in _best_pt(points, family is not None and family not in PER_PIXEL_FAMILIES).items():
+        rows = [(i, v) for i, v in picked["ranked"] if f"psnr_{way}" in points[i]]
+        if len(rows) >= 3:
+            entry("best.pt", way, rows, picked["pick"])
     return out
 
 
@@ -88,7 +97,7 @@ def proof_table(results: Sequence[Mapping[str, Any]]) -> list[str]:
     head = ["task", "signal", "way", "evals", "PSNR moves", "ρ(−W, PSNR)", "picked", "best", "verdict"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in results:
-        for e in proof_of(r["points"]).values():
+        for e in proof_of(r["points"], r.get("family")).values():
             moves = e["psnr_range"] >= MOVES_BY
             ok_rho = e["rho"] >= RHO_BAR if moves else True
             ok_pick = e["best_psnr"] - e["picked_psnr"] <= PICK_BAR

@@ -38,7 +38,7 @@ class Reporter:
         self.save, self.on_plateau, self.on_drift = save, on_plateau, on_drift
         self.watch = FailureWatch(cfg)
         self.last_preview: int | None = None  # the step of this session's latest preview
-        self.restored_from: int | None = None  # the step whose generators the drift guard put back, this session
+        self.restored_from: str | None = None  # whose generators the drift guard put back ("step 66"), this session
         self._eval_pending = False  # eval_every has come round since the last evaluation
         self._evals = 0             # evaluations made this session
         self._eval_cost = 0.0       # seconds the last one took (0 until a second: the first measures one-offs)

@@ -22,7 +22,7 @@ __all__ = [
     "G_A", "G_B", "D_A", "D_B", "CYCLE_A", "CYCLE_B", "IDT_A", "IDT_B", "LOSS_KEYS",
     "W_A", "W_B", "GP_GRAD_NORM_A", "GP_GRAD_NORM_B",
     "CYCLE_A_VAL", "CYCLE_B_VAL", "W_A_VAL", "W_B_VAL", "GP_GRAD_NORM_A_VAL", "GP_GRAD_NORM_B_VAL",
-    "input_change", "saturated", "saturated_real", "BEST_STEP",
+    "input_change", "saturated", "saturated_real", "BEST_STEP", "best_steps", "describe_best",
 ]
 
 # --- every step, averaged over a progress report's window ("progress" rows) ----------------------------------
@@ -75,9 +75,30 @@ def saturated_real(domain: str) -> str:
 # held-out patch W (``WMonitor.measure``), ``w_mon_lo``/``w_mon_hi`` its 95 % interval, ``w_mon_grad`` its critic's
 # slope, ``w_mon_start`` the identity's W, ``w_mon_floor`` the target against itself (``w_mon_floor_hi`` the top of
 # its 95 % interval), ``w_mon_remaining`` the share of the way still to go (raw: what to show is
-# ``Reading.standing``), ``sliced``/``emd``/``structure`` the critic-free cross-checks
-# (``structure``: multi-scale, it sees blur). Written only where the monitor runs.
-BEST_STEP = "w_mon_best_step"  # the step of checkpoints/best.pt so far (``BestKeeper``), in each eval row
+# ``Reading.standing``), ``sliced``/``emd``/``structure`` the critic-free cross-checks (``structure``: multi-scale,
+# it sees blur; ``structure_lo``/``structure_hi`` its 95 % interval, ``structure_start`` the untranslated sources'
+# reading). Written only where the monitor runs.
+BEST_STEP = "w_mon_best_step"  # checkpoints/best.pt's step so far (``BestKeeper``; the later of its two), in each eval
+# row; ``w_mon_best_step_AtoB``/``_BtoA``: each direction's own pick, whose generator best.pt holds for it.
+_WAY_NAMES = (("AtoB", "A→B"), ("BtoA", "B→A"))
+
+
+def best_steps(metrics) -> dict[str, int]:
+    """Each direction's best.pt step from an evaluation's metrics; {} before any. Runs from before the picks were per
+    direction wrote ``BEST_STEP`` only, for both."""
+    out = {}
+    for way, _ in _WAY_NAMES:
+        v = metrics.get(f"{BEST_STEP}_{way}", metrics.get(BEST_STEP))
+        if v is not None and v == v and abs(v) != float("inf"):
+            out[way] = int(v)
+    return out
+
+
+def describe_best(steps) -> str:
+    """best.pt's steps in words: "step 900" where the directions agree, else "A→B of step 900, B→A of step 1,200"."""
+    if len(set(steps.values())) == 1:
+        return f"step {next(iter(steps.values())):,}"
+    return ", ".join(f"{name} of step {steps[way]:,}" for way, name in _WAY_NAMES if way in steps)
 
 # With ground truth (the demo data, quality tasks): ``psnr_AtoB``, ``psnr_BtoA``, ``psnr_cycle``, ``psnr_identity``
 # and ``moved_*``, written by ``engine.metrics.GroundTruth.score`` (documented there).

@@ -64,11 +64,12 @@ class EvalReport(Report):
 @dataclass(frozen=True)
 class PreviewReport(Report):
     """Each image is a (N, H, W, 3) uint8 copy: real_A, fake_B, rec_A, real_B, fake_A, rec_B. ``restored_from``:
-    the step whose generators made them, where the drift guard put that step's back (None: this step's)."""
+    whose generators made them ("step 66", or "A→B of step 66, B→A of step 88"), where the drift guard put the best
+    checkpoint's back (None: this step's)."""
 
     images: Mapping[str, np.ndarray]
     path: str | None = None
-    restored_from: int | None = None
+    restored_from: str | None = None
 
     @property
     def title(self) -> str:
@@ -78,7 +79,7 @@ class PreviewReport(Report):
 @dataclass(frozen=True)
 class CheckpointReport(Report):
     path: str
-    kind: Literal["latest", "best"] = "latest"  # best: checkpoints/best.pt, the lowest monitored W so far
+    kind: Literal["latest", "best"] = "latest"  # best: checkpoints/best.pt (``BestKeeper``)
 
 
 @dataclass(frozen=True)

@@ -100,13 +100,26 @@ class TrainingState:
             torch._foreach_lerp_(list(ema.parameters()), list(net.parameters()), 1.0 - decay)
 
     # --- checkpoints ------------------------------------------------------------------------------
-    def generators_payload(self, data_scale: dict[str, float] | None = None) -> dict[str, Any]:
-        """A checkpoint with the generators (and their averages) only: enough to translate and export."""
+    def direction_nets(self, way: str) -> dict[str, nn.Module]:
+        """One direction's generator and its average by checkpoint name: "AtoB" → G (and G_ema), "BtoA" → F."""
+        name, net, ema = ("G", self.G, self.G_ema) if way == "AtoB" else ("F", self.F, self.F_ema)
+        return {name: net, **({f"{name}_ema": ema} if ema is not None else {})}
+
+    def generators_payload(self, data_scale: dict[str, float] | None = None,
+                           kept: dict[str, tuple[int, dict[str, Any]]] | None = None) -> dict[str, Any]:
+        """A checkpoint with the generators (and their averages) only: enough to translate and export. ``kept``
+        (way → (step, {checkpoint name: weights})) replaces the current generators of a direction with weights
+        kept from an earlier step; ``steps`` then records each direction's step, and ``step`` is the later."""
         models = {"G": self.G.state_dict(), "F": self.F.state_dict()}
         if self.G_ema is not None:
             models.update(G_ema=self.G_ema.state_dict(), F_ema=self.F_ema.state_dict())
-        return {"config": self.cfg.to_json(indent=None), "step": self.step, "version": __version__,
-                "models": {k: _cpu(v) for k, v in models.items()}, "data": {"scale": dict(data_scale or {})}}
+        steps = {"AtoB": self.step, "BtoA": self.step}
+        for way, (step, weights) in (kept or {}).items():
+            models.update(weights)
+            steps[way] = int(step)
+        return {"config": self.cfg.to_json(indent=None), "step": max(steps.values()), "steps": steps,
+                "version": __version__, "models": {k: _cpu(v) for k, v in models.items()},
+                "data": {"scale": dict(data_scale or {})}}
 
     def payload(self, *, epoch: int, total_steps: int, elapsed_s: float, data_paths: tuple[str, str],
                 data_scale: dict[str, float] | None = None, extra: dict[str, Any] | None = None) -> dict[str, Any]:

@@ -88,7 +88,8 @@ class Trainer(Controls):
                             if self.run_folder is not None else None)
         guard = cfg.schedule.restore_on_drift and cfg.is_per_pixel
         self.best = BestKeeper(self.checkpoints, cfg.schedule.plateau_evals, cfg.schedule.stop_on_plateau,
-                               snapshot=self._generators_snapshot if guard else None)
+                               snapshot=self._direction_snapshot if guard or self.checkpoints is not None else None,
+                               by_structure=not cfg.is_per_pixel, guard=guard)
         self.reporter = Reporter(cfg, self.schedule, self.batches, self.evaluator, self.best, self.run_folder,
                                  is_main=dist_info.is_main, elapsed=self.elapsed, on_plateau=self._stop_on_plateau,
                                  on_drift=self._restore_best_and_stop,
@@ -143,6 +144,11 @@ class Trainer(Controls):
     def load_state(self, ck: dict[str, Any], source: str = "checkpoint") -> None:
         self.state.restore(ck, source, self.device)
         self.best.load_state_dict(ck.get("best", {}))
+        if self.checkpoints is not None and self.checkpoints.best.is_file():
+            try:  # each direction's kept weights: best.pt holds them (a later pick of one keeps the other's)
+                self.best.adopt(load_checkpoint(self.checkpoints.best))
+            except CheckpointError as e:
+                log.warning("%s: not read (%s); a direction's next pick rewrites it", self.checkpoints.best, e)
         if isinstance(ck.get("family_search"), dict):
             self.search_record = ck["family_search"]
         if self.evaluator.monitor is not None and "monitor" in ck:
@@ -297,16 +303,21 @@ class Trainer(Controls):
         self._stop_reason = "plateau"
         self.stop()
 
-    def _generators_snapshot(self) -> list[dict[str, torch.Tensor]]:
-        """Copies of the generators' weights (and their averages'), for the drift guard to restore."""
-        return [{k: v.detach().clone() for k, v in net.state_dict().items()} for net in self.state.generators]
+    def _direction_snapshot(self, way: str) -> dict[str, dict[str, torch.Tensor]]:
+        """Copies (on the CPU) of one direction's generator weights and its average's, for best.pt and the drift
+        guard (``BestKeeper.kept``)."""
+        return {name: {k: v.detach().to("cpu", copy=True) for k, v in net.state_dict().items()}
+                for name, net in self.state.direction_nets(way).items()}
 
     def _restore_best_and_stop(self) -> None:
-        """The drift guard's action: the generators (and averages) of the best step back, and the run ends there.
-        The optimisers keep their moments: the run is over, and a resumed one goes on from the restored weights."""
-        for net, sd in zip(self.state.generators, self.best.kept):
-            net.load_state_dict(sd)
-        self.reporter.restored_from = self.best.best_step  # the last preview is of these: says so
+        """The drift guard's action: best.pt's generators (and averages), each direction's from its own pick, back,
+        and the run ends there. The optimisers keep their moments: the run is over, and a resumed one goes on from
+        the restored weights."""
+        for way, (_, weights) in self.best.kept.items():
+            nets = self.state.direction_nets(way)
+            for name, sd in weights.items():
+                nets[name].load_state_dict(sd)
+        self.reporter.restored_from = self.best.describe()  # the last preview is of these: says so
         self._stop_reason = "drifted"
         self.stop()
 

@@ -25,7 +25,9 @@ close to the target as the target is to itself. Critic-free cross-checks on the 
 from POT: the sliced Wasserstein distance, and the exact empirical W1 (``ot.emd2``) of patches
 downscaled to 4×4 px. A third, ``structure``, sees blur and invented detail as well as colour: the sliced W1
 of patches of three Laplacian bands (``engine.wasserstein.structure``, the yardstick the ``auto`` search ranks
-generator families by), of the translated crops against the real target's.
+generator families by), of the translated crops against the real target's, with a bootstrap 95 % interval over the
+crops (``structure_lo``/``structure_hi``) and its own identity level (``structure_start``: the untranslated
+sources' reading, measured once). ``best.pt`` ranks a ResNet's evaluations by it (``BestKeeper``).
 """
 
 from __future__ import annotations
@@ -48,7 +50,8 @@ __all__ = ["Reading", "WMonitor", "patches_of", "MONITOR_KEYS", "WAYS", "TRUSTED
 WAYS = (("AtoB", "A", "B"), ("BtoA", "B", "A"))   # direction, source domain, target domain
 TRUSTED_SLOPE = (0.5, 1.5)  # the critic's mean gradient norm within which its estimate can be trusted
 MONITOR_KEYS = ("w_mon", "w_mon_lo", "w_mon_hi", "w_mon_grad", "w_mon_start", "w_mon_floor", "w_mon_remaining",
-                "sliced", "emd", "w_mon_floor_hi", "structure")
+                "sliced", "emd", "w_mon_floor_hi", "structure", "structure_lo", "structure_hi", "structure_start")
+STRUCTURE_BOOT = 12  # bootstrap resamples of the held-out crops for the structure reading's interval
 NEAR_DONE = 0.05  # a share of the way left that reads as "done": shown only once the reading has stopped falling
 AT_FLOOR = "the monitor can no longer tell translations from real images at this size"
 UNRESOLVED = "the monitor cannot tell the two domains apart at this size"
@@ -68,6 +71,9 @@ class Reading:
     emd: float          # critic-free: exact empirical W1 (POT emd2) of patches downscaled to 4×4
     floor_hi: float = math.nan  # the top of the floor's 95 % interval (nan: not measured, as in older runs)
     structure: float = math.nan  # critic-free and multi-scale: ``structure_distances`` of the translated crops
+    structure_lo: float = math.nan     # its bootstrap 95 % interval (nan in older runs)
+    structure_hi: float = math.nan
+    structure_start: float = math.nan  # the same reading of the untranslated sources: the identity's level
 
     @property
     def remaining(self) -> float:
@@ -109,7 +115,7 @@ class Reading:
 
     def metrics(self, way: str) -> dict[str, float]:
         values = (self.w, self.lo, self.hi, self.grad_norm, self.start, self.floor, self.remaining, self.sliced,
-                  self.emd, self.floor_hi, self.structure)
+                  self.emd, self.floor_hi, self.structure, self.structure_lo, self.structure_hi, self.structure_start)
         return {f"{k}_{way}": float(v) for k, v in zip(MONITOR_KEYS, values)}
 
     @classmethod
@@ -120,7 +126,7 @@ class Reading:
         get = lambda k: float(metrics.get(f"{k}_{way}", math.nan))  # noqa: E731
         return cls(get("w_mon"), get("w_mon_lo"), get("w_mon_hi"), get("w_mon_grad"), get("w_mon_start"),
                    get("w_mon_floor"), get("sliced"), get("emd"), get("w_mon_floor_hi"),
-                   get("structure"))
+                   get("structure"), get("structure_lo"), get("structure_hi"), get("structure_start"))
 
 
 def _crops(images: Sequence[torch.Tensor], crop: int, per_image: int, seed: int) -> torch.Tensor:
@@ -161,6 +167,7 @@ class WMonitor:
         self._per_image = {d: len(self.real[d]) // len(h) for d, h in (("A", held_a), ("B", held_b))}
         self.critics: dict[str, torch.nn.Module | None] = {way: None for way, _, _ in WAYS}
         self.levels: dict[str, tuple[float, ...]] = {}  # way → (start, floor, the top of the floor's interval)
+        self.structure_start: dict[str, float] = {}  # way → the structure reading of the untranslated sources
 
     # --- estimation ---------------------------------------------------------------------------------
     def _estimate(self, target: torch.Tensor, other: torch.Tensor, critic=None, steps: int | None = None) -> W1Estimate:
@@ -203,25 +210,31 @@ class WMonitor:
             self.critics[way] = est.critic
             lo, hi = est.bootstrap(seed=self.seed)
             start, floor, floor_hi = (*self.levels[way], math.nan)[:3]  # older runs kept no floor interval
+            if way not in self.structure_start:  # measured once, like the levels (and again after an old resume)
+                self.structure_start[way] = self._structure(target, self.crops[source])[0]
             out[way] = Reading(est.w, lo, hi, est.grad_norm, start, floor,
                                *cross_checks(self.real[target], fake, self.seed), floor_hi,
-                               self._structure(target, crops))
+                               *self._structure(target, crops), self.structure_start[way])
         return out
 
-    def _structure(self, target: str, crops: torch.Tensor) -> float:
-        """The multi-scale, critic-free distance of translated crops from the real target's (nan where the crop
-        does not halve twice)."""
+    def _structure(self, target: str, crops: torch.Tensor) -> tuple[float, float, float]:
+        """The multi-scale, critic-free distance of ``crops`` from the real target's, with its bootstrap 95 %
+        interval (all nan where the crop does not halve twice). The resamples are seeded, so every evaluation
+        resamples the same crops."""
         if crops.shape[-1] % 4 or crops.shape[-2] % 4:
-            return math.nan
-        return structure_distances(self.crops[target], {"x": crops}, seed=self.seed, n_boot=0)["x"][0]
+            return math.nan, math.nan, math.nan
+        d, reps = structure_distances(self.crops[target], {"x": crops}, seed=self.seed, n_boot=STRUCTURE_BOOT)["x"]
+        lo, hi = (float(v) for v in np.quantile(reps, [0.025, 0.975]))
+        return float(d), min(lo, d), max(hi, d)
 
     # --- resume -----------------------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
-        return {"levels": {k: list(v) for k, v in self.levels.items()},
+        return {"levels": {k: list(v) for k, v in self.levels.items()}, "structure_start": dict(self.structure_start),
                 "critics": {k: c.state_dict() for k, c in self.critics.items() if c is not None}}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.levels = {k: tuple(float(x) for x in v[:3]) for k, v in state.get("levels", {}).items()}
+        self.structure_start = {k: float(v) for k, v in state.get("structure_start", {}).items()}
         for way, sd in state.get("critics", {}).items():
             critic = MLPCritic(self.real["A"].shape[1])
             critic.load_state_dict(sd)

@@ -132,6 +132,13 @@ def test_w_monitor_curves_band_levels_title_and_best_star(qtbot):
     plots.axis_box.setCurrentIndex(plots.axis_box.findData("time"))
     plots.flush()
     assert list(plots.w_plot.best_marker.getData()[0]) == [50.0, 50.0]
+    # Each direction's star sits at its own pick where best.pt holds generators of two steps.
+    plots.axis_box.setCurrentIndex(plots.axis_box.findData("step"))
+    plots.add_eval(monitor(250, best=250, w_mon_best_step_AtoB=150.0, w_mon_best_step_BtoA=250.0))
+    plots.flush()
+    sx, sy = plots.w_plot.best_marker.getData()
+    assert list(sx) == [150, 250] and np.allclose(sy, [0.4 + 1.6 / 15, 0.6 + 2.4 * 20 / 250])
+    assert "best: A→B of step 150, B→A of step 250" in plots.title("w") and plots.best_step == 250
 
 
 def test_an_untrustworthy_estimate_is_said_in_the_title(qtbot):

@@ -72,6 +72,11 @@ def test_the_best_step_and_the_plateau_notice(status):
     assert panel.best_label.text() == "best: step 1,200"
     controller.checkpoint_saved.emit(CheckpointReport(1400, "/tmp/run/checkpoints/latest.pt"))
     assert panel.best_label.text() == "best: step 1,200"  # a latest checkpoint is not a best one
+    # Each direction's own pick, as the evaluation names them; its best checkpoint that follows keeps the words.
+    controller.evaluated.emit(EvalReport(1600, 60.0, {"w_mon_AtoB": 1.0, "w_mon_best_step": 1600.0,
+                                                      "w_mon_best_step_AtoB": 1200.0, "w_mon_best_step_BtoA": 1600.0}))
+    controller.checkpoint_saved.emit(CheckpointReport(1600, "/tmp/run/checkpoints/best.pt", kind="best"))
+    assert panel.best_label.text() == "best: A→B of step 1,200, B→A of step 1,600"
 
     controller.warned.emit(WarningReport(
         3000, "plateau", "the monitored W has not improved beyond its noise for 10 evaluations: the best "
@@ -112,3 +117,15 @@ def test_a_long_note_wraps_to_the_panels_width_and_is_shown_whole(status, qtbot)
     qtbot.waitUntil(lambda: warnings.list.sizeHintForRow(0) < narrow)
     assert warnings.list.sizeHintForRow(0) < 4 * lines  # wide enough: the first line and the hint's one line
     assert warnings.list.height() >= warnings.list.sizeHintForRow(0)
+
+
+def test_a_run_that_ends_between_progress_reports_shows_its_last_step(status):
+    """A drift found at step 132 ends the run there; the last progress report said step 130."""
+    controller, panel, _ = status
+    started(controller, 200, max_steps=200)
+    controller.progressed.emit(progress(130, 200, 20.0, 10.0, 0.65))
+    panel._throttle.flush()
+    assert panel.step_label.text() == "step 130 / 200"
+    controller.finished.emit(FinishedReport(132, "drifted", "", "/tmp/run/checkpoints/latest.pt"))
+    assert panel.step_label.text() == "step 132 / 200"
+    assert "Stopped (drifting; the best checkpoint restored) at step 132" in panel.message_label.text()
