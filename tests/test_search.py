@@ -17,6 +17,7 @@ from engine.training.family_choice import (
     FAMILIES,
     RESNET_JUDGED_STEPS,
     TRIAL_ORDER,
+    beside_identity,
     brightness_order,
     choose,
     describe_choice,
@@ -76,14 +77,32 @@ def test_a_paired_difference_tells_apart_what_overlapping_intervals_cannot():
     later = FamilyCandidate("resnet", 0.95, 0.80, 1.10, {}, {}, 40, 1.0, tuple(0.95 + hard[::-1]))
     chosen, _, reason = choose([replace(resnet, family="colour"), local, later])
     assert chosen == "colour" and "came closest" in reason and "overlaps" not in reason
-    # Where the difference changes sign between resamples, the two cannot be told apart: the colour map is kept.
-    noisy = replace(colour, replicates=tuple(0.945 + hard + 0.2 * np.resize([1, -1], 12)))
+    # Where the difference changes sign between resamples, the two cannot be told apart: the colour map is kept
+    # (its interval below 1 here, [0.82, 0.99]: it comes closer to the target than the untranslated images).
+    noisy = replace(colour, hi=0.99, replicates=tuple(0.945 + hard + 0.2 * np.resize([1, -1], 12)))
     assert indistinct(noisy, resnet)
     assert choose([noisy, local, resnet])[:2] == ("colour", False)
     # So is a family whose score is the best's (a difference of 0 is no difference).
     assert indistinct(replace(resnet, family="colour"), resnet)
     # A record without replicates (an older run's) falls back to the overlap of the marginal intervals.
-    assert choose([replace(colour, replicates=()), local, resnet])[:2] == ("colour", False)
+    assert choose([replace(noisy, replicates=()), local, resnet])[:2] == ("colour", False)
+
+
+def test_a_tie_with_a_family_no_closer_than_the_untranslated_images_goes_to_the_closest():
+    """The pencil sketch at 10 minutes: the colour map 1.03 [0.92, 1.14], the ResNet 0.82 [0.75, 0.94], a tie by the
+    paired difference; but the colour map cannot be told from doing nothing either, and the ResNet can: the ResNet
+    is kept, and the reason says why the tie did not go to the colour map."""
+    shared = np.array([0.02, -0.05, -0.04, 0.05, -0.02, 0.02, 0.09, 0.0, 0.07, -0.06, -0.07, 0.13])
+    resnet = FamilyCandidate("resnet", 0.82, 0.75, 0.94, {}, {}, 138, 42.0, tuple(0.82 + shared))
+    colour = FamilyCandidate("colour", 1.03, 0.92, 1.14, {}, {}, 2065, 126.0,
+                             tuple(1.03 + shared + np.r_[np.full(10, 0.1), -0.25, -0.25]))
+    assert indistinct(colour, resnet) and beside_identity(colour, resnet)
+    chosen, resolved, reason = choose([colour, resnet])
+    assert (chosen, resolved) == ("resnet", True)
+    assert "colour could not be told from it, but nor from the untranslated images" in reason
+    # Where the closest cannot be told from the untranslated images either, the tie goes to the colour map as before.
+    near = replace(resnet, hi=1.01)
+    assert not beside_identity(colour, near) and choose([colour, near])[:2] == ("colour", False)
 
 
 def test_a_resnet_dropped_after_too_short_a_trial_is_named_with_how_to_pin_it():
@@ -122,7 +141,7 @@ def test_the_resnet_is_kept_only_where_no_family_that_keeps_the_picture_can_foll
     assert chosen == "local" and "local, which keep the picture" in reason  # only the one within reach is named
     assert choose([sketch, ways(local, 1.12, 0.7), resnet])[0] == "resnet"
     # Among those kept back to, the usual rule: a tie goes to the family that changes the picture less.
-    tied = ways(replace(sketch, score=0.95), 0.9, 0.99)
+    tied = ways(replace(sketch, score=0.95, lo=0.9, hi=0.99), 0.9, 0.99)
     assert choose([tied, replace(local, lo=0.9, hi=0.98), resnet])[:2] == ("colour", False)
     # Where the ResNet does not read closest, nothing changes; records without readings per direction neither.
     assert choose([colour, replace(resnet, score=1.2, lo=1.1, hi=1.3)])[0] == "colour"
