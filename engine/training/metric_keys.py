@@ -18,6 +18,8 @@ Held-out figures name the direction in full (``AtoB``, ``BtoA``) where they can.
 
 from __future__ import annotations
 
+import math
+
 __all__ = [
     "G_A", "G_B", "D_A", "D_B", "CYCLE_A", "CYCLE_B", "IDT_A", "IDT_B", "LOSS_KEYS",
     "W_A", "W_B", "GP_GRAD_NORM_A", "GP_GRAD_NORM_B",
@@ -89,7 +91,7 @@ def best_steps(metrics) -> dict[str, int]:
     out = {}
     for way, _ in _WAY_NAMES:
         v = metrics.get(f"{BEST_STEP}_{way}", metrics.get(BEST_STEP))
-        if v is not None and v == v and abs(v) != float("inf"):
+        if v is not None and math.isfinite(v):
             out[way] = int(v)
     return out
 
