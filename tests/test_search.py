@@ -34,6 +34,8 @@ from engine.training.reports import (
 )
 from engine.training.search import FamilySearch, graft, open_trainer
 from engine.training.trainer import Trainer
+from engine.wasserstein.monitor import WAYS
+from engine.wasserstein.structure import structure_distances
 from tests.helpers import make_domains, tiny_config
 
 
@@ -271,6 +273,15 @@ def test_a_search_tries_every_family_keeps_one_and_writes_the_run(tmp_path, monk
     assert len(choice) == 1 and [c.family for c in choice[0].candidates] == list(FAMILIES)
     chosen = choice[0].chosen
     assert all(math.isfinite(c.score) and c.lo <= c.score <= c.hi for c in choice[0].candidates)
+    # Each is read by the multi-scale sliced W with its bands weighed alike (their geometric mean), over the
+    # untranslated sources' reading.
+    monitor = search._monitor
+    for way, source, target in WAYS:
+        read = structure_distances(monitor.crops[target], {"identity": monitor.crops[source],
+                                                          **{f: search._translations[way][f] for f in FAMILIES}},
+                                   seed=search.cfg.schedule.seed, combine="geometric")
+        for c in choice[0].candidates:
+            assert c.w[way] == pytest.approx(read[c.family][0]) and c.start[way] == pytest.approx(read["identity"][0])
     # Every candidate carries its score on the same bootstrap resamples, for the paired rule.
     assert len({len(c.replicates) for c in choice[0].candidates}) == 1 and len(choice[0].candidates[0].replicates) > 1
     # Step budget: trials of 7 % each (colour twice, then the fork), then the winner to the end.

@@ -3,10 +3,17 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import torch
 import torch.nn.functional as Fn
 
-from engine.wasserstein.structure import _sliced, band_patches, pyramid_bands, structure_distances
+from engine.wasserstein.structure import (
+    _sliced,
+    band_distances,
+    band_patches,
+    pyramid_bands,
+    structure_distances,
+)
 
 
 def textured(n: int, seed: int, size: int = 32) -> torch.Tensor:
@@ -72,3 +79,29 @@ def test_a_candidates_reading_does_not_depend_on_the_others_read_with_it():
     alone = structure_distances(target, {"b": b}, seed=5)
     assert together["b"][0] == alone["b"][0] and np.array_equal(together["b"][1], alone["b"][1])
     assert together["a"][0] != alone["b"][0]
+
+
+def test_weighed_alike_the_bands_do_not_let_right_colours_hide_invented_detail():
+    """The family search's combination: the bands' geometric mean, where the W monitor's structure reading sums
+    them. A copy with a colour cast is far from the target in the colour band only; an over-sharpened copy in the
+    detail bands only. Summed, the colour band (where the cast is far) outweighs the others and the two read alike;
+    weighed alike, the invented detail counts as it is."""
+    target, other = textured(16, 3), textured(16, 4)
+    cast = (other + torch.tensor([0.4, 0.1, -0.4]).view(1, 3, 1, 1)).clamp(-1, 1)
+    sharp = (other + 2 * (other - blurred(other, 1.0))).clamp(-1, 1)
+    bands = band_distances(target, {"cast": cast, "sharp": sharp}, seed=5)
+    summed = structure_distances(target, {"cast": cast, "sharp": sharp}, seed=5)
+    alike = structure_distances(target, {"cast": cast, "sharp": sharp}, seed=5, combine="geometric")
+    for name, (d, reps) in bands.items():  # the same resamples, made one per replicate
+        assert d.shape == (3,) and reps.shape == (12, 3)
+        assert summed[name][0] == pytest.approx(d.sum()) and np.allclose(summed[name][1], reps.sum(1))
+        assert alike[name][0] == pytest.approx(np.exp(np.log(d).mean()))
+        assert np.allclose(alike[name][1], np.exp(np.log(reps).mean(1)))
+    (cast_d, _), (sharp_d, _) = bands["cast"], bands["sharp"]
+    assert cast_d[2] > 3 * sharp_d[2] and sharp_d[0] > 10 * cast_d[0]  # far in colour; far in fine detail
+    ratio = lambda r: r["sharp"][0] / r["cast"][0]  # noqa: E731
+    assert ratio(summed) < 1.3 and ratio(alike) > 2
+    # Over another candidate's reading, the geometric mean of the bands' ratios: each band counts by its ratio.
+    assert ratio(alike) == pytest.approx(np.exp(np.log(sharp_d / cast_d).mean()))
+    with pytest.raises(ValueError, match="combine"):
+        structure_distances(target, {"x": other}, combine="max")

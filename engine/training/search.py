@@ -15,9 +15,10 @@ come closest to the target, and train it for the rest of the budget.
 2. Held-out crops at the images' own resolution (the scale a user translates at) are translated by each
    candidate and compared with the real held-out targets, in both directions, by a multi-scale sliced
    Wasserstein distance (``engine.wasserstein.structure``: colour, structure and detail count, where the
-   monitor's 8-px patches hardly see blur). No ground truth is used. A candidate's score is its distance
-   over the untranslated sources' (``start``), averaged over the two directions, with a paired bootstrap
-   95 % interval.
+   monitor's 8-px patches hardly see blur), its three bands weighed alike (their geometric mean: a family
+   that closes the gap in colour cannot hide that it doubled it in detail). No ground truth is used. A
+   candidate's score is its distance over the untranslated sources' (``start``), averaged over the two
+   directions, with a paired bootstrap 95 % interval.
 3. The lowest score wins, unless a family that changes the picture less (earlier in ``FAMILIES``) cannot be
    told from it (the 95 % interval of their paired difference reaches 0): then the family that keeps more of
    the picture is chosen, and the report says so (the rule: ``engine.training.family_choice``).
@@ -81,6 +82,10 @@ _QUIET = {"eval_every": 1_000_000, "preview_every": 1_000_000, "save_every": 1_0
 _HELD_OUT_IMAGES = 32  # per domain, at most, for the selection monitor
 _AHEAD, _WITHHELD = "ahead", "withheld"  # the early reading's verdicts on the ResNet (see _early_reading)
 _VERDICTS = ("", _AHEAD, _WITHHELD)
+# How the search's distance makes its bands one: each band's distance counts by its ratio to the untranslated
+# images' (see engine.wasserstein.structure). Summed, the band where the domains differ most outweighs the others:
+# on the pencil sketch it was colour and tone, and tinted sketches tied with the ResNet's sketches.
+SEARCH_COMBINE = "geometric"
 
 
 def family_config(cfg: Config, family: str) -> Config:
@@ -338,8 +343,9 @@ class FamilySearch(Controls):
 
     def _read(self, monitor: WMonitor) -> list[FamilyCandidate]:
         """Every candidate's translations of the held-out sources against the real targets, by the multi-scale
-        sliced W (``structure_distances``: detail, structure and colour), relative to the untranslated sources:
-        distance / start, averaged over both directions, with a paired bootstrap interval; in ``FAMILIES`` order.
+        sliced W (``structure_distances``: detail, structure and colour, the bands' geometric mean), relative to the
+        untranslated sources: distance / start, averaged over both directions, with a paired bootstrap interval; in
+        ``FAMILIES`` order.
         Only translations not read before are read: a reading depends on nothing else (its resamples of the
         target are seeded), so the early reading's ones for the untranslated sources and the ResNet stand.
         Its time is the search's."""
@@ -350,7 +356,8 @@ class FamilySearch(Controls):
             new = {name: crops for name, crops in {"identity": monitor.crops[source], **self._translations[way]}.items()
                    if name not in read}
             if new:
-                read.update(structure_distances(monitor.crops[target], new, seed=self.cfg.schedule.seed))
+                read.update(structure_distances(monitor.crops[target], new, seed=self.cfg.schedule.seed,
+                                                 combine=SEARCH_COMBINE))
         start = {way: readings[way]["identity"] for way in readings}
         ways = [way for way in readings if start[way][0] > 0]
         candidates = []
