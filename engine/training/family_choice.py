@@ -20,7 +20,7 @@ from engine.metrics import spearman
 from engine.training.reports import FamilyCandidate, FamilyChoiceReport, WarningReport
 
 __all__ = ["FAMILIES", "TRIAL_ORDER", "REDRAWS", "RESNET_JUDGED_STEPS", "choose", "indistinct", "beside_identity",
-           "set_aside",
+           "set_aside", "unproven",
            "moves_away", "describe_choice", "unjudged", "brightness_order", "inversion_warning"]
 
 # Every family the search tries, ordered by how much of the picture each may change: least first.
@@ -49,17 +49,22 @@ def choose(candidates: list[FamilyCandidate], *, early: bool = False) -> tuple[s
     sketch: a colour map turns the sketch's paper into flat colour, farther from photographs than the sketch).
     Where one of them comes closer than, or as close as, the untranslated images in both directions, the change is
     within its reach, and the best of those is kept instead. The reason says so and how to pin the ResNet, as it
-    does where the ResNet lost after too short a trial to show anything. ``early``: the search's early reading,
+    does where the ResNet lost after too short a trial to show anything, or read closest after one without coming
+    closer than the untranslated images (``unproven``: not kept). ``early``: the search's early reading,
     which would end the search before the local generator is tried: a move away must then clear its interval."""
     redrawing = set_aside(candidates, early=early)
     if redrawing is not None:
         candidates = [c for c in candidates if c is not redrawing]
+    early_lead = unproven(candidates)
+    if early_lead is not None:
+        candidates = [c for c in candidates if c is not early_lead]
     best = min(candidates, key=lambda c: c.score)
     changes_less = [c for c in candidates if FAMILIES.index(c.family) < FAMILIES.index(best.family)]
     tied = [c for c in changes_less if indistinct(c, best) and not beside_identity(c, best)]
     if not tied:
         family, resolved = best.family, True
-        among = "to the target" if redrawing is None else "of the families that keep the picture"
+        among = ("of the families judged" if early_lead is not None else
+                 "of the families that keep the picture" if redrawing is not None else "to the target")
         reason = f"{best.family} came closest {among} (distance / start {best.score:.2f})"
         overlapping = [c.family for c in changes_less if c.lo <= best.hi and c.hi >= best.lo]
         untold = [c.family for c in changes_less if indistinct(c, best) and beside_identity(c, best)]
@@ -74,6 +79,10 @@ def choose(candidates: list[FamilyCandidate], *, early: bool = False) -> tuple[s
         reason = (f"the search cannot tell {family} ({tied[0].score:.2f}) from {best.family} ({best.score:.2f}) "
                   f"within its interval: keeping {family}, which changes the picture less")
     resnet = unjudged(candidates, family)
+    if early_lead is not None:
+        reason += (f". The {early_lead.family} read closer ({early_lead.score:.2f}), but after {early_lead.steps} "
+                   "steps, too few to show what it learns, and no closer than the untranslated images within its "
+                   "interval")
     if redrawing is not None:
         within = [c.family for c in candidates if not moves_away(c)]
         reason += (f". The {redrawing.family} read closer ({redrawing.score:.2f}), but it re-draws every pixel, which "
@@ -81,6 +90,9 @@ def choose(candidates: list[FamilyCandidate], *, early: bool = False) -> tuple[s
                    "from the target than the untranslated images in either direction: your change is within their "
                    "reach. If it draws new shapes or textures (summer → winter, photo → sketch), pin the "
                    f"{redrawing.family} (--set netG={redrawing.family}; in the app, Model → Generator family)")
+    elif early_lead is not None:
+        reason += (": if your change draws new shapes or textures (summer → winter, photo → sketch), pin it "
+                   "(--set netG=resnet; in the app, Model → Generator family)")
     elif resnet is not None:
         reason += (f". The resnet trained only {resnet.steps} steps in its trial, too few to show what it learns: "
                    "if your change draws new shapes or textures (summer → winter, photo → sketch), pin it "
@@ -141,6 +153,25 @@ def moves_away(c: FamilyCandidate, *, resolved: bool = False) -> bool:
     else:
         ratios = [c.w[way] / c.start[way] for way in c.w if c.start.get(way, 0) > 0]
     return not ratios or any(r > 1 for r in ratios)
+
+
+def unproven(candidates: list[FamilyCandidate]) -> FamilyCandidate | None:
+    """The ResNet's candidate where it read closest after a trial too short to judge it (fewer than
+    ``RESNET_JUDGED_STEPS`` steps) without coming closer than the untranslated images beyond its interval (the top
+    of it at 1 or above): its lead is then the others' slow start, not its learning, and it is not kept. None
+    otherwise, and where it is the only candidate.
+
+    In the app's smoke run on the demo (300 steps: trials of 21 steps, 42 for the colour map) the ResNet read 0.99
+    with its interval reaching 1, the colour and local maps 1.25, not yet past the untranslated images; the
+    ResNet's previews at step 300 were a pale blur, where a colour map kept gives a winter of the same scene. On
+    the pencil sketch at 10 minutes on a CPU without native bf16 the ResNet's trial was 56 steps and read 0.86
+    [0.75, 0.95], closer than the untranslated images beyond doubt: kept."""
+    if len(candidates) < 2:
+        return None
+    best = min(candidates, key=lambda c: c.score)
+    if best.family == REDRAWS and best.steps < RESNET_JUDGED_STEPS and best.hi >= 1:
+        return best
+    return None
 
 
 def unjudged(candidates, chosen: str) -> FamilyCandidate | None:
