@@ -79,10 +79,6 @@ def choose(candidates: list[FamilyCandidate], *, early: bool = False) -> tuple[s
         reason = (f"the search cannot tell {family} ({tied[0].score:.2f}) from {best.family} ({best.score:.2f}) "
                   f"within its interval: keeping {family}, which changes the picture less")
     resnet = unjudged(candidates, family)
-    if early_lead is not None:
-        reason += (f". The {early_lead.family} read closer ({early_lead.score:.2f}), but after {early_lead.steps} "
-                   "steps, too few to show what it learns, and no closer than the untranslated images within its "
-                   "interval")
     if redrawing is not None:
         within = [c.family for c in candidates if not moves_away(c)]
         reason += (f". The {redrawing.family} read closer ({redrawing.score:.2f}), but it re-draws every pixel, which "
@@ -91,7 +87,9 @@ def choose(candidates: list[FamilyCandidate], *, early: bool = False) -> tuple[s
                    "reach. If it draws new shapes or textures (summer → winter, photo → sketch), pin the "
                    f"{redrawing.family} (--set netG={redrawing.family}; in the app, Model → Generator family)")
     elif early_lead is not None:
-        reason += (": if your change draws new shapes or textures (summer → winter, photo → sketch), pin it "
+        reason += (f". The {early_lead.family} read closer ({early_lead.score:.2f}), but after {early_lead.steps} "
+                   "steps, too few to show what it learns, and no closer than the untranslated images within its "
+                   "interval: if your change draws new shapes or textures (summer → winter, photo → sketch), pin it "
                    "(--set netG=resnet; in the app, Model → Generator family)")
     elif resnet is not None:
         reason += (f". The resnet trained only {resnet.steps} steps in its trial, too few to show what it learns: "
