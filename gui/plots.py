@@ -28,7 +28,7 @@ from engine.training.reports import EvalReport, ProgressReport
 from .plot_style import A2B, B2A, BACKGROUND, FOREGROUND, GREY, dim, pen, style_plot, title_key
 from .series import Series, sticky_range
 from .util import Throttle
-from .w_plot import WAYS, WMonitorPlot
+from .w_plot import WAYS, WMonitorPlot, headline_metrics
 
 __all__ = ["TrainingPlots", "CURVES", "BACKGROUND", "FOREGROUND"]
 
@@ -51,11 +51,12 @@ class CurveSpec:
 def _monitor_curves() -> tuple[CurveSpec, ...]:
     out: list[CurveSpec] = []
     for way, name, color in WAYS:
-        out += [CurveSpec(f"mon_{way}", f"W {name} (monitor)", color, (f"w_mon_{way}",), "w", markers=True,
+        # The headline reading's (``headline_metrics``): the structure reading where it has its floor.
+        out += [CurveSpec(f"mon_{way}", f"W {name} (monitor)", color, (f"mon_{way}",), "w", markers=True,
                           smooth=False),
-                CurveSpec(f"mon_lo_{way}", f"W {name} 95 % low", color, (f"w_mon_lo_{way}",), "w", smooth=False,
+                CurveSpec(f"mon_lo_{way}", f"W {name} 95 % low", color, (f"mon_lo_{way}",), "w", smooth=False,
                           band=True),
-                CurveSpec(f"mon_hi_{way}", f"W {name} 95 % high", color, (f"w_mon_hi_{way}",), "w", smooth=False,
+                CurveSpec(f"mon_hi_{way}", f"W {name} 95 % high", color, (f"mon_hi_{way}",), "w", smooth=False,
                           band=True)]
     return tuple(out)
 
@@ -268,6 +269,8 @@ class TrainingPlots(QWidget):
         self._throttle.mark()
 
     def _add(self, step: int, t: float, metrics: Mapping[str, float], *, val: bool) -> None:
+        if val:
+            metrics = {**metrics, **headline_metrics(metrics)}
         for spec in CURVES:
             parts = spec.parts
             if all(p in metrics for p in parts):

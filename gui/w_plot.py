@@ -1,9 +1,10 @@
 """The W plot of the training plots: the W monitor's held-out estimate of W1 per direction.
 
-Its 95 % interval is a band, the identity's and the estimator's floor levels are dashed lines, a
-star marks the best checkpoint's evaluation, and the title says how much of the way is left and
-whether a reading can be trusted (the engine's rule, ``Reading.doubt()``). Wasserstein objectives
-add their training critic's own estimate on a right-hand axis (its scale is its own: weight
+It draws the monitor's headline reading (``Reading.headline``): the multi-scale structure reading where it has its
+floor of real target samples, the critic's patch W otherwise (older runs). Its 95 % interval is a band, the
+identity's and the floor's levels are dashed lines, a star marks the best checkpoint's evaluation, and the title
+says how much of the way is left and whether a reading can be trusted (the engine's rule, ``Reading.doubt()``).
+Wasserstein objectives add their training critic's own estimate on a right-hand axis (its scale is its own: weight
 clipping reports K·W, K ≪ 1). ``TrainingPlots`` feeds the curves; this widget owns the rest.
 """
 
@@ -25,13 +26,26 @@ from engine.wasserstein.monitor import Reading
 from .plot_style import A2B, B2A, BACKGROUND, FOREGROUND, GREY, TITLE, dim, pen, style_axis, style_plot, title_key
 from .series import Series
 
-__all__ = ["WMonitorPlot", "WAYS", "LEVELS", "monitor_title"]
+__all__ = ["WMonitorPlot", "WAYS", "LEVELS", "monitor_title", "headline_metrics"]
 
 BEST = "#ffd166"     # the best checkpoint's star
 CAUTION = "#e3b341"  # an estimate not to be trusted
 # The monitor's directions as shown, from the engine's list: key, name ("A→B"), colour.
 WAYS = tuple((way, f"{source}→{target}", color) for (way, source, target), color in zip(MONITOR_WAYS, (A2B, B2A)))
-LEVELS = (("start", "identity"), ("floor", "floor"))  # w_mon_<level>_<way>: the dashed reference lines
+LEVELS = (("start", "identity"), ("floor", "floor"))  # the headline's levels: the dashed reference lines
+Y_LABELS = {False: "W₁ (patches)", True: "sliced W₁ (bands)"}  # by ``Level.structure``
+
+
+def headline_metrics(metrics: Mapping[str, float]) -> dict[str, float]:
+    """``mon_<way>``, ``mon_lo_<way>`` and ``mon_hi_<way>`` of an evaluation row: the reading the W plot draws and
+    its title speaks of (``Reading.headline``: the structure reading where it has its floor, else the critic's W)."""
+    out = {}
+    for way, _, _ in WAYS:
+        reading = Reading.from_metrics(metrics, way)
+        if reading is not None:
+            h = reading.headline()
+            out.update({f"mon_{way}": h.value, f"mon_lo_{way}": h.lo, f"mon_hi_{way}": h.hi})
+    return out
 
 
 def monitor_title(metrics: Mapping[str, float], best_steps: Mapping[str, int] | None, *, monitor_on: bool = True,
@@ -81,6 +95,7 @@ class WMonitorPlot(QWidget):
         self.critic_shown = False
         self.dirty = True  # the readings, the best step or the critic's presence changed since ``redraw``
         self._title = ""
+        self._structure_axis = False  # the left axis names the structure reading (``Y_LABELS``)
         self.plot_widget = pg.PlotWidget()
         self.plot_widget.setObjectName("plot_w")
         self.item = style_plot(self.plot_widget, "", "step", "W₁ (patches)", downsample=True)
@@ -151,8 +166,8 @@ class WMonitorPlot(QWidget):
 
     # --- state -----------------------------------------------------------------------------
     def set_readings(self, metrics: Mapping[str, float]) -> None:
-        """The monitor's keys (``w_mon_*``) of the latest evaluation that has them."""
-        readings = {k: float(v) for k, v in metrics.items() if k.startswith("w_mon_")}
+        """The monitor's keys (``w_mon_*`` and the structure reading's) of the latest evaluation that has them."""
+        readings = {k: float(v) for k, v in metrics.items() if k.startswith(("w_mon_", "structure_"))}
         if readings != self.readings:
             self.previous, self.readings = self.readings, readings
         self.dirty = True
@@ -169,6 +184,9 @@ class WMonitorPlot(QWidget):
 
     def reset(self) -> None:
         self.readings, self.previous, self.best_steps, self.dirty = {}, {}, {}, True
+        if self._structure_axis:
+            self._structure_axis = False
+            self.item.setLabel("left", Y_LABELS[False], color=FOREGROUND)
 
     def show_critic(self, shown: bool) -> None:
         """Show or hide the training critic's axis and view."""
@@ -205,8 +223,9 @@ class WMonitorPlot(QWidget):
         monitor points (``series["mon_<way>"]``) at its best step, on the x ``axis`` shown."""
         self.dirty = False
         m = self.readings
+        heads = {way: r.headline() for way, _, _ in WAYS if (r := Reading.from_metrics(m, way)) is not None}
         for (way, level), line in self.level_lines.items():
-            value = m.get(f"w_mon_{level}_{way}", math.nan)
+            value = getattr(heads[way], level) if way in heads else math.nan
             if math.isfinite(value):
                 line.setValue(value)
             line.setVisible(math.isfinite(value))
@@ -219,6 +238,10 @@ class WMonitorPlot(QWidget):
                 xs.append(float(s.x(axis)[i]))
                 ys.append(float(s.raw()[i]))
         self.best_marker.setData(x=xs, y=ys)
+        structure = any(h.structure for h in heads.values())
+        if structure != self._structure_axis:
+            self._structure_axis = structure
+            self.item.setLabel("left", Y_LABELS[structure], color=FOREGROUND)
         title = monitor_title(m, self.best_steps, monitor_on=monitor_on, critic=self.critic_shown,
                               previous=self.previous)
         if title != self._title:

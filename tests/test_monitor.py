@@ -149,6 +149,74 @@ def test_the_multi_scale_reading_sees_blur():
             (blurred[way].structure_lo, blurred[way].structure_hi, blurred[way].structure_start))
 
 
+class Pool:
+    """A domain's training images as the monitor draws from them (``len`` and ``get``)."""
+
+    def __init__(self, images: list[torch.Tensor]):
+        self.images = images
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def get(self, index: int) -> torch.Tensor:
+        return self.images[index]
+
+
+def test_the_structure_floor_is_what_real_target_samples_of_the_sources_size_read():
+    """The floor of the multi-scale reading: samples of the target's training images, as many as the held-out
+    sources, against the held-out target. A second sample of the target's own kind sits within it; blurred target
+    images and another kind of image read clearly above its top; without training images there is none."""
+    base = smooth_images(48, seed=6)
+    held_a, held_b, pool_a, pool_b = u8(base[:8]), u8(base[8:16]), u8(base[16:32]), u8(base[32:48])
+    quick = dict(crop=32, first_steps=20, steps=5)  # the critic's W is not looked at here
+    m = WMonitor(held_a, held_b, train_a=Pool(pool_a), train_b=Pool(pool_b), **quick)
+    same = m.measure(torch.nn.Identity(), torch.nn.Identity())
+    blurred = m.measure(Blur(), Blur())
+    for way in same:
+        r = same[way]
+        assert 0 < r.structure_floor < r.structure_floor_hi
+        assert r.structure <= r.structure_floor_hi  # one kind of image: doing nothing reads as real samples do
+        assert blurred[way].structure_lo > r.structure_floor_hi  # blur is beyond what real samples read
+        assert blurred[way].structure_floor == r.structure_floor  # measured once
+    shifted = WMonitor(u8(base[:8], 40.0), held_b, train_a=Pool(pool_a), train_b=Pool(pool_b), **quick)
+    r = shifted.measure(torch.nn.Identity(), torch.nn.Identity())["AtoB"]
+    assert r.structure_start > 1.5 * r.structure_floor_hi and r.structure_floor == pytest.approx(
+        same["AtoB"].structure_floor)  # the same draws of the same target: the same floor
+    back = Reading.from_metrics(r.metrics("AtoB"), "AtoB")  # as an eval row carries it
+    assert (back.structure_floor, back.structure_floor_hi) == (r.structure_floor, r.structure_floor_hi)
+    # What the app says is read on it: the untranslated sources are the whole way from the floor, and where the two
+    # domains are one kind, the monitor cannot tell them apart.
+    assert r.headline().structure and r.standing() == (pytest.approx(1.0), "100 % of the way left")
+    assert same["AtoB"].standing()[1] == UNRESOLVED
+    again = WMonitor(u8(base[:8], 40.0), held_b, **quick)  # a resumed run keeps the levels it measured
+    again.load_state_dict(shifted.state_dict())
+    assert again.structure_floor == shifted.structure_floor
+    bare = WMonitor(held_a, held_b, **quick).measure(torch.nn.Identity(), torch.nn.Identity())["AtoB"]
+    assert math.isnan(bare.structure_floor) and math.isnan(bare.structure_floor_hi)
+    few = WMonitor(held_a, held_b, train_b=Pool(pool_b[:5]), **quick).measure(torch.nn.Identity(),
+                                                                              torch.nn.Identity())["AtoB"]
+    assert math.isnan(few.structure_floor)  # fewer training images than held-out sources: no sample of that size
+
+
+def test_the_headline_is_the_structure_reading_where_it_has_its_floor():
+    """The share, the words and the caution are read on the structure reading once it has its floor of real target
+    samples; a reading without that floor (an older run, a folder too small to draw from) is read on the critic's
+    patch W, as before. A change of reading between two evaluations is no fall."""
+    r = Reading(0.2, 0.18, 0.22, 3.0, 1.0, 0.1, 0.0, 0.0, 0.15, structure=0.9, structure_lo=0.85, structure_hi=0.95,
+                structure_start=1.5, structure_floor=0.2, structure_floor_hi=0.3)
+    assert r.headline().structure and r.remaining == pytest.approx(0.7 / 1.3)
+    assert r.standing() == (pytest.approx(0.7 / 1.3), "54 % of the way left")
+    assert r.doubt() == ""  # the critic's slope (3.0) is not the headline's
+    older = Reading(0.2, 0.18, 0.22, 3.0, 1.0, 0.1, 0.0, 0.0, 0.15, structure=0.9, structure_lo=0.85,
+                    structure_hi=0.95, structure_start=1.5)
+    assert not older.headline().structure and older.remaining == pytest.approx(0.1 / 0.9)
+    assert older.standing()[1] == "11 % of the way left" and "critic slope 3.00" in older.doubt()
+    near = Reading(0.2, 0.18, 0.22, 1.0, 1.0, 0.1, 0.0, 0.0, 0.15, structure=0.33, structure_lo=0.32,
+                   structure_hi=0.34, structure_start=1.5, structure_floor=0.28, structure_floor_hi=0.3)
+    assert near.standing(previous=r) == (pytest.approx(math.nan, nan_ok=True), "still falling")
+    assert near.standing(previous=older)[1] == "4 % of the way left"  # the critic's W before: not comparable
+
+
 def test_the_remaining_distance_follows_a_partial_translation():
     base = smooth_images(12, seed=2)
     delta = 20.0

@@ -52,7 +52,7 @@ class Evaluator:
         if cfg.schedule.monitor and len(val[0]) >= 2 and len(val[1]) >= 2:
             self.monitor = WMonitor([val[0].get(i) for i in range(len(val[0]))],
                                     [val[1].get(i) for i in range(len(val[1]))], crop=cfg.data.crop_size,
-                                    seed=cfg.schedule.seed, device=speed.device)
+                                    seed=cfg.schedule.seed, device=speed.device, train_a=train[0], train_b=train[1])
 
     @torch.no_grad()
     def preview(self) -> dict[str, np.ndarray]:

@@ -79,7 +79,8 @@ def saturated_real(domain: str) -> str:
 # its 95 % interval), ``w_mon_remaining`` the share of the way still to go (raw: what to show is
 # ``Reading.standing``), ``sliced``/``emd``/``structure`` the critic-free cross-checks (``structure``: multi-scale,
 # it sees blur; ``structure_lo``/``structure_hi`` its 95 % interval, ``structure_start`` the untranslated sources'
-# reading). Written only where the monitor runs.
+# reading, ``structure_floor``/``structure_floor_hi`` what samples of real target images of the sources' size read:
+# the median and the top). Written only where the monitor runs.
 BEST_STEP = "w_mon_best_step"  # checkpoints/best.pt's step so far (``BestKeeper``; the later of its two), in each eval
 # row; ``w_mon_best_step_AtoB``/``_BtoA``: each direction's own pick, whose generator best.pt holds for it.
 _WAY_NAMES = (("AtoB", "A→B"), ("BtoA", "B→A"))

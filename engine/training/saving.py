@@ -97,9 +97,10 @@ class BestKeeper:
     sliced W of Laplacian bands, ``engine.wasserstein.monitor``): a ResNet's output gets sharper long after its
     colours are right, which 8-px patches barely see. Where a reading has no identity level or interval (an older
     run, a crop that does not halve twice) the W ranks. Over ``paper``'s 28 direction-runs on the suite at 10
-    minutes (docs/wasserstein.md) the W picked within 0.5 dB of the best evaluation on 8, the structure reading on
-    more; over the per-pixel runs the W per direction picked within 0.5 dB far more often than the sum over both
-    directions, which let one direction's gain hide the other's loss.
+    minutes (docs/wasserstein.md) the W picked within 0.5 dB of the best evaluation on 8, the structure reading (its
+    bands then summed; now their geometric mean, as the family search reads them) on more; over the per-pixel runs
+    the W per direction picked within 0.5 dB far more often than the sum over both directions, which let one
+    direction's gain hide the other's loss.
 
     **Each direction its own pick.** G (A→B) and F (B→A) translate alone, so ``best.pt`` holds G from A→B's pick
     and F from B→A's (``steps`` in the file; ``step`` is the later). A direction's pick follows the latest

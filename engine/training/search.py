@@ -69,7 +69,7 @@ from engine.training.reports import (
 )
 from engine.training.trainer import Trainer
 from engine.wasserstein.monitor import WAYS, WMonitor
-from engine.wasserstein.structure import structure_distances
+from engine.wasserstein.structure import READING, structure_distances
 
 log = logging.getLogger(__name__)
 
@@ -82,10 +82,6 @@ _QUIET = {"eval_every": 1_000_000, "preview_every": 1_000_000, "save_every": 1_0
 _HELD_OUT_IMAGES = 32  # per domain, at most, for the selection monitor
 _AHEAD, _WITHHELD = "ahead", "withheld"  # the early reading's verdicts on the ResNet (see _early_reading)
 _VERDICTS = ("", _AHEAD, _WITHHELD)
-# How the search's distance makes its bands one: each band's distance counts by its ratio to the untranslated
-# images' (see engine.wasserstein.structure). Summed, the band where the domains differ most outweighs the others:
-# on the pencil sketch it was colour and tone, and tinted sketches tied with the ResNet's sketches.
-SEARCH_COMBINE = "geometric"
 
 
 def family_config(cfg: Config, family: str) -> Config:
@@ -357,7 +353,7 @@ class FamilySearch(Controls):
                    if name not in read}
             if new:
                 read.update(structure_distances(monitor.crops[target], new, seed=self.cfg.schedule.seed,
-                                                 combine=SEARCH_COMBINE))
+                                                 combine=READING))
         start = {way: readings[way]["identity"] for way in readings}
         ways = [way for way in readings if start[way][0] > 0]
         candidates = []

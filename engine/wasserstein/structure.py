@@ -7,8 +7,8 @@ of the size (colour and tone over regions 4 px wide and more). Each band is cut 
 samples' patch sets are compared by the sliced Wasserstein distance (fixed random projections, so every
 sample is measured along the same directions). A band's distance is divided by the target band's mean absolute value,
 so blur (missing detail), invented texture (extra detail) and wrong colour all count on one scale. The bands
-are then summed (``combine="sum"``: the W monitor's structure reading), or their geometric mean is taken
-(``combine="geometric"``: the family search's reading). Over the untranslated images' distance, the sum weighs
+are then summed (``combine="sum"``), or their geometric mean is taken (``combine="geometric"``, ``READING``: the
+reading of the W monitor and of the family search). Over the untranslated images' distance, the sum weighs
 each band's ratio by how far apart the two domains are in it; the geometric mean weighs the bands alike, so a
 candidate that closes the gap in one band cannot hide that it doubled it in another. On the pencil sketch the
 two domains differ most in colour and tone (white paper against photographs): by the sum, colour maps that turned
@@ -28,10 +28,14 @@ import torch
 import torch.nn.functional as Fn
 
 __all__ = ["patches_of", "pyramid_bands", "band_patches", "band_distances", "structure_distances", "combine_bands",
-           "LEVELS", "COMBINE"]
+           "LEVELS", "COMBINE", "READING"]
 
 LEVELS = 3  # two detail bands and the low-pass image at a quarter of the size
 COMBINE = ("sum", "geometric")  # how the bands' distances make one (see the module docstring)
+# How the W monitor's structure reading and the ``auto`` family search make the bands one: each band counts by its
+# ratio to the untranslated images'. Summed, the band where the domains differ most outweighs the others: on the
+# pencil sketch it was colour and tone, and tinted sketches tied with the ResNet's sketches.
+READING = "geometric"
 
 
 def patches_of(images: torch.Tensor, size: int, stride: int) -> torch.Tensor:

@@ -141,6 +141,41 @@ def test_w_monitor_curves_band_levels_title_and_best_star(qtbot):
     assert "best: A→B of step 150, B→A of step 250" in plots.title("w") and plots.best_step == 250
 
 
+def structure(step: int, floor: float = 0.2) -> dict[str, float]:
+    """The structure reading of both directions with its identity level (1.5) and its floor of real target samples
+    (``floor``, top 0.3): 1.2 at step 100, 0.9 at step 200."""
+    s = 1.5 - 0.3 * step / 100
+    return {k: v for way in ("AtoB", "BtoA") for k, v in (
+        (f"structure_{way}", s), (f"structure_lo_{way}", s - 0.05), (f"structure_hi_{way}", s + 0.05),
+        (f"structure_start_{way}", 1.5), (f"structure_floor_{way}", floor), (f"structure_floor_hi_{way}", 0.3))}
+
+
+def test_the_w_plot_draws_the_structure_reading_where_it_has_its_floor(qtbot):
+    """A run whose monitor measured the structure reading's floor: the curve, its band, the dashed levels, the axis
+    and the title are the structure reading's (``Reading.headline``), not the critic's patch W; a row without that
+    floor (an older run) is drawn by the patch W as before."""
+    plots = make(qtbot)
+    for step in (100, 200):
+        plots.add_eval(monitor(step, best=step, **structure(step)))
+    plots.flush()
+    x, y = plots.curves["mon_AtoB"].getOriginalDataset()
+    assert list(x) == [100, 200] and np.allclose(y, [1.2, 0.9])
+    assert np.allclose(plots.curves["mon_hi_BtoA"].getOriginalDataset()[1], [1.25, 0.95])
+    levels = {k: line.value() for k, line in plots.w_plot.level_lines.items()}
+    assert levels == {("AtoB", "start"): 1.5, ("AtoB", "floor"): 0.2, ("BtoA", "start"): 1.5, ("BtoA", "floor"): 0.2}
+    assert "bands" in plots._items["w"].getAxis("left").labelText
+    # (0.9 − 0.2) / (1.5 − 0.2): the structure reading's share; the critic's W would read 7 % and 10 %.
+    assert plots.title("w").count("54 % of the way left") == 2
+    sx, sy = plots.w_plot.best_marker.getData()
+    assert list(sx) == [200, 200] and np.allclose(sy, [0.9, 0.9])  # the star on the curve drawn
+    plots.reset(preset("cpu-quick"))
+    plots.add_eval(monitor(200, best=200, **{k: v for k, v in structure(200).items() if "floor" not in k}))
+    plots.flush()
+    assert np.allclose(plots.curves["mon_AtoB"].getOriginalDataset()[1], [0.48])  # the patch W
+    assert plots.w_plot.level_lines[("AtoB", "floor")].value() == 0.4
+    assert plots._items["w"].getAxis("left").labelText == "W₁ (patches)"
+
+
 def test_an_untrustworthy_estimate_is_said_in_the_title(qtbot):
     plots = make(qtbot)
     plots.add_eval(monitor(100, best=100, grad_b=2.4))
