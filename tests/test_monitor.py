@@ -107,7 +107,10 @@ def _reading(w: float, half: float = 0.02, start: float = 1.0, floor: float = 0.
     (_reading(0.14, half=0.005, floor_hi=0.12), _reading(0.142, half=0.005), (0.0444, "4 % of the way left")),
     (_reading(0.14, half=0.005), _reading(0.16, half=0.005), (math.nan, AT_FLOOR)),  # inside the floor's interval
     (_reading(0.17, half=0.03), _reading(0.3), (math.nan, AT_FLOOR)),  # its interval reaches the floor's
-    (_reading(0.5, start=0.14), None, (math.nan, UNRESOLVED)),  # start within the floor's interval
+    (_reading(0.5, start=0.14), None,  # start within the floor's interval; the reading beyond the start
+     (math.nan, UNRESOLVED + "; translations farther than the untranslated images (3.57 ×)")),
+    (_reading(0.1, start=0.14, half=0.01), None,
+     (math.nan, UNRESOLVED + "; translations closer than the untranslated images (0.71 ×)")),
     (_reading(0.5, half=0.5), None, (math.nan, UNRESOLVED)),  # the span from floor to start within the noise
 ])
 def test_the_share_left_is_shown_only_where_it_means_something(now, before, expected):

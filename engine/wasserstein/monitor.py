@@ -142,13 +142,15 @@ class Reading:
         """(the share of the way left, or nan; what to tell the user) — the one rule the app and the CLI show.
 
         Read on the ``headline``. The share is shown only where it means something: the floor lies below the start
-        beyond the floor's interval and the reading's; the reading's interval is above the floor's (else:
+        beyond the floor's interval and the reading's (else ``UNRESOLVED``, with whether the translations read
+        closer to the target than the untranslated images or farther, where that is beyond the reading's
+        interval); the reading's interval is above the floor's (else:
         ``AT_FLOOR``, in words, not a number that reads "done"); and it is above ``NEAR_DONE`` unless the reading
         has stopped falling (``previous``, the evaluation before, is not above this one beyond both intervals)."""
         h = self.headline()
         floor_hi = h.floor_hi if math.isfinite(h.floor_hi) else h.floor
         if not (h.start > floor_hi and h.start - h.floor > h.hi - h.lo):
-            return math.nan, UNRESOLVED
+            return math.nan, UNRESOLVED + _beside_start(h)
         if h.lo <= floor_hi:
             return math.nan, AT_FLOOR
         share = h.remaining
@@ -174,6 +176,17 @@ class Reading:
                    get("w_mon_floor"), get("sliced"), get("emd"), get("w_mon_floor_hi"),
                    get("structure"), get("structure_lo"), get("structure_hi"), get("structure_start"),
                    get("structure_floor"), get("structure_floor_hi"))
+
+
+def _beside_start(h: Level) -> str:
+    """Where no share can be given, what the reading still says: whether the translations read closer to the target
+    than the untranslated sources, or farther, beyond the reading's interval (the same sources at every
+    evaluation, so this is resolved where the floor is not); "" within it."""
+    if h.hi < h.start:
+        return f"; translations closer than the untranslated images ({h.value / h.start:.2f} ×)"
+    if h.lo > h.start:
+        return f"; translations farther than the untranslated images ({h.value / h.start:.2f} ×)"
+    return ""
 
 
 def _crops(images: Sequence[torch.Tensor], crop: int, per_image: int, seed: int) -> torch.Tensor:
