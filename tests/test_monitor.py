@@ -201,6 +201,27 @@ def test_the_structure_floor_is_what_real_target_samples_of_the_sources_size_rea
     assert math.isnan(few.structure_floor)  # fewer training images than held-out sources: no sample of that size
 
 
+def test_the_floor_draws_fewer_samples_where_the_held_out_sources_are_many(monkeypatch):
+    """Each draw is as many images as the held-out sources; with many of those the draws are fewer (at least 3), so
+    the floor does not decode a large folder."""
+    import engine.wasserstein.monitor as mon
+
+    class Counting(Pool):
+        calls = 0
+
+        def get(self, index: int) -> torch.Tensor:
+            Counting.calls += 1
+            return super().get(index)
+
+    base = smooth_images(40, seed=7)
+    held_a, held_b, pool = u8(base[:8]), u8(base[8:16]), Counting(u8(base[16:40]))
+    for cap, draws in ((1000, mon.NULL_DRAWS), (40, 5), (16, 3)):
+        monkeypatch.setattr(mon, "NULL_IMAGES", cap)
+        Counting.calls = 0
+        m = WMonitor(held_a, held_b, crop=32, first_steps=20, steps=5, train_b=pool)
+        assert math.isfinite(m._structure_floor("A", "B")[0]) and Counting.calls == draws * len(held_a)
+
+
 def test_the_headline_is_the_structure_reading_where_it_has_its_floor():
     """The share, the words and the caution are read on the structure reading once it has its floor of real target
     samples; a reading without that floor (an older run, a folder too small to draw from) is read on the critic's

@@ -61,7 +61,8 @@ MONITOR_KEYS = ("w_mon", "w_mon_lo", "w_mon_hi", "w_mon_grad", "w_mon_start", "w
                 "sliced", "emd", "w_mon_floor_hi", "structure", "structure_lo", "structure_hi", "structure_start",
                 "structure_floor", "structure_floor_hi")
 STRUCTURE_BOOT = 12  # bootstrap resamples of the held-out crops for the structure reading's interval
-NULL_DRAWS = 8  # samples of the target's training images that give the structure reading its floor
+NULL_DRAWS = 8  # samples of the target's training images that give the structure reading its floor …
+NULL_IMAGES = 160  # … fewer (at least 3) where that would decode more images than this: many held-out sources
 NEAR_DONE = 0.05  # a share of the way left that reads as "done": shown only once the reading has stopped falling
 AT_FLOOR = "the monitor can no longer tell translations from real images at this size"
 UNRESOLVED = "the monitor cannot tell the two domains apart at this size"
@@ -144,9 +145,9 @@ class Reading:
         Read on the ``headline``. The share is shown only where it means something: the floor lies below the start
         beyond the floor's interval and the reading's (else ``UNRESOLVED``, with whether the translations read
         closer to the target than the untranslated images or farther, where that is beyond the reading's
-        interval); the reading's interval is above the floor's (else:
-        ``AT_FLOOR``, in words, not a number that reads "done"); and it is above ``NEAR_DONE`` unless the reading
-        has stopped falling (``previous``, the evaluation before, is not above this one beyond both intervals)."""
+        interval); the reading's interval is above the floor's (else ``AT_FLOOR``, in words, not a number that
+        reads "done"); and it is above ``NEAR_DONE`` unless the reading has stopped falling (``previous``, the
+        evaluation before, is not above this one beyond both intervals)."""
         h = self.headline()
         floor_hi = h.floor_hi if math.isfinite(h.floor_hi) else h.floor
         if not (h.start > floor_hi and h.start - h.floor > h.hi - h.lo):
@@ -305,15 +306,17 @@ class WMonitor:
 
     def _structure_floor(self, source: str, target: str) -> tuple[float, float]:
         """(median, mean + 2 sd) of the structure reading of ``NULL_DRAWS`` seeded samples of the target's training
-        images, each as many images as the held-out sources and cropped alike: what real target images read at the
-        size compared. Two halves of the held-out target would be half that size, and read farther apart. nan where
-        there are no training images to draw from, too few of them, or the crop does not halve twice."""
+        images (fewer where they would hold more than ``NULL_IMAGES`` in all), each as many images as the held-out
+        sources and cropped alike: what real target images read at the size compared. Two halves of the held-out
+        target would be half that size, and read farther apart. nan where there are no training images to draw
+        from, too few of them, or the crop does not halve twice."""
         pool, n = self.train[target], self._held_count[source]
         if pool is None or len(pool) < n or self.crop % 4:
             return math.nan, math.nan
         rng = np.random.default_rng([self.seed, 31, ord(target)])
+        count = max(3, min(NULL_DRAWS, NULL_IMAGES // n))
         draws = {str(k): _crops([pool.get(int(i)) for i in rng.choice(len(pool), size=n, replace=False)], self.crop,
-                                self.crops_per_image, self.seed + 100 + k) for k in range(NULL_DRAWS)}
+                                self.crops_per_image, self.seed + 100 + k) for k in range(count)}
         read = structure_distances(self.crops[target], draws, seed=self.seed, n_boot=0, combine=READING)
         d = np.array([v for v, _ in read.values()])
         return float(np.median(d)), float(d.mean() + 2 * d.std(ddof=1))
