@@ -33,7 +33,7 @@ CAUTION = "#e3b341"  # an estimate not to be trusted
 # The monitor's directions as shown, from the engine's list: key, name ("A→B"), colour.
 WAYS = tuple((way, f"{source}→{target}", color) for (way, source, target), color in zip(MONITOR_WAYS, (A2B, B2A)))
 LEVELS = (("start", "identity"), ("floor", "floor"))  # the headline's levels: the dashed reference lines
-Y_LABELS = {False: "W₁ (patches)", True: "sliced W₁ (bands)"}  # by ``Level.structure``
+Y_LABELS = {False: "W₁ (patches)", True: "sliced W₁"}  # by ``Level.structure``
 
 
 def headline_metrics(metrics: Mapping[str, float]) -> dict[str, float]:

@@ -163,7 +163,7 @@ def test_the_w_plot_draws_the_structure_reading_where_it_has_its_floor(qtbot):
     assert np.allclose(plots.curves["mon_hi_BtoA"].getOriginalDataset()[1], [1.25, 0.95])
     levels = {k: line.value() for k, line in plots.w_plot.level_lines.items()}
     assert levels == {("AtoB", "start"): 1.5, ("AtoB", "floor"): 0.2, ("BtoA", "start"): 1.5, ("BtoA", "floor"): 0.2}
-    assert "bands" in plots._items["w"].getAxis("left").labelText
+    assert plots._items["w"].getAxis("left").labelText == "sliced W₁"
     # (0.9 − 0.2) / (1.5 − 0.2): the structure reading's share; the critic's W would read 7 % and 10 %.
     assert plots.title("w").count("54 % of the way left") == 2
     sx, sy = plots.w_plot.best_marker.getData()
