@@ -231,7 +231,6 @@ class WMonitor:
         self.device = torch.device(device)
         self.patch, self.stride, self.crop, self.crops_per_image = patch, stride, crop, crops_per_image
         self.train = {"A": train_a, "B": train_b}
-        self._held_count = {"A": len(held_a), "B": len(held_b)}
         self.steps, self.first_steps, self.lambda_lp, self.batch_size, self.seed = (steps, first_steps, lambda_lp,
                                                                                      batch_size, seed)
         self.crops = {"A": _crops(held_a, crop, crops_per_image, seed),
@@ -310,7 +309,7 @@ class WMonitor:
         sources and cropped alike: what real target images read at the size compared. Two halves of the held-out
         target would be half that size, and read farther apart. nan where there are no training images to draw
         from, too few of them, or the crop does not halve twice."""
-        pool, n = self.train[target], self._held_count[source]
+        pool, n = self.train[target], len(self.crops[source]) // self.crops_per_image  # the held-out sources
         if pool is None or len(pool) < n or self.crop % 4:
             return math.nan, math.nan
         rng = np.random.default_rng([self.seed, 31, ord(target)])
