@@ -222,6 +222,47 @@ def test_the_floor_draws_fewer_samples_where_the_held_out_sources_are_many(monke
         assert math.isfinite(m._structure_floor("A", "B")[0]) and Counting.calls == draws * len(held_a)
 
 
+def test_the_real_side_holds_training_images_that_the_null_samples_never_draw(monkeypatch):
+    """Readings are taken against the held-out target together with training images of the target (as many as
+    leave ``NULL_POOL`` samples' worth for the null draws); the null samples are drawn from the other training
+    images only. A state saved against another real side (a run from before) has its structure levels measured
+    again; one saved against this one keeps them."""
+    import engine.wasserstein.monitor as mon
+
+    class Logged(Pool):
+        def __init__(self, images):
+            super().__init__(images)
+            self.fetched: list[int] = []
+
+        def get(self, index: int) -> torch.Tensor:
+            self.fetched.append(index)
+            return super().get(index)
+
+    monkeypatch.setattr(mon, "REFERENCE_IMAGES", 10)
+    base = smooth_images(56, seed=8)
+    held_a, held_b, pool = u8(base[:6]), u8(base[6:12]), Logged(u8(base[12:56]))  # 44 training images of B
+    m = WMonitor(held_a, held_b, crop=32, first_steps=20, steps=5, train_b=pool)
+    assert m.reference_size("B") == 10 and m.reference_size("A") == 0  # no training images of A
+    real, rest = m.reference("B")
+    assert len(real) == (6 + 10) * m.crops_per_image and torch.equal(real[:len(m.crops["B"])], m.crops["B"])
+    in_reference = set(pool.fetched)
+    assert len(in_reference) == 10 and sorted(in_reference | {int(i) for i in rest}) == list(range(44))
+    pool.fetched.clear()
+    m._structure_floor("A", "B")
+    assert pool.fetched and not in_reference & set(pool.fetched)  # the null samples: never a reference image
+    small = WMonitor(held_a, held_b, crop=32, first_steps=20, steps=5, train_b=Pool(u8(base[12:32])))
+    assert small.reference_size("B") == 2  # 20 images: 18 left for three samples of 6
+    r = m.measure(torch.nn.Identity(), torch.nn.Identity())["AtoB"]
+    assert math.isfinite(r.structure_floor) and r.structure_start == m.structure_start["AtoB"]
+    state = m.state_dict()
+    again = WMonitor(held_a, held_b, crop=32, first_steps=20, steps=5, train_b=Pool(pool.images))
+    again.load_state_dict(state)
+    assert again.structure_start == m.structure_start and again.structure_floor == m.structure_floor
+    older = WMonitor(held_a, held_b, crop=32, first_steps=20, steps=5, train_b=Pool(pool.images))
+    older.load_state_dict({k: v for k, v in state.items() if k != "structure_reference"})
+    assert older.structure_start == {} and older.structure_floor == {}  # measured again at its next evaluation
+
+
 def test_the_headline_is_the_structure_reading_where_it_has_its_floor():
     """The share, the words and the caution are read on the structure reading once it has its floor of real target
     samples; a reading without that floor (an older run, a folder too small to draw from) is read on the critic's

@@ -29,10 +29,14 @@ Laplacian bands (``engine.wasserstein.structure``, the yardstick the ``auto`` se
 of the translated crops against the real target's, with a bootstrap 95 % interval over the crops
 (``structure_lo``/``structure_hi``) and its own reference levels, measured once: ``structure_start``, the
 untranslated sources' reading, and ``structure_floor``, the null level at the sizes compared: samples of the target
-domain's *training* images, as many as the held-out sources, read the same way against the held-out target
-(``NULL_DRAWS`` of them; the floor is their median, ``structure_floor_hi`` their mean + 2 standard deviations, the
-top of what a real sample of that size reads). The target side is real data, so training images may serve there;
-translations still come only from held-out sources. ``best.pt`` ranks a ResNet's evaluations by it (``BestKeeper``).
+domain's *training* images, as many as the held-out sources, read the same way (``NULL_DRAWS`` of them; the floor
+is their median, ``structure_floor_hi`` their mean + 2 standard deviations, the top of what a real sample of that
+size reads). The target side is real data, so training images may serve there; translations still come only from
+held-out sources. The real side every one of these is read against is the held-out target together with up to
+``REFERENCE_IMAGES`` training images of the target (the null samples are drawn from the others): against the
+held-out target alone, a few dozen images, which images a sample holds outweighed the change itself, and on
+photographs translated sources read closer to real images than real images did. ``best.pt`` ranks a ResNet's
+evaluations by it (``BestKeeper``).
 
 What the app and the CLI show (``Reading.standing``: the share of the way left, or words) is read on the structure
 reading where it has its floor (``Reading.headline``), on the critic's W otherwise (older runs, no training images).
@@ -53,7 +57,7 @@ from engine.wasserstein.critic import MLPCritic, W1Estimate, estimate_w1
 from engine.wasserstein.structure import READING, patches_of, structure_distances
 
 __all__ = ["Reading", "Level", "WMonitor", "patches_of", "MONITOR_KEYS", "WAYS", "TRUSTED_SLOPE", "NEAR_DONE",
-           "AT_FLOOR", "UNRESOLVED", "NULL_DRAWS", "Images"]
+           "AT_FLOOR", "UNRESOLVED", "NULL_DRAWS", "REFERENCE_IMAGES", "Images"]
 
 WAYS = (("AtoB", "A", "B"), ("BtoA", "B", "A"))   # direction, source domain, target domain
 TRUSTED_SLOPE = (0.5, 1.5)  # the critic's mean gradient norm within which its estimate can be trusted
@@ -63,6 +67,10 @@ MONITOR_KEYS = ("w_mon", "w_mon_lo", "w_mon_hi", "w_mon_grad", "w_mon_start", "w
 STRUCTURE_BOOT = 12  # bootstrap resamples of the held-out crops for the structure reading's interval
 NULL_DRAWS = 8  # samples of the target's training images that give the structure reading its floor …
 NULL_IMAGES = 160  # … fewer (at least 3) where that would decode more images than this: many held-out sources
+MAX_CROPS = 4  # crops of a held-out image (as many as it holds side by side): more would overlap, and a ResNet's
+#               translations are most of an evaluation's time (the cpu-quick ResNet's 72-px images hold one 64-px crop)
+REFERENCE_IMAGES = 100  # training images of the target beside the held-out target: the structure reading's real side …
+NULL_POOL = 3  # … as many as leave this many held-out sources' worth of others for the null samples
 NEAR_DONE = 0.05  # a share of the way left that reads as "done": shown only once the reading has stopped falling
 AT_FLOOR = "the monitor can no longer tell translations from real images at this size"
 UNRESOLVED = "the monitor cannot tell the two domains apart at this size"
@@ -223,12 +231,15 @@ class WMonitor:
     """
 
     def __init__(self, held_a: Sequence[torch.Tensor], held_b: Sequence[torch.Tensor], *, crop: int, patch: int = 8,
-                 stride: int = 4, crops_per_image: int = 4, steps: int = 150, first_steps: int = 600,
+                 stride: int = 4, crops_per_image: int | None = None, steps: int = 150, first_steps: int = 600,
                  lambda_lp: float = 100.0, batch_size: int = 64, seed: int = 0, device: torch.device | str = "cpu",
                  train_a: Images | None = None, train_b: Images | None = None):
         if len(held_a) < 2 or len(held_b) < 2:
             raise ValueError("the monitor needs at least two held-out images per domain")
         self.device = torch.device(device)
+        if crops_per_image is None:  # about as many as the held-out images hold side by side, at most MAX_CROPS
+            area = float(np.median([h.shape[-2] * h.shape[-1] for h in (*held_a, *held_b)]))
+            crops_per_image = min(MAX_CROPS, max(1, round(area / crop ** 2)))
         self.patch, self.stride, self.crop, self.crops_per_image = patch, stride, crop, crops_per_image
         self.train = {"A": train_a, "B": train_b}
         self.steps, self.first_steps, self.lambda_lp, self.batch_size, self.seed = (steps, first_steps, lambda_lp,
@@ -241,6 +252,7 @@ class WMonitor:
         self.levels: dict[str, tuple[float, ...]] = {}  # way → (start, floor, the top of the floor's interval)
         self.structure_start: dict[str, float] = {}  # way → the structure reading of the untranslated sources
         self.structure_floor: dict[str, tuple[float, float]] = {}  # way → (floor, the top of real samples' readings)
+        self._reference: dict[str, tuple[torch.Tensor, np.ndarray]] = {}  # domain → (real crops, null pool)
 
     # --- estimation ---------------------------------------------------------------------------------
     def _estimate(self, target: torch.Tensor, other: torch.Tensor, critic=None, steps: int | None = None) -> W1Estimate:
@@ -298,25 +310,55 @@ class WMonitor:
         resamples the same crops."""
         if crops.shape[-1] % 4 or crops.shape[-2] % 4:
             return math.nan, math.nan, math.nan
-        d, reps = structure_distances(self.crops[target], {"x": crops}, seed=self.seed, n_boot=STRUCTURE_BOOT,
-                                      combine=READING)["x"]
+        d, reps = structure_distances(self.reference(target)[0], {"x": crops}, seed=self.seed,
+                                      n_boot=STRUCTURE_BOOT, combine=READING)["x"]
         lo, hi = (float(v) for v in np.quantile(reps, [0.025, 0.975]))
         return float(d), min(lo, d), max(hi, d)
 
+    def reference_size(self, domain: str) -> int:
+        """How many of ``domain``'s training images join its held-out images on the real side of the structure
+        reading: ``REFERENCE_IMAGES``, or fewer where the null samples (each as many as the held-out sources of the
+        other domain) would otherwise have fewer than ``NULL_POOL`` samples' worth of images to be drawn from."""
+        pool, sources = self.train[domain], self._held_out("B" if domain == "A" else "A")
+        if pool is None:
+            return 0
+        return max(0, min(REFERENCE_IMAGES, len(pool) - NULL_POOL * sources))
+
+    def _held_out(self, domain: str) -> int:
+        return len(self.crops[domain]) // self.crops_per_image
+
+    def reference(self, domain: str) -> tuple[torch.Tensor, np.ndarray]:
+        """(the real crops of ``domain`` that readings are taken against, the indices of its training images left for
+        the null samples): the held-out crops and those of ``reference_size`` seeded training images. Made once."""
+        if domain not in self._reference:
+            pool, size = self.train[domain], self.reference_size(domain)
+            order = np.random.default_rng([self.seed, 37, ord(domain)]).permutation(len(pool) if pool else 0)
+            crops = self.crops[domain]
+            if size:
+                extra = _crops([pool.get(int(i)) for i in order[:size]], self.crop, self.crops_per_image,
+                               self.seed + 50)
+                crops = torch.cat([crops, extra])
+            self._reference[domain] = (crops, order[size:])
+        return self._reference[domain]
+
     def _structure_floor(self, source: str, target: str) -> tuple[float, float]:
         """(median, mean + 2 sd) of the structure reading of ``NULL_DRAWS`` seeded samples of the target's training
-        images (fewer where they would hold more than ``NULL_IMAGES`` in all), each as many images as the held-out
-        sources and cropped alike: what real target images read at the size compared. Two halves of the held-out
-        target would be half that size, and read farther apart. nan where there are no training images to draw
-        from, too few of them, or the crop does not halve twice."""
-        pool, n = self.train[target], len(self.crops[source]) // self.crops_per_image  # the held-out sources
-        if pool is None or len(pool) < n or self.crop % 4:
+        images outside the reference (fewer where they would hold more than ``NULL_IMAGES`` in all), each as many
+        images as the held-out sources and cropped alike: what real target images read at the size compared. Two
+        halves of the held-out target would be half that size, and read farther apart. nan where there are no
+        training images to draw from, too few of them, or the crop does not halve twice."""
+        n = self._held_out(source)
+        if self.train[target] is None or self.crop % 4:
             return math.nan, math.nan
+        real, pool = self.reference(target)
+        if len(pool) < n:
+            return math.nan, math.nan
+        images = self.train[target]
         rng = np.random.default_rng([self.seed, 31, ord(target)])
         count = max(3, min(NULL_DRAWS, NULL_IMAGES // n))
-        draws = {str(k): _crops([pool.get(int(i)) for i in rng.choice(len(pool), size=n, replace=False)], self.crop,
+        draws = {str(k): _crops([images.get(int(i)) for i in rng.choice(pool, size=n, replace=False)], self.crop,
                                 self.crops_per_image, self.seed + 100 + k) for k in range(count)}
-        read = structure_distances(self.crops[target], draws, seed=self.seed, n_boot=0, combine=READING)
+        read = structure_distances(real, draws, seed=self.seed, n_boot=0, combine=READING)
         d = np.array([v for v, _ in read.values()])
         return float(np.median(d)), float(d.mean() + 2 * d.std(ddof=1))
 
@@ -324,12 +366,16 @@ class WMonitor:
     def state_dict(self) -> dict[str, Any]:
         return {"levels": {k: list(v) for k, v in self.levels.items()}, "structure_start": dict(self.structure_start),
                 "structure_floor": {k: list(v) for k, v in self.structure_floor.items()},
+                "structure_reference": {d: self.reference_size(d) for d in ("A", "B")},
                 "critics": {k: c.state_dict() for k, c in self.critics.items() if c is not None}}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.levels = {k: tuple(float(x) for x in v[:3]) for k, v in state.get("levels", {}).items()}
-        self.structure_start = {k: float(v) for k, v in state.get("structure_start", {}).items()}
-        self.structure_floor = {k: (float(v[0]), float(v[1])) for k, v in state.get("structure_floor", {}).items()}
+        # The structure reading's levels hold only against the real side they were read on: a run saved before the
+        # reference held training images (or with other folders) measures them again.
+        if state.get("structure_reference") == {d: self.reference_size(d) for d in ("A", "B")}:
+            self.structure_start = {k: float(v) for k, v in state.get("structure_start", {}).items()}
+            self.structure_floor = {k: (float(v[0]), float(v[1])) for k, v in state.get("structure_floor", {}).items()}
         for way, sd in state.get("critics", {}).items():
             critic = MLPCritic(self.real["A"].shape[1])
             critic.load_state_dict(sd)
