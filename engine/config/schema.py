@@ -168,7 +168,10 @@ class DataConfig:
         0.05, "Held-out fraction", "Fraction of each domain held out for validation, never trained on.",
         lo=0.0, hi=0.5)
     val_min: int = _f(
-        4, "Held-out minimum", "Minimum held-out images per domain (when the domain has enough).",
+        40, "Held-out minimum",
+        "Minimum held-out images per domain, up to a fifth of the folder. The W monitor and the family search "
+        "compare samples of held-out images: with fewer than a few dozen, which images a sample holds can "
+        "outweigh a subtle change.",
         lo=0, hi=10000)
 
 

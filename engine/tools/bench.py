@@ -107,6 +107,9 @@ def _peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # KiB on Linux
 
 
+EVAL_FOLDER = 200  # images per domain of the synthetic folders ``--evals`` holds out from: the task suite's size
+
+
 def _synthetic_folders(root: Path, cfg: Config, n: int = 8) -> tuple[Path, Path]:
     rng = np.random.default_rng(0)
     dirs = []
@@ -129,11 +132,12 @@ def bench_training(cfg: Config, *, steps: int = 20, warmup: int = 3, data: tuple
                    preset_name: str = "custom", peaks: dict[str, float] | None = None, evals: int = 0,
                    label: str = "") -> BenchResult:
     """Time full training steps after warm-up; on real folders when ``data`` is given. With ``evals``, also
-    time that many held-out evaluations (the W monitor's included) after a first one."""
-    cfg = one_family(cfg).with_values(val_fraction=0.05 if evals else 0.0, val_min=4 if evals else 0)
+    time that many held-out evaluations (the W monitor's included) after a first one, with the config's held-out
+    split of ``EVAL_FOLDER`` images per domain (or of ``data``)."""
+    cfg = one_family(cfg) if evals else one_family(cfg).with_values(val_fraction=0.0, val_min=0)
     with tempfile.TemporaryDirectory(prefix="cyclegan-bench-") as tmp:
         if data is None:
-            dir_a, dir_b = _synthetic_folders(Path(tmp), cfg, n=24 if evals else 8)
+            dir_a, dir_b = _synthetic_folders(Path(tmp), cfg, n=EVAL_FOLDER if evals else 8)
         else:
             dir_a, dir_b = data
         ds_a, ds_b = open_domains(dir_a, dir_b, cfg)
