@@ -168,10 +168,7 @@ class DataConfig:
         0.05, "Held-out fraction", "Fraction of each domain held out for validation, never trained on.",
         lo=0.0, hi=0.5)
     val_min: int = _f(
-        40, "Held-out minimum",
-        "Minimum held-out images per domain, up to a fifth of the folder. The W monitor and the family search "
-        "compare samples of held-out images: with fewer than a few dozen, which images a sample holds can "
-        "outweigh a subtle change.",
+        4, "Held-out minimum", "Minimum held-out images per domain (when the domain has enough).",
         lo=0, hi=10000)
 
 

@@ -34,12 +34,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-__all__ = ["ImageFolder", "open_domain", "open_domains", "same_folder", "check_pair", "VAL_MIN_SHARE"]
-
-# ``val_min`` raises the held-out count to at most this share of a folder: it is there for the W monitor and the
-# family search, which compare samples of held-out images and tell a subtle change from the spread between samples
-# only with a few dozen of them (docs/wasserstein.md), but a small folder should keep most of its images to train on.
-VAL_MIN_SHARE = 0.2
+__all__ = ["ImageFolder", "open_domain", "open_domains", "same_folder", "check_pair"]
 
 
 class ImageFolder:
@@ -197,17 +192,15 @@ class ImageFolder:
     def split(self, val_fraction: float, val_min: int, seed: int) -> tuple["ImageFolder", "ImageFolder"]:
         """(train, val) views of this domain that share its cache; val is never trained on.
 
-        The held-out count is ``round(val_fraction · n)``, raised to ``val_min`` but not past a fifth of the
-        folder by that (``VAL_MIN_SHARE``), or 0 when ``val_fraction`` is 0. It is held out only if the training
-        part keeps more images than the held-out part (``n ≥ 2·n_val + 1``); otherwise nothing is held out, so
-        tiny folders still train. Which images are held out is decided by a hash of
+        The held-out count is ``max(val_min, round(val_fraction · n))``, or 0 when
+        ``val_fraction`` is 0. It is held out only if the training part keeps more images
+        than the held-out part (``n ≥ 2·n_val + 1``); otherwise nothing is held out, so tiny
+        folders still train. Which images are held out is decided by a hash of
         (seed, file path relative to the root): deterministic in the seed and independent of
         the other files, so adding images to a folder moves few others across the split.
         """
         n = len(self)
-        n_val = 0
-        if val_fraction > 0:
-            n_val = max(min(int(val_min), int(round(n * VAL_MIN_SHARE, 6))), math.floor(val_fraction * n + 0.5))
+        n_val = max(int(val_min), math.floor(val_fraction * n + 0.5)) if val_fraction > 0 else 0
         if n < 2 * n_val + 1:
             if n_val:
                 log.info("%s: %d images are too few to hold out %d; nothing held out", self.root, n, n_val)
