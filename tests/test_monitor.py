@@ -263,6 +263,19 @@ def test_the_real_side_holds_training_images_that_the_null_samples_never_draw(mo
     assert older.structure_start == {} and older.structure_floor == {}  # measured again at its next evaluation
 
 
+def test_a_held_out_image_gives_as_many_crops_as_it_holds_or_enough_to_make_forty():
+    """Four 32-px crops of a 64-px image; one of a 32-px image where there are 40 of them, four where there are
+    ten (overlapping, to make 40 crops in all); never more than four."""
+    big, small = u8(smooth_images(12, seed=9, size=64)), u8(smooth_images(40, seed=9, size=32))
+    quick = dict(crop=32, first_steps=20, steps=5)
+    assert WMonitor(big[:2], big[2:4], **quick).crops_per_image == 4
+    assert WMonitor(small, small, **quick).crops_per_image == 1
+    assert WMonitor(small[:10], small[10:20], **quick).crops_per_image == 4
+    assert WMonitor(small[:20], small[20:], **quick).crops_per_image == 2
+    m = WMonitor(small, small, crops_per_image=3, **quick)
+    assert m.crops_per_image == 3 and len(m.crops["A"]) == 120
+
+
 def test_the_headline_is_the_structure_reading_where_it_has_its_floor():
     """The share, the words and the caution are read on the structure reading once it has its floor of real target
     samples; a reading without that floor (an older run, a folder too small to draw from) is read on the critic's

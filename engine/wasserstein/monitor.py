@@ -67,8 +67,10 @@ MONITOR_KEYS = ("w_mon", "w_mon_lo", "w_mon_hi", "w_mon_grad", "w_mon_start", "w
 STRUCTURE_BOOT = 12  # bootstrap resamples of the held-out crops for the structure reading's interval
 NULL_DRAWS = 8  # samples of the target's training images that give the structure reading its floor …
 NULL_IMAGES = 160  # … fewer (at least 3) where that would decode more images than this: many held-out sources
-MAX_CROPS = 4  # crops of a held-out image (as many as it holds side by side): more would overlap, and a ResNet's
-#               translations are most of an evaluation's time (the cpu-quick ResNet's 72-px images hold one 64-px crop)
+MAX_CROPS = 4  # crops of a held-out image: as many as it holds side by side (a 128-px image four 64-px crops) …
+MIN_CROPS = 40  # … or more, overlapping, where that makes fewer than this in all. Overlapping crops of a small image
+#                 add patches but little else, and a ResNet's translations are most of an evaluation's time: the
+#                 cpu-quick ResNet's 72-px images hold one 64-px crop, so 10 held out give 4 crops each, 40 one
 REFERENCE_IMAGES = 100  # training images of the target beside the held-out target: the structure reading's real side …
 NULL_POOL = 3  # … as many as leave this many held-out sources' worth of others for the null samples
 NEAR_DONE = 0.05  # a share of the way left that reads as "done": shown only once the reading has stopped falling
@@ -237,9 +239,10 @@ class WMonitor:
         if len(held_a) < 2 or len(held_b) < 2:
             raise ValueError("the monitor needs at least two held-out images per domain")
         self.device = torch.device(device)
-        if crops_per_image is None:  # about as many as the held-out images hold side by side, at most MAX_CROPS
+        if crops_per_image is None:  # as many as the images hold side by side, or to make MIN_CROPS; at most MAX_CROPS
             area = float(np.median([h.shape[-2] * h.shape[-1] for h in (*held_a, *held_b)]))
-            crops_per_image = min(MAX_CROPS, max(1, round(area / crop ** 2)))
+            fewest = math.ceil(MIN_CROPS / min(len(held_a), len(held_b)))
+            crops_per_image = min(MAX_CROPS, max(1, round(area / crop ** 2), fewest))
         self.patch, self.stride, self.crop, self.crops_per_image = patch, stride, crop, crops_per_image
         self.train = {"A": train_a, "B": train_b}
         self.steps, self.first_steps, self.lambda_lp, self.batch_size, self.seed = (steps, first_steps, lambda_lp,
