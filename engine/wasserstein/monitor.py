@@ -54,7 +54,7 @@ import torch
 import torch.nn.functional as Fn
 
 from engine.wasserstein.critic import MLPCritic, W1Estimate, estimate_w1
-from engine.wasserstein.structure import READING, patches_of, structure_distances
+from engine.wasserstein.structure import READING, RealSide, patches_of, structure_distances
 
 __all__ = ["Reading", "Level", "WMonitor", "patches_of", "MONITOR_KEYS", "WAYS", "TRUSTED_SLOPE", "NEAR_DONE",
            "AT_FLOOR", "UNRESOLVED", "NULL_DRAWS", "REFERENCE_IMAGES", "Images"]
@@ -256,6 +256,7 @@ class WMonitor:
         self.structure_start: dict[str, float] = {}  # way → the structure reading of the untranslated sources
         self.structure_floor: dict[str, tuple[float, float]] = {}  # way → (floor, the top of real samples' readings)
         self._reference: dict[str, tuple[torch.Tensor, np.ndarray]] = {}  # domain → (real crops, null pool)
+        self._real_side: dict[str, RealSide] = {}  # domain → its real crops prepared for the structure reading
 
     # --- estimation ---------------------------------------------------------------------------------
     def _estimate(self, target: torch.Tensor, other: torch.Tensor, critic=None, steps: int | None = None) -> W1Estimate:
@@ -313,8 +314,8 @@ class WMonitor:
         resamples the same crops."""
         if crops.shape[-1] % 4 or crops.shape[-2] % 4:
             return math.nan, math.nan, math.nan
-        d, reps = structure_distances(self.reference(target)[0], {"x": crops}, seed=self.seed,
-                                      n_boot=STRUCTURE_BOOT, combine=READING)["x"]
+        d, reps = structure_distances(self.real_side(target), {"x": crops}, n_boot=STRUCTURE_BOOT,
+                                      combine=READING)["x"]
         lo, hi = (float(v) for v in np.quantile(reps, [0.025, 0.975]))
         return float(d), min(lo, d), max(hi, d)
 
@@ -344,6 +345,13 @@ class WMonitor:
             self._reference[domain] = (crops, order[size:])
         return self._reference[domain]
 
+    def real_side(self, domain: str) -> RealSide:
+        """``reference(domain)``'s crops prepared for the structure reading (with ``STRUCTURE_BOOT`` resamples), once:
+        every reading of a run, and every candidate of the family search, is taken against the same draws."""
+        if domain not in self._real_side:
+            self._real_side[domain] = RealSide(self.reference(domain)[0], seed=self.seed, n_boot=STRUCTURE_BOOT)
+        return self._real_side[domain]
+
     def _structure_floor(self, source: str, target: str) -> tuple[float, float]:
         """(median, mean + 2 sd) of the structure reading of ``NULL_DRAWS`` seeded samples of the target's training
         images outside the reference (fewer where they would hold more than ``NULL_IMAGES`` in all), each as many
@@ -353,7 +361,7 @@ class WMonitor:
         n = self._held_out(source)
         if self.train[target] is None or self.crop % 4:
             return math.nan, math.nan
-        real, pool = self.reference(target)
+        pool = self.reference(target)[1]
         if len(pool) < n:
             return math.nan, math.nan
         images = self.train[target]
@@ -361,7 +369,7 @@ class WMonitor:
         count = max(3, min(NULL_DRAWS, NULL_IMAGES // n))
         draws = {str(k): _crops([images.get(int(i)) for i in rng.choice(pool, size=n, replace=False)], self.crop,
                                 self.crops_per_image, self.seed + 100 + k) for k in range(count)}
-        read = structure_distances(real, draws, seed=self.seed, n_boot=0, combine=READING)
+        read = structure_distances(self.real_side(target), draws, n_boot=0, combine=READING)
         d = np.array([v for v, _ in read.values()])
         return float(np.median(d)), float(d.mean() + 2 * d.std(ddof=1))
 

@@ -27,8 +27,8 @@ import numpy as np
 import torch
 import torch.nn.functional as Fn
 
-__all__ = ["patches_of", "pyramid_bands", "band_patches", "band_distances", "structure_distances", "combine_bands",
-           "LEVELS", "COMBINE", "READING"]
+__all__ = ["patches_of", "pyramid_bands", "band_patches", "band_distances", "RealSide", "structure_distances",
+           "combine_bands", "LEVELS", "COMBINE", "READING"]
 
 LEVELS = 3  # two detail bands and the low-pass image at a quarter of the size
 COMBINE = ("sum", "geometric")  # how the bands' distances make one (see the module docstring)
@@ -62,8 +62,12 @@ def band_patches(images: torch.Tensor, patch: int = 8, stride: int = 4, levels: 
 def _sliced(a: np.ndarray, b: np.ndarray, projections: np.ndarray) -> float:
     """Sliced W1 of two equal-sized patch sets: along each direction the two sorted projections are the two
     quantile functions, and W1 is the mean gap between them."""
-    qa, qb = np.sort(a @ projections, axis=0), np.sort(b @ projections, axis=0)
-    return float(np.abs(qa - qb).mean())
+    return _quantile_gap(np.sort(a @ projections, axis=0), b, projections)
+
+
+def _quantile_gap(sorted_a: np.ndarray, b: np.ndarray, projections: np.ndarray) -> float:
+    """``_sliced`` where one side's projections are already sorted."""
+    return float(np.abs(sorted_a - np.sort(b @ projections, axis=0)).mean())
 
 
 def _draw(bands: list[torch.Tensor], crops: np.ndarray, n_crops: int, rng: np.random.Generator, n: int
@@ -87,42 +91,70 @@ def combine_bands(distances: np.ndarray, combine: str) -> np.ndarray:
     raise ValueError(f"combine must be one of {COMBINE}, not {combine!r}")
 
 
-def band_distances(target: torch.Tensor, candidates: dict[str, torch.Tensor], *, seed: int = 0, n_boot: int = 12,
-                   n_projections: int = 64, n_patches: int = 2000) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+class RealSide:
+    """The real target's side of ``band_distances``, prepared once: the projections, each band's scale, and the sorted
+    projections of the target's patch draws (the draw compared, then one per bootstrap resample of its crops).
+    A reading against it depends on nothing else, so a monitor reading many candidates, or one candidate at every
+    evaluation, against one real side prepares it once: about 0.5 MB per band and draw (64 projections of 2,000
+    patches) where the crops' bands were 20–80 MB, cut up again at every reading.
+
+    ``target``: (N, 3, H, W) in [-1, 1], H and W divisible by 4. Draw 0 and resample i are seeded on their own
+    (``seed + 1``, ``seed + 2 + i``), so a side prepared with more resamples reads a request for fewer exactly as
+    a side prepared with that many would.
+    """
+
+    def __init__(self, target: torch.Tensor, *, seed: int = 0, n_boot: int = 12, n_projections: int = 64,
+                 n_patches: int = 2000):
+        self.seed, self.n_boot, self.n_patches = seed, n_boot, n_patches
+        rng = np.random.default_rng(seed)
+        bands = band_patches(target)
+        projections = rng.standard_normal((bands[0].shape[1], n_projections))
+        self.projections = (projections / np.linalg.norm(projections, axis=0, keepdims=True)).astype(np.float32)
+        self.scale = [float(b.abs().mean()) or 1.0 for b in bands]
+        n_t = len(target)
+        draws = [_draw(bands, np.arange(n_t), n_t, np.random.default_rng(seed + 1), n_patches)]
+        for i in range(n_boot):
+            r = np.random.default_rng(seed + 2 + i)
+            draws.append(_draw(bands, r.integers(n_t, size=n_t), n_t, r, n_patches))
+        # (draws, bands) of (n_patches, n_projections): each draw's quantile functions along the projections
+        self.sorted = [[np.sort(t @ self.projections[: t.shape[1]], axis=0) for t in draw] for draw in draws]
+
+    def distance(self, draw: int, candidate: list[np.ndarray]) -> np.ndarray:
+        """Each band's sliced W1 of a candidate's patch draw from the target's draw ``draw`` (0: the draw compared,
+        i: resample i), over the target band's mean absolute value (as ``_sliced``)."""
+        return np.array([_quantile_gap(t, c, self.projections[: c.shape[1]]) / s
+                         for t, c, s in zip(self.sorted[draw], candidate, self.scale)])
+
+
+def band_distances(target: torch.Tensor | RealSide, candidates: dict[str, torch.Tensor], *, seed: int = 0,
+                   n_boot: int = 12, n_projections: int = 64, n_patches: int = 2000
+                   ) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """{name: (distance per band (LEVELS,), bootstrap replicates (n_boot, LEVELS))} of each candidate's crops from
     the target's crops, each band's sliced W1 over the target band's mean absolute value.
 
-    ``target`` and every candidate: (N, 3, H, W) in [-1, 1], H and W divisible by 4. Each band is compared on
-    ``n_patches`` patches drawn from each side. Replicate i of every candidate uses the same resample of the
-    target's crops, so candidate/identity ratios can be taken replicate by replicate.
+    ``target`` (or its ``RealSide``, prepared with as many resamples or more; its seed and sizes then stand for
+    ``seed``, ``n_projections`` and ``n_patches``) and every candidate: (N, 3, H, W) in [-1, 1], H and W divisible
+    by 4. Each band is compared on ``n_patches`` patches drawn from each side. Replicate i of every candidate uses
+    the same resample of the target's crops, so candidate/identity ratios can be taken replicate by replicate.
     """
-    rng = np.random.default_rng(seed)
-    target_bands = band_patches(target)
-    projections = rng.standard_normal((target_bands[0].shape[1], n_projections))
-    projections = (projections / np.linalg.norm(projections, axis=0, keepdims=True)).astype(np.float32)
-    scale = [float(b.abs().mean()) or 1.0 for b in target_bands]
-
-    def distance(t_draw: list[np.ndarray], c_draw: list[np.ndarray]) -> np.ndarray:
-        return np.array([_sliced(t, c, projections[: t.shape[1]]) / s for t, c, s in zip(t_draw, c_draw, scale)])
-
-    n_t = len(target)
-    t_draws = [_draw(target_bands, np.arange(n_t), n_t, np.random.default_rng(seed + 1), n_patches)]
-    for i in range(n_boot):
-        r = np.random.default_rng(seed + 2 + i)
-        t_draws.append(_draw(target_bands, r.integers(n_t, size=n_t), n_t, r, n_patches))
+    real = target if isinstance(target, RealSide) else RealSide(target, seed=seed, n_boot=n_boot,
+                                                                n_projections=n_projections, n_patches=n_patches)
+    if n_boot > real.n_boot:
+        raise ValueError(f"the real side was prepared with {real.n_boot} resamples, not {n_boot}")
+    seed, n_patches = real.seed, real.n_patches
     out = {}
     for name, crops in candidates.items():
         bands, n_c = band_patches(crops), len(crops)
-        d = distance(t_draws[0], _draw(bands, np.arange(n_c), n_c, np.random.default_rng(seed + 1000), n_patches))
+        d = real.distance(0, _draw(bands, np.arange(n_c), n_c, np.random.default_rng(seed + 1000), n_patches))
         reps = np.empty((n_boot, len(d)))
         for i in range(n_boot):
             r = np.random.default_rng(seed + 2000 + i)
-            reps[i] = distance(t_draws[i + 1], _draw(bands, r.integers(n_c, size=n_c), n_c, r, n_patches))
+            reps[i] = real.distance(i + 1, _draw(bands, r.integers(n_c, size=n_c), n_c, r, n_patches))
         out[name] = (d, reps)
     return out
 
 
-def structure_distances(target: torch.Tensor, candidates: dict[str, torch.Tensor], *, seed: int = 0,
+def structure_distances(target: torch.Tensor | RealSide, candidates: dict[str, torch.Tensor], *, seed: int = 0,
                         n_boot: int = 12, n_projections: int = 64, n_patches: int = 2000, combine: str = "sum"
                         ) -> dict[str, tuple[float, np.ndarray]]:
     """{name: (distance, bootstrap replicates)} of each candidate's crops from the target's crops: the bands of
