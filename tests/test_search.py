@@ -10,7 +10,6 @@ import numpy as np
 import pytest
 import torch
 
-import engine.wasserstein.monitor as monitor_module
 from engine.data import open_domains
 from engine.io.checkpoint_files import load_checkpoint
 from engine.io.run_folder import RunFolder
@@ -277,7 +276,6 @@ def resnet_translates(monkeypatch, how, colour=None, local=None):
 
 def test_a_search_tries_every_family_keeps_one_and_writes_the_run(tmp_path, monkeypatch):
     resnet_translates(monkeypatch, lambda crops, source, target: torch.ones_like(crops[source]))  # far: all white
-    monkeypatch.setattr(monitor_module, "NULL_POOL", 1)  # 2 of 8 held out: 4 training images join the real side
     a, b = make_domains(tmp_path, n_a=8, n_b=8)
     search = open_trainer(search_config(max_steps=40), a, b, run_dir=tmp_path / "run", device="cpu")
     assert isinstance(search, FamilySearch)
@@ -297,12 +295,9 @@ def test_a_search_tries_every_family_keeps_one_and_writes_the_run(tmp_path, monk
     assert all(math.isfinite(c.score) and c.lo <= c.score <= c.hi for c in choice[0].candidates)
     # Each is read by the multi-scale sliced W with its bands weighed alike (their geometric mean), over the
     # untranslated sources' reading.
-    # The real side is the W monitor's: the held-out target and training images of the target beside it.
     monitor = search._monitor
     for way, source, target in WAYS:
-        assert monitor.reference_size(target) == 4
-        assert len(monitor.reference(target)[0]) == len(monitor.crops[target]) + 4 * monitor.crops_per_image
-        read = structure_distances(monitor.reference(target)[0], {"identity": monitor.crops[source],
+        read = structure_distances(monitor.crops[target], {"identity": monitor.crops[source],
                                                           **{f: search._translations[way][f] for f in FAMILIES}},
                                    seed=search.cfg.schedule.seed, combine="geometric")
         for c in choice[0].candidates:

@@ -13,9 +13,7 @@ come closest to the target, and train it for the rest of the budget.
    while the colour map trains on alone for as long, so the two are compared at equal time, and every family is
    read at the end of its trial.
 2. Held-out crops at the images' own resolution (the scale a user translates at) are translated by each
-   candidate and compared with the real target, in both directions: the held-out target and up to 100 training
-   images of the target beside it, the W monitor's real side (``WMonitor.reference``), so that which few images
-   were held out weighs less. The distance is a multi-scale sliced
+   candidate and compared with the real held-out targets, in both directions, by a multi-scale sliced
    Wasserstein distance (``engine.wasserstein.structure``: colour, structure and detail count, where the
    monitor's 8-px patches hardly see blur), its three bands weighed alike (their geometric mean: a family
    that closes the gap in colour cannot hide that it doubled it in detail). No ground truth is used. A
@@ -201,8 +199,7 @@ class FamilySearch(Controls):
         pick = lambda ds: [ds.get(i) for i in range(min(len(ds), _HELD_OUT_IMAGES))]  # noqa: E731
         held_a, held_b = pick(val_a), pick(val_b)
         crop = min(self.cfg.data.crop_size, *(min(t.shape[-2:]) for t in held_a + held_b)) // 4 * 4
-        return WMonitor(held_a, held_b, crop=crop, seed=self.cfg.schedule.seed, device=self.device,
-                        **(dict(train_a=train_a, train_b=train_b) if source == "held-out" else {})), source
+        return WMonitor(held_a, held_b, crop=crop, seed=self.cfg.schedule.seed, device=self.device), source
 
     # --- the run ---------------------------------------------------------------------------------------------
     def run(self, stop_at: int | None = None) -> Iterator[Report]:
@@ -341,7 +338,7 @@ class FamilySearch(Controls):
         self._spent += time.perf_counter() - t0
 
     def _read(self, monitor: WMonitor) -> list[FamilyCandidate]:
-        """Every candidate's translations of the held-out sources against the real side, by the multi-scale
+        """Every candidate's translations of the held-out sources against the real targets, by the multi-scale
         sliced W (``structure_distances``: detail, structure and colour, the bands' geometric mean), relative to the
         untranslated sources: distance / start, averaged over both directions, with a paired bootstrap interval; in
         ``FAMILIES`` order.
@@ -355,7 +352,8 @@ class FamilySearch(Controls):
             new = {name: crops for name, crops in {"identity": monitor.crops[source], **self._translations[way]}.items()
                    if name not in read}
             if new:
-                read.update(structure_distances(monitor.real_side(target), new, combine=READING))
+                read.update(structure_distances(monitor.crops[target], new, seed=self.cfg.schedule.seed,
+                                                 combine=READING))
         start = {way: readings[way]["identity"] for way in readings}
         ways = [way for way in readings if start[way][0] > 0]
         candidates = []
