@@ -8,6 +8,8 @@ import torch
 import torch.nn.functional as Fn
 
 from engine.wasserstein.structure import (
+    RealSide,
+    _draw,
     _sliced,
     band_distances,
     band_patches,
@@ -105,3 +107,25 @@ def test_weighed_alike_the_bands_do_not_let_right_colours_hide_invented_detail()
     assert ratio(alike) == pytest.approx(np.exp(np.log(sharp_d / cast_d).mean()))
     with pytest.raises(ValueError, match="combine"):
         structure_distances(target, {"x": other}, combine="max")
+
+
+def test_a_prepared_real_side_reads_each_band_as_the_sliced_w_of_its_draws():
+    """The real side is prepared once (``RealSide``) and read against many times: its reading is each band's sliced
+    W1 of the two seeded patch draws over the target band's scale, by hand here; a side prepared with more
+    resamples serves fewer exactly, and refuses more."""
+    target, cand = textured(10, 5), textured(6, 6)
+    side = RealSide(target, seed=7, n_boot=4)
+    d, reps = band_distances(side, {"c": cand}, n_boot=4)["c"]
+    rng = np.random.default_rng(7)  # the projections come first from the seed, then the draws from seeds of their own
+    projections = rng.standard_normal((192, 64))
+    projections = (projections / np.linalg.norm(projections, axis=0, keepdims=True)).astype(np.float32)
+    t_bands, c_bands = band_patches(target), band_patches(cand)
+    t_draw = _draw(t_bands, np.arange(10), 10, np.random.default_rng(7 + 1), 2000)
+    c_draw = _draw(c_bands, np.arange(6), 6, np.random.default_rng(7 + 1000), 2000)
+    by_hand = [_sliced(t, c, projections) / float(b.abs().mean()) for t, c, b in zip(t_draw, c_draw, t_bands)]
+    assert np.allclose(d, by_hand, rtol=1e-6) and min(by_hand) > 0
+    fewer = band_distances(side, {"c": cand}, n_boot=2)["c"]
+    assert np.array_equal(fewer[0], d) and np.array_equal(fewer[1], reps[:2])
+    assert np.array_equal(band_distances(target, {"c": cand}, seed=7, n_boot=4)["c"][1], reps)
+    with pytest.raises(ValueError, match="resamples"):
+        band_distances(side, {"c": cand}, n_boot=5)
