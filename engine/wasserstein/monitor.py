@@ -347,7 +347,7 @@ class WMonitor:
 
     def real_side(self, domain: str) -> RealSide:
         """``reference(domain)``'s crops prepared for the structure reading (with ``STRUCTURE_BOOT`` resamples), once:
-        every reading of a run, and every candidate of the family search, is taken against the same draws."""
+        every evaluation of a run, its start and its floor's null samples are read against the same draws."""
         if domain not in self._real_side:
             self._real_side[domain] = RealSide(self.reference(domain)[0], seed=self.seed, n_boot=STRUCTURE_BOOT)
         return self._real_side[domain]
