@@ -112,7 +112,7 @@ def test_weighed_alike_the_bands_do_not_let_right_colours_hide_invented_detail()
 def test_a_prepared_real_side_reads_each_band_as_the_sliced_w_of_its_draws():
     """The real side is prepared once (``RealSide``) and read against many times: its reading is each band's sliced
     W1 of the two seeded patch draws over the target band's scale, by hand here; a side prepared with more
-    resamples serves fewer exactly, and refuses more."""
+    resamples serves fewer exactly, and refuses more, and crops of another size."""
     target, cand = textured(10, 5), textured(6, 6)
     side = RealSide(target, seed=7, n_boot=4)
     d, reps = band_distances(side, {"c": cand}, n_boot=4)["c"]
@@ -129,3 +129,5 @@ def test_a_prepared_real_side_reads_each_band_as_the_sliced_w_of_its_draws():
     assert np.array_equal(band_distances(target, {"c": cand}, seed=7, n_boot=4)["c"][1], reps)
     with pytest.raises(ValueError, match="resamples"):
         band_distances(side, {"c": cand}, n_boot=5)
+    with pytest.raises(ValueError):  # 16-px crops: the coarsest band's patches are 4 px, not the target's 8
+        band_distances(side, {"small": textured(4, 6, size=16)}, n_boot=0)

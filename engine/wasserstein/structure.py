@@ -116,14 +116,17 @@ class RealSide:
         for i in range(n_boot):
             r = np.random.default_rng(seed + 2 + i)
             draws.append(_draw(bands, r.integers(n_t, size=n_t), n_t, r, n_patches))
+        self.dims = [t.shape[1] for t in draws[0]]  # each band's patch length (C · patch²)
         # (draws, bands) of (n_patches, n_projections): each draw's quantile functions along the projections
-        self.sorted = [[np.sort(t @ self.projections[: t.shape[1]], axis=0) for t in draw] for draw in draws]
+        self.sorted = [[np.sort(t @ self.projections[:dim], axis=0) for t, dim in zip(draw, self.dims)]
+                       for draw in draws]
 
     def distance(self, draw: int, candidate: list[np.ndarray]) -> np.ndarray:
         """Each band's sliced W1 of a candidate's patch draw from the target's draw ``draw`` (0: the draw compared,
         i: resample i), over the target band's mean absolute value (as ``_sliced``)."""
-        return np.array([_quantile_gap(t, c, self.projections[: c.shape[1]]) / s
-                         for t, c, s in zip(self.sorted[draw], candidate, self.scale)])
+        # projected along the target band's own length, so a candidate's patches of another length are refused
+        return np.array([_quantile_gap(t, c, self.projections[:dim]) / s
+                         for t, c, s, dim in zip(self.sorted[draw], candidate, self.scale, self.dims)])
 
 
 def band_distances(target: torch.Tensor | RealSide, candidates: dict[str, torch.Tensor], *, seed: int = 0,
