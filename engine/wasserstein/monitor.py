@@ -35,8 +35,10 @@ size reads). The target side is real data, so training images may serve there; t
 held-out sources. The real side every one of these is read against is the held-out target together with up to
 ``REFERENCE_IMAGES`` training images of the target (the null samples are drawn from the others): against the
 held-out target alone, a few dozen images, which images a sample holds outweighed the change itself, and on
-photographs translated sources read closer to real images than real images did. ``best.pt`` ranks a ResNet's
-evaluations by it (``BestKeeper``).
+photographs translated sources read closer to real images than real images did. The larger side has a bias of its
+own where the held-out sources are few: their content against the whole domain's (docs/wasserstein.md, the colour
+maps' table), which is why the family search does not take it. ``best.pt`` ranks a ResNet's evaluations by it
+(``BestKeeper``).
 
 What the app and the CLI show (``Reading.standing``: the share of the way left, or words) is read on the structure
 reading where it has its floor (``Reading.headline``), on the critic's W otherwise (older runs, no training images).
