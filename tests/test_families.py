@@ -95,6 +95,33 @@ def test_a_family_starts_as_a_colour_map_and_builds_from_its_config(family):
     assert y.abs().max() < 1.0
 
 
+def colour_cube(n: int = 17) -> torch.Tensor:
+    """Every colour of an n³ grid over [-1, 1]³, as one (1, 3, n², n) image."""
+    v = torch.linspace(-1, 1, n)
+    return torch.stack(torch.meshgrid(v, v, v, indexing="ij")).reshape(1, 3, n * n, n)
+
+
+@pytest.mark.parametrize("family", ["colour", "local"])
+def test_a_family_starts_passing_every_colour_through_unless_asked_for_a_random_map(family):
+    cfg = preset("cpu-quick").with_values(netG=family, ngf=8)
+    torch.manual_seed(3)
+    fitted = build_generator(cfg).eval()
+    torch.manual_seed(3)
+    again = build_generator(cfg).eval()
+    torch.manual_seed(3)
+    drawn = build_generator(cfg.with_values(map_start="random")).eval()
+    cube = colour_cube()
+    with torch.no_grad():
+        err, err_drawn = (fitted(cube) - cube).abs(), (drawn(cube) - cube).abs()
+    # Within 3/255 on average and 0.15 at worst (the cube's corners, where tanh saturates), over the whole cube;
+    # a random draw is nowhere near.
+    assert err.mean() < 0.025 and err.max() < 0.15 and err_drawn.mean() > 0.2
+    assert all(torch.equal(p, q) for p, q in zip(fitted.state_dict().values(), again.state_dict().values()))
+    if family == "local":  # the neighbourhood's weights stay at zero: still exactly a colour map
+        assert fitted.colour[0].weight[:, 3:].abs().max() == 0
+    assert all(p.grad is None for p in fitted.parameters())
+
+
 @pytest.mark.parametrize("family", ["colour", "local"])
 def test_a_family_state_dict_says_what_to_build(family):
     cfg = preset("cpu-quick").with_values(netG=family, ngf=8)

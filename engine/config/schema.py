@@ -45,6 +45,12 @@ class ModelConfig:
         "detail is lost until it is relearnt. auto: try the three on your images for a small share of the "
         "budget, keep the one whose held-out translations come closest to the target in colour, structure and "
         "detail, and train it for the rest.")
+    map_start: Literal["identity", "random"] = _f(
+        "identity", "Colour/local start",
+        "How the colour and local maps begin. identity: fitted to pass every colour through (a third of a second "
+        "before training), so a run starts from your untouched pictures and changes only what the folders ask "
+        "for. random: a random colour map, as the ResNet starts; it may settle on swapped hues, and about half "
+        "of such draws begin by reversing light and dark.", advanced=True)
     ngf: int = _f(64, "Generator width (ngf)", "Filters in the generator's first conv layer.", lo=4, hi=256)
     n_blocks: int = _f(
         9, "Residual blocks", "Residual blocks in the generator: 9 for 256 px, 6 for 128 px and below.",

@@ -21,7 +21,13 @@ from torch import nn
 
 from engine.config import Config
 from engine.errors import CheckpointError
-from engine.models.families import ColourGenerator, LocalGenerator, family_arch_from_state_dict, family_from_arch
+from engine.models.families import (
+    ColourGenerator,
+    LocalGenerator,
+    family_arch_from_state_dict,
+    family_from_arch,
+    start_as_identity,
+)
 
 __all__ = [
     "ResnetBlock",
@@ -199,8 +205,10 @@ def init_weights(net: nn.Module, gain: float = 0.02) -> nn.Module:
 def build_generator(cfg: Config) -> nn.Module:
     m = cfg.model
     if cfg.is_per_pixel:
-        # PyTorch's default initialisation (Kaiming-uniform): no norms to restore the paper's N(0, 0.02) scale
-        return ColourGenerator() if m.netG == "colour" else LocalGenerator()
+        # PyTorch's default initialisation (Kaiming-uniform): no norms to restore the paper's N(0, 0.02) scale,
+        # then, unless the config asks for a random map, fitted to pass colours through
+        net = ColourGenerator() if m.netG == "colour" else LocalGenerator()
+        return start_as_identity(net) if m.map_start == "identity" else net
     if m.netG != "resnet":
         raise ValueError(f"no generator to build for netG={m.netG!r}: valid choices are colour, local and resnet "
                          "(auto is resolved to one of them by the family search before anything is built)")
