@@ -65,10 +65,13 @@ def colour_map(img: np.ndarray) -> np.ndarray:
 def test_each_small_family_learns_a_colour_map(tmp_path, family):
     """Demo summer scenes as A; other summer scenes through ``colour_map`` as B (unpaired); 300 steps.
 
-    Measured (identity 11.4 dB): colour 22.3 / 20.7 dB (A→B / B→A), local 22.4 / 20.9. With the generators'
-    adversarial sign flipped: colour 13.0 / 12.0, local 13.3 / 12.0: both fail. With D_A and D_B swapped in
-    the generator update the colour map fails (12.2 / 11.1); the local generator still learns (21.2 / 20.2),
-    so that fault is caught here by the colour map and by the ResNet's test above, which run the same step."""
+    Measured (identity 11.4 dB), the maps started fitted to pass colours through (``map_start``): colour
+    24.6 / 25.0 dB (A→B / B→A), local 22.7 / 22.3. With the generators' adversarial sign flipped: colour
+    11.3 / 10.4, local 11.2 / 11.1: both stay at the identity and fail. (From a random start, before: colour
+    22.3 / 20.7, local 22.4 / 20.9; flipped 13.0 / 12.0 and 13.3 / 12.0. With D_A and D_B swapped in the generator
+    update the colour map failed, 12.2 / 11.1, and the local generator still learnt, 21.2 / 20.2, so that fault
+    is caught here by the colour map and by the ResNet's test above, which run the same step; not re-measured
+    from the fitted start.)"""
     make_demo_dataset(tmp_path / "demo", n_train=60, n_test=8, size=48, seed=0)
     scenes = sorted((tmp_path / "demo" / "trainA").glob("*.png"))
     (tmp_path / "A").mkdir(), (tmp_path / "B").mkdir()
