@@ -47,7 +47,7 @@ class ModelConfig:
         "detail, and train it for the rest.")
     map_start: Literal["identity", "random"] = _f(
         "identity", "Colour/local start",
-        "How the colour and local maps begin. identity: fitted to pass every colour through (a third of a second "
+        "How the colour and local maps begin. identity: fitted to pass every colour through (about a second "
         "before training), so a run starts from your untouched pictures and changes only what the folders ask "
         "for. random: a random colour map, as the ResNet starts; it may settle on swapped hues, and about half "
         "of such draws begin by reversing light and dark.", advanced=True)

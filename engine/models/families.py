@@ -163,7 +163,7 @@ def family_from_arch(arch: dict[str, object]) -> nn.Module:
     return kind(arch["width"], arch["depth"])
 
 
-IDENTITY_FIT_STEPS = 300    # Adam steps of ``start_as_identity``'s fit (about a third of a second on one CPU thread)
+IDENTITY_FIT_STEPS = 300    # Adam steps of ``start_as_identity``'s fit (0.8–1.1 s on one CPU thread, AVX2)
 _FIT_SIDE = 32              # 32 × 32 random colours per step of that fit
 
 
