@@ -189,7 +189,7 @@ def start_as_identity(net: nn.Module, steps: int = IDENTITY_FIT_STEPS) -> nn.Mod
     opt = torch.optim.Adam(mlp.parameters(), lr=3e-3)
     with torch.enable_grad(), torch.autocast("cpu", enabled=False):
         for _ in range(steps):
-            x = torch.rand(1, 3, _FIT_SIDE, _FIT_SIDE) * 2 - 1  # one image of random colours: a fast 1×1 conv
+            x = torch.rand(1, 3, _FIT_SIDE, _FIT_SIDE) * 2 - 1  # one image of random colours
             feats = torch.cat([x, x.new_zeros(1, inputs - 3, _FIT_SIDE, _FIT_SIDE)], 1)
             loss = (torch.tanh(mlp(feats)) - x).abs().mean()
             opt.zero_grad(set_to_none=True)
