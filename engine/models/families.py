@@ -184,8 +184,6 @@ def start_as_identity(net: nn.Module, steps: int = IDENTITY_FIT_STEPS) -> nn.Mod
     draw)."""
     mlp: nn.Sequential = net.colour
     inputs = mlp[0].in_channels
-    was_training = net.training
-    net.train()
     opt = torch.optim.Adam(mlp.parameters(), lr=3e-3)
     with torch.enable_grad(), torch.autocast("cpu", enabled=False):
         for _ in range(steps):
@@ -195,7 +193,5 @@ def start_as_identity(net: nn.Module, steps: int = IDENTITY_FIT_STEPS) -> nn.Mod
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
-    net.train(was_training)
-    for p in mlp.parameters():
-        p.grad = None
+    opt.zero_grad(set_to_none=True)  # nothing of the fit's left on the parameters
     return net
