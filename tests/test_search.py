@@ -15,10 +15,12 @@ from engine.io.checkpoint_files import load_checkpoint
 from engine.io.run_folder import RunFolder
 from engine.training.family_choice import (
     FAMILIES,
+    MAP_JUDGED_STEPS,
     RESNET_JUDGED_STEPS,
     TRIAL_ORDER,
     beside_identity,
     brightness_order,
+    cannot_follow,
     choose,
     describe_choice,
     indistinct,
@@ -135,6 +137,36 @@ def test_a_resnet_ahead_after_too_short_a_trial_is_kept_only_if_closer_than_the_
     assert choose([colour, local, replace(resnet, hi=0.99)])[0] == "resnet"
     assert choose([colour, local, replace(resnet, steps=RESNET_JUDGED_STEPS)])[0] == "resnet"
     assert unproven([resnet]) is None and unproven([colour, local]) is None
+
+
+def test_a_resnet_ahead_after_a_short_trial_is_kept_where_the_maps_moved_away_beyond_doubt():
+    """The pencil sketch at 3 minutes without native bf16: the ResNet read 1.06 [0.86, 1.23] after 20 steps; the
+    colour and local maps, fitted to pass colours through and trained 374 and 361 steps, read 1.27 and 1.30, sketch
+    → photo farther than the untranslated images with their intervals from 1.24 and 1.28. No family that keeps the
+    picture can follow the change: the ResNet is kept, and the reason says why after so short a trial."""
+    shared = np.array([0.01, 0.2, -0.22, -0.09, 0.09, -0.05, -0.14, 0.03, -0.02, -0.08, 0.01, -0.13])
+    resnet = FamilyCandidate("resnet", 1.06, 0.86, 1.23, {}, {}, 20, 12.7, tuple(1.06 + shared),
+                             {"AtoB": 0.62, "BtoA": 0.90})
+    colour = FamilyCandidate("colour", 1.27, 1.01, 1.45, {}, {}, 374, 38.0, tuple(1.27 + shared),
+                             {"AtoB": 0.71, "BtoA": 1.24})
+    local = replace(colour, family="local", score=1.30, lo=1.04, hi=1.49, steps=361, replicates=tuple(1.30 + shared),
+                    away={"AtoB": 0.75, "BtoA": 1.28})
+    assert cannot_follow(colour) and cannot_follow(local) and not cannot_follow(resnet)
+    assert unproven([colour, local, resnet]) is None
+    chosen, resolved, reason = choose([colour, local, resnet])
+    assert (chosen, resolved) == ("resnet", True)
+    assert "trained only 20 steps" in reason and "colour and local, which keep the picture" in reason
+    assert "beyond their intervals" in reason and "netG=resnet" not in reason
+    # The early reading's pair: one map, named as one.
+    chosen, _, reason = choose([colour, resnet], early=True)
+    assert chosen == "resnet" and "colour, which keeps the picture" in reason and "beyond its interval" in reason
+    # One map whose move away is within its interval in every direction may still follow: the ResNet is not kept.
+    within = replace(local, away={"AtoB": 0.75, "BtoA": 0.98})
+    assert not cannot_follow(within) and unproven([colour, within, resnet]) is resnet
+    assert choose([colour, within, resnet])[0] in ("colour", "local")
+    # Maps trained too briefly to judge (a random draw read 1.5 after 42 steps on the demo): not kept either.
+    brief = [replace(c, steps=MAP_JUDGED_STEPS - 1) for c in (colour, local)]
+    assert unproven([*brief, resnet]) is resnet and choose([*brief, resnet])[0] != "resnet"
 
 
 def test_the_resnet_is_kept_only_where_no_family_that_keeps_the_picture_can_follow_the_change():
@@ -358,6 +390,23 @@ def test_a_resnet_no_closer_than_the_untranslated_images_does_not_end_the_search
     colour, local, resnet = choice.candidates
     assert resnet.score == pytest.approx(1.0) and colour.lo > resnet.hi  # the early reading's two, as at the end
     assert "not tried" not in choice.reason
+
+
+def test_a_resnet_ahead_of_a_colour_map_judged_to_move_away_ends_the_search_early(tmp_path, monkeypatch):
+    """As above, but with the colour map's trial long enough to judge (``MAP_JUDGED_STEPS`` lowered to its 6
+    steps): a colour map that moved the translations away from the target beyond its interval cannot follow the
+    change, so the ResNet ahead of it ends the search although it is no closer than the untranslated images."""
+    white = lambda crops, source, target: torch.ones_like(crops[source])  # noqa: E731
+    resnet_translates(monkeypatch, lambda crops, source, target: crops[source].clone(), colour=white)
+    monkeypatch.setattr("engine.training.family_choice.MAP_JUDGED_STEPS", 6)
+    a, b = make_domains(tmp_path, n_a=8, n_b=8)
+    reports = list(open_trainer(search_config(max_steps=40), a, b, device="cpu").run())
+    assert {r.family for r in reports if isinstance(r, FamilyTrialReport)} == {"colour", "resnet"}
+    choice = next(r for r in reports if isinstance(r, FamilyChoiceReport))
+    colour, resnet = choice.candidates
+    assert colour.steps == 6 and resnet.hi >= 1 and min(colour.away.values()) > 1
+    assert choice.chosen == "resnet" and "not tried" in choice.reason
+    assert "colour, which keeps the picture, moved farther" in choice.reason
 
 
 def test_a_resnet_ahead_of_a_colour_map_within_reach_of_the_change_is_set_aside(tmp_path, monkeypatch):
