@@ -82,14 +82,15 @@ def choose(candidates: list[FamilyCandidate], *, early: bool = False) -> tuple[s
         reason = (f"the search cannot tell {family} ({tied[0].score:.2f}) from {best.family} ({best.score:.2f}) "
                   f"within its interval: keeping {family}, which changes the picture less")
     resnet = unjudged(candidates, family)
-    kept = next(c for c in candidates if c.family == family)
-    if family == REDRAWS and kept.steps < RESNET_JUDGED_STEPS and kept.hi >= 1:  # kept by ``cannot_follow``
-        others = [c.family for c in candidates if c is not kept]
+    others = [c for c in candidates if c is not best]
+    if (family == REDRAWS and best.steps < RESNET_JUDGED_STEPS and best.hi >= 1 and others
+            and all(cannot_follow(c) for c in others)):  # kept after a short trial: see ``unproven``
         one = len(others) == 1
-        reason += (f". It trained only {kept.steps} steps in its trial, too few to show what it learns, but "
-                   f"{' and '.join(others)}, which {'keeps' if one else 'keep'} the picture, moved farther from the "
-                   f"target than the untranslated images beyond {'its interval' if one else 'their intervals'}: "
-                   f"your change is beyond {'its' if one else 'their'} reach")
+        reason += (f". It trained only {best.steps} steps in its trial, too few to show what it learns, but "
+                   f"{' and '.join(c.family for c in others)}, which {'keeps' if one else 'keep'} the picture, "
+                   "moved farther from the target than the untranslated images beyond "
+                   f"{'its interval' if one else 'their intervals'}: your change is beyond {'its' if one else 'their'} "
+                   "reach")
     if redrawing is not None:
         within = [c.family for c in candidates if not moves_away(c)]
         reason += (f". The {redrawing.family} read closer ({redrawing.score:.2f}), but it re-draws every pixel, which "
