@@ -20,7 +20,7 @@ from engine.metrics import spearman
 from engine.training.reports import FamilyCandidate, FamilyChoiceReport, WarningReport
 
 __all__ = ["FAMILIES", "TRIAL_ORDER", "REDRAWS", "RESNET_JUDGED_STEPS", "MAP_JUDGED_STEPS", "choose", "indistinct",
-           "beside_identity", "set_aside", "unproven", "cannot_follow",
+           "beside_identity", "set_aside", "unproven", "short_lead", "cannot_follow",
            "moves_away", "describe_choice", "unjudged", "brightness_order", "inversion_warning"]
 
 # Every family the search tries, ordered by how much of the picture each may change: least first.
@@ -83,8 +83,7 @@ def choose(candidates: list[FamilyCandidate], *, early: bool = False) -> tuple[s
                   f"within its interval: keeping {family}, which changes the picture less")
     resnet = unjudged(candidates, family)
     others = [c for c in candidates if c is not best]
-    if (family == REDRAWS and best.steps < RESNET_JUDGED_STEPS and best.hi >= 1 and others
-            and all(cannot_follow(c) for c in others)):  # kept after a short trial: see ``unproven``
+    if family == REDRAWS and others and short_lead(candidates) is best:  # past ``unproven``: no map can follow
         one = len(others) == 1
         reason += (f". It trained only {best.steps} steps in its trial, too few to show what it learns, but "
                    f"{' and '.join(c.family for c in others)}, which {'keeps' if one else 'keep'} the picture, "
@@ -178,12 +177,16 @@ def unproven(candidates: list[FamilyCandidate]) -> FamilyCandidate | None:
     [0.75, 0.95], closer than the untranslated images beyond doubt: kept."""
     if len(candidates) < 2:
         return None
-    best = min(candidates, key=lambda c: c.score)
+    lead = short_lead(candidates)
     keeping = [c for c in candidates if c.family != REDRAWS]
-    if best.family == REDRAWS and best.steps < RESNET_JUDGED_STEPS and best.hi >= 1 and not (
-            keeping and all(cannot_follow(c) for c in keeping)):
-        return best
-    return None
+    return lead if lead is not None and not all(cannot_follow(c) for c in keeping) else None
+
+
+def short_lead(candidates: list[FamilyCandidate]) -> FamilyCandidate | None:
+    """The ResNet's candidate where it reads closest after fewer than ``RESNET_JUDGED_STEPS`` steps without coming
+    closer than the untranslated images beyond its interval (the top of it at 1 or above); None otherwise."""
+    best = min(candidates, key=lambda c: c.score)
+    return best if best.family == REDRAWS and best.steps < RESNET_JUDGED_STEPS and best.hi >= 1 else None
 
 
 def cannot_follow(c: FamilyCandidate) -> bool:

@@ -261,10 +261,10 @@ class FamilySearch(Controls):
             self._translate(monitor, "colour", colour)
             candidates = self._read(monitor)
             resnet = next(c for c in candidates if c.family == REDRAWS)
-            colour_read = next(c for c in candidates if c.family == "colour")
+            others = [c for c in candidates if c is not resnet]
             ahead = (min(candidates, key=lambda c: c.score) is resnet
-                     and (resnet.hi < 1 or cannot_follow(colour_read))
-                     and not any(indistinct(c, resnet) for c in candidates if c is not resnet))
+                     and (resnet.hi < 1 or all(cannot_follow(c) for c in others))
+                     and not any(indistinct(c, resnet) for c in others))
             if ahead:
                 verdict = _WITHHELD if set_aside(candidates, early=True) is not None else _AHEAD
             if verdict == _AHEAD:
