@@ -191,3 +191,16 @@ def test_a_save_cut_short_never_leaves_latest_behind_a_numbered_checkpoint(tmp_p
     assert load_checkpoint(m.latest)["step"] == 6
     assert [s for s, _ in m.numbered()] == [3]
     assert not list((tmp_path / "checkpoints").glob(".*.tmp"))
+
+
+def test_a_checkpoint_whose_critics_have_another_depth_is_refused_by_name():
+    from engine.training.distributed import SINGLE
+    from engine.training.state import TrainingState
+
+    cfg = Config().with_values(netG="colour", ndf=8, n_layers_D=3, n_layers_D_map=1, ema_decay=0.0)
+    ck = TrainingState(cfg, torch.device("cpu"), SINGLE).payload(epoch=0, total_steps=1, elapsed_s=0.0,
+                                                                  data_paths=("a", "b"))
+    deep = TrainingState(cfg.with_values(n_layers_D_map=0), torch.device("cpu"), SINGLE)
+    with pytest.raises(CheckpointError, match="ndf=8 and depth 3, found ndf=8 and depth 1"):
+        deep.restore(ck, "ck", torch.device("cpu"))
+    TrainingState(cfg, torch.device("cpu"), SINGLE).restore(ck, "ck", torch.device("cpu"))

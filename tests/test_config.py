@@ -84,6 +84,7 @@ def test_validation_names_field_value_and_allowed(values, fragment):
     ({"crop_size": 66, "load_size": 72}, "crop_size"),
     ({"crop_size": 128, "load_size": 64}, "crop_size"),
     ({"crop_size": 8, "load_size": 72, "n_layers_D": 3}, "n_layers_D"),
+    ({"crop_size": 8, "load_size": 72, "n_layers_D": 1, "n_layers_D_map": 3}, "n_layers_D_map"),
     # not one field's fault
     ({"colour": 1}, None),
 ])
@@ -192,6 +193,31 @@ def test_per_pixel_families_weigh_the_cycle_by_lambda_cyc_map_under_auto_only():
     for mode in ("wgan-gp", "wgan-clip"):
         assert auto.with_values(netG="colour", gan_mode=mode).cycle_weight == 10.0
     assert auto.with_values(netG="local", gan_mode="vanilla").cycle_weight == 3.0
+
+
+def _critic_reach(cfg) -> int:
+    """How many input pixels across one output of ``cfg``'s critic depends on (its receptive field, by gradient)."""
+    import torch
+
+    from engine.models.networks import build_critic
+
+    x = torch.randn(1, 3, 96, 96, requires_grad=True)
+    out = build_critic(cfg)(x)
+    out[0, 0, out.shape[2] // 2, out.shape[3] // 2].backward()
+    cols = (x.grad.abs().sum((0, 1, 2)) > 0).nonzero().flatten()
+    return int(cols.max() - cols.min() + 1)
+
+
+def test_per_pixel_families_critics_take_n_layers_D_map_where_set():
+    c = Config().with_values(ndf=8, norm_D="none", n_layers_D=3, n_layers_D_map=1)
+    assert [c.with_values(netG=f).critic_layers for f in ("colour", "local", "resnet")] == [1, 1, 3]
+    assert _critic_reach(c.with_values(netG="colour")) == 16 and _critic_reach(c.with_values(netG="resnet")) == 70
+    assert c.with_values(netG="local", n_layers_D_map=0).critic_layers == 3
+    # The Wasserstein critics keep n_layers_D: they are the live W estimate as well.
+    for mode in ("wgan-gp", "wgan-clip"):
+        assert c.with_values(netG="colour", gan_mode=mode).critic_layers == 3
+    from engine.config import with_recipe
+    assert with_recipe(c, "paper").with_values(netG="colour").critic_layers == 3
 
 
 def test_the_training_budget_is_read_and_switched_from_the_field_metadata():

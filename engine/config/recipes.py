@@ -17,8 +17,8 @@ from .tree import Config
 # --- recipes: the training method, apart from the widths ---------------------------------------
 RECIPE_FIELDS: tuple[str, ...] = (
     "netG", "preprocess", "upsample", "input_skip", "norm", "ema_decay", "spectral_norm", "norm_D", "n_layers_D",
-    "gan_mode", "lambda_cyc", "lambda_cyc_map", "lambda_id", "pool_size", "lr", "lr_map", "lr_D", "beta1", "beta2",
-    "batch_size",
+    "n_layers_D_map", "gan_mode", "lambda_cyc", "lambda_cyc_map", "lambda_id", "pool_size", "lr", "lr_map", "lr_D",
+    "beta1", "beta2", "batch_size",
 )
 # Re-derived on the task suite (README, Quality): the earlier studio recipe (input skip starting at
 # the identity, no generator norm, λ_id 0, spectral-norm D) led on colour grades close to the identity

@@ -62,6 +62,14 @@ class ModelConfig:
     n_layers_D: int = _f(
         3, "Discriminator layers", "Strided layers of the PatchGAN; 3 gives the 70×70 receptive field.",
         lo=1, hi=6)
+    n_layers_D_map: int = _f(
+        0, "Discriminator layers (colour/local)",
+        "Strided layers of the colour and local families' critics, in place of n_layers_D. These generators change a "
+        "pixel from its own colour (colour) or from 12 px around it (local); a critic of 1 layer sees 16 × 16 px, "
+        "enough to judge colours and fine detail, where one of 3 sees 70 × 70 px and also judges what the two "
+        "folders' photos show, which these maps cannot change and may chase with wrong colours. 0: n_layers_D. "
+        "The Wasserstein objectives keep n_layers_D (their critic is also the live W estimate).",
+        lo=0, hi=6, advanced=True)
     norm: Literal["instance", "none"] = _f(
         "instance", "Generator norm", "Normalisation in the generator (instance norm without affine, as the paper).")
     norm_D: Literal["instance", "layer", "none"] = _f(

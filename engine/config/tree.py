@@ -119,6 +119,16 @@ class Config:
         return o.lambda_cyc
 
     @property
+    def critic_layers(self) -> int:
+        """The critics' strided layers: ``n_layers_D_map`` for the colour and local families under the LSGAN or
+        vanilla objectives where it is set, ``n_layers_D`` otherwise (a Wasserstein critic is also the live W
+        estimate, and its depth was not measured against these families)."""
+        m = self.model
+        if self.is_per_pixel and not self.is_wasserstein and m.n_layers_D_map > 0:
+            return m.n_layers_D_map
+        return m.n_layers_D
+
+    @property
     def fast_start(self) -> float:
         """How many times ``lr`` the generators train at in their first steps (``lr_map``, for the colour and local
         families under the LSGAN or vanilla objectives; 1 otherwise)."""

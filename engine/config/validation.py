@@ -85,10 +85,11 @@ def check_config(cfg: Config) -> None:
         raise ConfigError(f"crop_size={d.crop_size} is not allowed: crop_size must not exceed "
                           f"load_size={d.load_size}", field="crop_size")
     # The PatchGAN halves the size n_layers_D times, then applies two 4×4 convs with padding 1.
-    if d.crop_size // (2 ** m.n_layers_D) < 2:
-        raise ConfigError(f"n_layers_D={m.n_layers_D} is too deep for crop_size={d.crop_size}: "
-                          f"n_layers_D must be at most {max(1, int(math.log2(d.crop_size / 2)))}",
-                          field="n_layers_D")
+    for name in ("n_layers_D", "n_layers_D_map"):
+        layers = getattr(m, name)
+        if d.crop_size // (2 ** layers) < 2:
+            raise ConfigError(f"{name}={layers} is too deep for crop_size={d.crop_size}: "
+                              f"{name} must be at most {max(1, int(math.log2(d.crop_size / 2)))}", field=name)
 
 
 def migrate(flat: dict[str, Any]) -> dict[str, Any]:

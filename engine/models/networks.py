@@ -247,7 +247,7 @@ def init_unnormalised(net: ResnetGenerator) -> ResnetGenerator:
 
 def build_critic(cfg: Config) -> nn.Module:
     m = cfg.model
-    return init_weights(NLayerDiscriminator(3, m.ndf, m.n_layers_D, m.norm_D, m.spectral_norm))
+    return init_weights(NLayerDiscriminator(3, m.ndf, cfg.critic_layers, m.norm_D, m.spectral_norm))
 
 
 def count_parameters(net: nn.Module) -> int:

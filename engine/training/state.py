@@ -152,9 +152,9 @@ class TrainingState:
         cfg_ck = config_from_checkpoint(ck, source)
         check_architecture(self.cfg, ck["models"]["G"], source)
         m, m_ck = self.cfg.model, cfg_ck.model
-        if m_ck.ndf != m.ndf or m_ck.n_layers_D != m.n_layers_D:
-            raise CheckpointError(f"{source}: architecture mismatch: expected discriminator ndf={m.ndf}, "
-                                  f"n_layers_D={m.n_layers_D}, found ndf={m_ck.ndf}, n_layers_D={m_ck.n_layers_D}")
+        if m_ck.ndf != m.ndf or cfg_ck.critic_layers != self.cfg.critic_layers:
+            raise CheckpointError(f"{source}: architecture mismatch: expected discriminator ndf={m.ndf} and depth "
+                                  f"{self.cfg.critic_layers}, found ndf={m_ck.ndf} and depth {cfg_ck.critic_layers}")
         try:
             models = ck["models"]
             for name in ("G", "F", "D_A", "D_B"):
