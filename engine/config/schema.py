@@ -51,6 +51,14 @@ class ModelConfig:
         "before training), so a run starts from your untouched pictures and changes only what the folders ask "
         "for. random: a random colour map, as the ResNet starts; it may settle on swapped hues, and about half "
         "of such draws begin by reversing light and dark.", advanced=True)
+    map_order: Literal["auto", "rgb", "rbg", "grb", "gbr", "brg", "bgr"] = _f(
+        "auto", "Colour/local channel order",
+        "The channel order the colour and local maps start from, with the identity start: the letters say where "
+        "each output channel comes from (brg: red from blue, green from red, blue from green); the way back starts "
+        "at the inverse order. rgb: untouched. auto: read from the two folders' colours before training (a few "
+        "seconds): another order is taken only where it brings the source's colours much closer to the target's "
+        "than the untouched ones (false colour, swapped channels), since from the untouched start such a run "
+        "settles on the nearest wrong hues.", advanced=True)
     ngf: int = _f(64, "Generator width (ngf)", "Filters in the generator's first conv layer.", lo=4, hi=256)
     n_blocks: int = _f(
         9, "Residual blocks", "Residual blocks in the generator: 9 for 256 px, 6 for 128 px and below.",

@@ -34,6 +34,7 @@ import torch.nn.functional as Fn
 from torch import nn
 
 from engine.images import LUMA
+from engine.models.channel_order import order_indices
 
 __all__ = ["ColourGenerator", "LocalGenerator", "COLOUR_WIDTH", "family_arch_from_state_dict", "family_from_arch",
            "start_as_identity", "IDENTITY_FIT_STEPS"]
@@ -167,9 +168,10 @@ IDENTITY_FIT_STEPS = 300    # Adam steps of ``start_as_identity``'s fit (0.8–1
 _FIT_SIDE = 32              # 32 × 32 random colours per step of that fit
 
 
-def start_as_identity(net: nn.Module, steps: int = IDENTITY_FIT_STEPS) -> nn.Module:
+def start_as_identity(net: nn.Module, steps: int = IDENTITY_FIT_STEPS, order: str = "rgb") -> nn.Module:
     """Fits a freshly drawn colour or local map so that it passes every colour through: tanh(h(x)) ≈ x over
-    colours drawn uniformly from the RGB cube (from the global torch generator, so a seeded run starts alike).
+    colours drawn uniformly from the RGB cube (from the global torch generator, so a seeded run starts alike);
+    with another channel ``order`` (``engine.models.channel_order``), every colour with its channels reordered.
     The fit is an L1 regression of the whole MLP, not a zeroed last layer: every layer keeps its random draw's
     variety and learns from the first step. A local generator's neighbourhood inputs are held at zero throughout,
     so their weights stay at zero and it still starts as exactly a colour map.
@@ -184,12 +186,13 @@ def start_as_identity(net: nn.Module, steps: int = IDENTITY_FIT_STEPS) -> nn.Mod
     draw)."""
     mlp: nn.Sequential = net.colour
     inputs = mlp[0].in_channels
+    channels = list(order_indices(order))
     opt = torch.optim.Adam(mlp.parameters(), lr=3e-3)
     with torch.enable_grad(), torch.autocast("cpu", enabled=False):
         for _ in range(steps):
             x = torch.rand(1, 3, _FIT_SIDE, _FIT_SIDE) * 2 - 1  # one image of random colours
             feats = torch.cat([x, x.new_zeros(1, inputs - 3, _FIT_SIDE, _FIT_SIDE)], 1)
-            loss = (torch.tanh(mlp(feats)) - x).abs().mean()
+            loss = (torch.tanh(mlp(feats)) - x[:, channels]).abs().mean()
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()

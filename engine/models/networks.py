@@ -21,6 +21,7 @@ from torch import nn
 
 from engine.config import Config
 from engine.errors import CheckpointError
+from engine.models.channel_order import inverse_order
 from engine.models.families import (
     ColourGenerator,
     LocalGenerator,
@@ -202,13 +203,18 @@ def init_weights(net: nn.Module, gain: float = 0.02) -> nn.Module:
     return net
 
 
-def build_generator(cfg: Config) -> nn.Module:
+def build_generator(cfg: Config, *, inverse: bool = False) -> nn.Module:
+    """G: A → B, or with ``inverse`` F: B → A (a per-pixel map then starts at the inverse channel order)."""
     m = cfg.model
     if cfg.is_per_pixel:
         # PyTorch's default initialisation (Kaiming-uniform): no norms to restore the paper's N(0, 0.02) scale,
-        # then, unless the config asks for a random map, fitted to pass colours through
+        # then, unless the config asks for a random map, fitted to pass colours through in the channel order
+        # (``auto`` is resolved from the folders by the trainer; where nothing resolved it: untouched)
         net = ColourGenerator() if m.netG == "colour" else LocalGenerator()
-        return start_as_identity(net) if m.map_start == "identity" else net
+        if m.map_start != "identity":
+            return net
+        order = "rgb" if m.map_order == "auto" else m.map_order
+        return start_as_identity(net, order=inverse_order(order) if inverse else order)
     if m.netG != "resnet":
         raise ValueError(f"no generator to build for netG={m.netG!r}: valid choices are colour, local and resnet "
                          "(auto is resolved to one of them by the family search before anything is built)")

@@ -113,6 +113,8 @@ class FamilySearch(Controls):
         self._keep_datasets(cfg.with_values(netG="resnet"), dataset_a, dataset_b)
         # The winner's trainer needs a family to exist before run(): the first candidate stands in until then.
         self.active: Trainer = self._trainer(FAMILIES[0], trial=True, device=device)
+        # The maps' channel order, read by that first per-pixel trainer, holds for every candidate after it.
+        self.cfg = cfg.with_values(map_order=self.active.cfg.model.map_order)
         self.device = self.active.device
         self.train_a, self.val_a, self.train_b, self.val_b = (self.active.train_a, self.active.val_a,
                                                                self.active.train_b, self.active.val_b)

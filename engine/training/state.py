@@ -48,7 +48,7 @@ class TrainingState:
         self.cfg = cfg
         torch.manual_seed(cfg.schedule.seed)  # deterministic initialisation
         self.G = build_generator(cfg).to(device)
-        self.F = build_generator(cfg).to(device)
+        self.F = build_generator(cfg, inverse=True).to(device)
         self.D_A = build_critic(cfg).to(device)
         self.D_B = build_critic(cfg).to(device)
         if dist.enabled:  # every rank starts from rank 0's weights

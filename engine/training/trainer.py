@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
+import numpy as np
 import torch
 
 from engine import __version__
@@ -27,10 +28,11 @@ from engine.devices import resolve_device
 from engine.errors import CheckpointError, DataGoneError
 from engine.io.checkpoint_files import load_checkpoint
 from engine.io.run_folder import RunFolder
+from engine.models.channel_order import ORDERS, read_channel_order, sample_colours
 from engine.training import tb
 from engine.training.cadence import Reporter
 from engine.training.controls import Controls
-from engine.training.distributed import SINGLE, DistInfo, agree_each
+from engine.training.distributed import SINGLE, DistInfo, agree_each, broadcast_choice
 from engine.training.evaluation import Evaluator
 from engine.training.faults import MAX_CONSECUTIVE_FAULTS, FaultTally
 from engine.training.reports import FinishedReport, ProgressWindow, Report, WarningReport
@@ -41,6 +43,8 @@ from engine.training.state import TrainingState
 from engine.training.step import CycleGANStep, StepResult
 
 log = logging.getLogger(__name__)
+
+_ORDER_IMAGES = 64  # training images per domain, spread over the folder, whose colours the channel order is read from
 
 __all__ = ["Trainer"]
 
@@ -68,6 +72,7 @@ class Trainer(Controls):
                      shard=(dist_info.rank, dist_info.world_size))
         self.train_a, self.val_a = dataset_a.training_split(**split)
         self.train_b, self.val_b = dataset_b.training_split(**split)
+        cfg = self.cfg = self._resolve_map_order(cfg)
         batch = dict(batch_size=d.batch_size, crop_size=d.crop_size, flip=d.flip, device=self.device)
         self.batches = UnpairedBatches(self.train_a, self.train_b, seed=seed, **batch)
         self.data_scale = {"A": self.train_a.scale(), "B": self.train_b.scale()}
@@ -103,6 +108,25 @@ class Trainer(Controls):
         # Reports made before this trainer ran (the family search's choice and the chosen family's trial): logged
         # and yielded first, once the run folder is locked and prepared.
         self.prelude: list[Report] = []
+
+    def _resolve_map_order(self, cfg: Config) -> Config:
+        """``cfg`` with ``map_order`` ``auto`` replaced by the order read from the training images (rank 0's, on every
+        rank); unchanged where no map starts fitted (the ResNet, a random start) or an order is set."""
+        m = cfg.model
+        if not (cfg.is_per_pixel and m.map_start == "identity" and m.map_order == "auto"):
+            return cfg
+        seed = cfg.schedule.seed
+
+        def colours(ds: ImageFolder, seed: int) -> torch.Tensor:
+            picks = np.linspace(0, len(ds) - 1, min(len(ds), _ORDER_IMAGES)).round().astype(int)
+            return sample_colours([ds.get(int(i)) for i in dict.fromkeys(picks)], seed=seed)
+
+        reading = read_channel_order(colours(self.train_a, seed), colours(self.train_b, seed + 1), seed=seed)
+        order = reading.order
+        if self.dist.enabled:
+            order = ORDERS[broadcast_choice(ORDERS.index(order), self.device)]
+        log.info("channel order: %s", reading.describe())
+        return cfg.with_values(map_order=order)
 
     @classmethod
     def from_folders(cls, config: Config, path_a, path_b, run_dir=None, device=None,
