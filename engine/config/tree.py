@@ -129,6 +129,16 @@ class Config:
         return m.n_layers_D
 
     @property
+    def channel_order(self) -> str:
+        """The channel order the colour and local maps start from, and in which their identity loss leaves a
+        target image alone (``map_order``, once the trainer has read it from the folders): ``rgb`` for the ResNet,
+        a random start, or an order not read yet."""
+        m = self.model
+        if self.is_per_pixel and m.map_start == "identity" and m.map_order != "auto":
+            return m.map_order
+        return "rgb"
+
+    @property
     def fast_start(self) -> float:
         """How many times ``lr`` the generators train at in their first steps (``lr_map``, for the colour and local
         families under the LSGAN or vanilla objectives; 1 otherwise)."""

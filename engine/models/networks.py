@@ -213,7 +213,7 @@ def build_generator(cfg: Config, *, inverse: bool = False) -> nn.Module:
         net = ColourGenerator() if m.netG == "colour" else LocalGenerator()
         if m.map_start != "identity":
             return net
-        order = "rgb" if m.map_order == "auto" else m.map_order
+        order = cfg.channel_order
         return start_as_identity(net, order=inverse_order(order) if inverse else order)
     if m.netG != "resnet":
         raise ValueError(f"no generator to build for netG={m.netG!r}: valid choices are colour, local and resnet "

@@ -23,6 +23,7 @@ import torch
 from engine.config import Config
 from engine.data.batches import UnpairedBatches
 from engine.models.augment import Augmented
+from engine.models.channel_order import inverse_order, order_indices
 from engine.models.objectives import DLoss, build_objective, cycle_loss, identity_loss
 from engine.training import metric_keys as K
 from engine.training.distributed import DistInfo, average_gradients
@@ -64,6 +65,12 @@ class CycleGANStep:
         critics = [Augmented(c) if cfg.model.diffaugment else c for c in (state.D_A, state.D_B)]
         self._augmented = [c for c in critics if isinstance(c, Augmented)]
         self._d_a, self._d_b = (speed.critic_of(c) for c in critics)
+        # Maps started in another channel order (``Config.channel_order``) leave an image of their target domain
+        # alone up to that order: G(b) ≈ b reordered, F(a) ≈ a in the inverse order. The untouched identity would
+        # pull them back to the order the folders were read not to have.
+        order = cfg.channel_order
+        self._idt_channels = (None if order == "rgb" else
+                              (list(order_indices(order)), list(order_indices(inverse_order(order)))))
 
     def generator_passes(self, real_a: torch.Tensor, real_b: torch.Tensor) -> GeneratorPasses:
         """Each generator's independent passes in one batched call (instance norm is per image, so
@@ -92,8 +99,10 @@ class CycleGANStep:
                 K.CYCLE_B: lam * cycle_loss(p.rec_b, real_b),        # ‖G(F(b)) − b‖₁
             }
             zero = torch.zeros((), device=real_a.device)
-            losses[K.IDT_A] = lam * o.lambda_id * identity_loss(p.idt_b, real_b) if p.idt_b is not None else zero
-            losses[K.IDT_B] = lam * o.lambda_id * identity_loss(p.idt_a, real_a) if p.idt_a is not None else zero
+            idt_b, idt_a = ((real_b, real_a) if self._idt_channels is None else
+                            (real_b[:, self._idt_channels[0]], real_a[:, self._idt_channels[1]]))
+            losses[K.IDT_A] = lam * o.lambda_id * identity_loss(p.idt_b, idt_b) if p.idt_b is not None else zero
+            losses[K.IDT_B] = lam * o.lambda_id * identity_loss(p.idt_a, idt_a) if p.idt_a is not None else zero
             # The reported terms carry the full λ; during a cycle warm-up the objective weighs them less.
             warm = self.cycle_scale(s.step)
             loss = losses[K.G_A] + losses[K.G_B] + warm * (losses[K.CYCLE_A] + losses[K.CYCLE_B] + losses[K.IDT_A]

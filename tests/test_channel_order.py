@@ -1,0 +1,130 @@
+"""The channel order the colour and local maps start from: read from the folders' colours, fitted, resolved."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from engine.config import preset
+from engine.models.channel_order import (
+    ORDER_MARGIN,
+    ORDERS,
+    describe_order,
+    inverse_order,
+    order_indices,
+    read_channel_order,
+    sample_colours,
+)
+from engine.models.networks import build_generator
+from engine.training.search import open_trainer
+from tests.helpers import tiny_config
+
+
+def test_orders_name_where_each_channel_comes_from_and_invert():
+    assert ORDERS[0] == "rgb" and len(set(ORDERS)) == 6
+    x = torch.arange(3.0)
+    for order in ORDERS:
+        there = x[list(order_indices(order))]
+        assert torch.equal(there[list(order_indices(inverse_order(order)))], x)
+    assert order_indices("brg") == (2, 0, 1) and inverse_order("brg") == "gbr"
+    assert describe_order("brg") == "R ← B, G ← R, B ← G"
+    with pytest.raises(ValueError, match="not a channel order"):
+        order_indices("rgg")
+
+
+def photo_colours(n: int, seed: int) -> torch.Tensor:
+    """Colours as photographs have them, not alike in every channel: mostly warm skin and earth, some sky, some
+    foliage, a few greys (a uniform cube would read alike in every order)."""
+    g = torch.Generator().manual_seed(seed)
+    centres = torch.tensor([[0.80, 0.55, 0.40], [0.45, 0.30, 0.20], [0.45, 0.65, 0.90], [0.30, 0.45, 0.20],
+                            [0.50, 0.50, 0.50]])
+    which = torch.multinomial(torch.tensor([0.35, 0.25, 0.2, 0.12, 0.08]), n, replacement=True, generator=g)
+    return (centres[which] + 0.08 * torch.randn(n, 3, generator=g)).clamp(0, 1)
+
+
+def false_colour(x: torch.Tensor, order: str) -> torch.Tensor:
+    return ((x[:, list(order_indices(order))] - 0.5) * 1.3 + 0.5).clamp(0, 1)
+
+
+def grade(x: torch.Tensor) -> torch.Tensor:
+    """A grade with no channel reordered: darker tone curve, cooler, less saturated."""
+    luma = x.mean(1, keepdim=True)
+    return ((0.5 * x + 0.5 * luma) ** 1.4 * torch.tensor([0.85, 0.95, 1.1])).clamp(0, 1)
+
+
+@pytest.mark.parametrize("order", ["brg", "bgr"])
+def test_a_reordering_of_the_channels_is_read_from_two_unpaired_samples(order):
+    # Two different draws: the target's colours are other pixels than the source's, as two folders' are.
+    reading = read_channel_order(photo_colours(2048, 1), false_colour(photo_colours(2048, 2), order), seed=0)
+    assert reading.order == order
+    assert reading.shares["rgb"] == pytest.approx(1.0)
+    assert reading.shares[order] < ORDER_MARGIN
+    assert "reordered" in reading.describe() and describe_order(order) in reading.describe()
+
+
+def test_a_grade_keeps_the_untouched_order():
+    reading = read_channel_order(photo_colours(2048, 1), grade(photo_colours(2048, 2)), seed=0)
+    assert reading.order == "rgb"
+    assert min(reading.shares.values()) > ORDER_MARGIN
+    assert "untouched" in reading.describe()
+
+
+def test_colours_are_sampled_from_uint8_images_without_touching_the_global_random_state():
+    images = [torch.full((3, 4, 5), 255, dtype=torch.uint8), torch.zeros((3, 2, 2), dtype=torch.uint8)]
+    torch.manual_seed(5)
+    before = torch.rand(1)
+    torch.manual_seed(5)
+    colours = sample_colours(images, n=1000, seed=3)
+    assert torch.equal(torch.rand(1), before)
+    assert colours.shape == (1000, 3) and set(colours.unique().tolist()) == {0.0, 1.0}
+    # Each pixel is drawn alike: 20 white pixels against 4 black ones.
+    assert 0.75 < colours[:, 0].mean().item() < 0.92
+    assert torch.equal(sample_colours(images, n=1000, seed=3), colours)
+    with pytest.raises(ValueError, match="no images"):
+        sample_colours([])
+
+
+@pytest.mark.parametrize("family", ["colour", "local"])
+def test_a_map_starts_in_its_order_and_the_way_back_at_the_inverse(family):
+    cfg = preset("cpu-quick").with_values(netG=family, map_order="brg")
+    G, F = build_generator(cfg).eval(), build_generator(cfg, inverse=True).eval()
+    v = torch.linspace(-0.9, 0.9, 12)
+    x = torch.stack(torch.meshgrid(v, v, v, indexing="ij")).reshape(1, 3, 144, 12)
+    with torch.no_grad():
+        gx = G(x)
+        assert (gx - x[:, [2, 0, 1]]).abs().mean() < 0.03
+        assert (F(gx) - x).abs().mean() < 0.05
+    # rgb and auto (where nothing resolved it) start untouched, as before
+    for order in ("rgb", "auto"):
+        with torch.no_grad():
+            assert (build_generator(cfg.with_values(map_order=order))(x) - x).abs().mean() < 0.03
+
+
+def _photo_folder(path, colours_seed: int, order: str | None, n: int = 6, size: int = 24):
+    path.mkdir(parents=True)
+    for i in range(n):
+        px = photo_colours(size * size, colours_seed * 100 + i)
+        if order is not None:
+            px = false_colour(px, order)
+        img = (px.reshape(size, size, 3).numpy() * 255).round().astype(np.uint8)
+        Image.fromarray(img).save(path / f"{i}.png")
+    return path
+
+
+def test_the_trainer_reads_the_order_before_training_and_keeps_it_in_its_config(tmp_path, caplog):
+    a = _photo_folder(tmp_path / "A", 1, None)
+    b = _photo_folder(tmp_path / "B", 2, "brg")
+    cfg = tiny_config(netG="colour", load_size=24, crop_size=16)
+    with caplog.at_level("INFO", logger="engine.training.trainer"):
+        trainer = open_trainer(cfg, a, b)
+    assert trainer.cfg.model.map_order == "brg"
+    assert "R ← B, G ← R, B ← G" in caplog.text
+    x = torch.rand(1, 3, 8, 8) * 1.6 - 0.8
+    with torch.no_grad():
+        assert (trainer.state.G(x) - x[:, [2, 0, 1]]).abs().mean() < 0.05
+        assert (trainer.state.F(x) - x[:, [1, 2, 0]]).abs().mean() < 0.05
+    # A pinned order, a random start and the ResNet read nothing.
+    for pinned in (dict(map_order="rgb"), dict(map_start="random"), dict(netG="resnet")):
+        assert open_trainer(cfg.with_values(pinned), a, b).cfg.model.map_order == pinned.get("map_order", "auto")
