@@ -121,13 +121,18 @@ def test_the_trainer_reads_the_order_before_training_and_keeps_it_in_its_config(
         trainer = open_trainer(cfg, a, b)
     assert trainer.cfg.model.map_order == "brg"
     assert "R ← B, G ← R, B ← G" in caplog.text
+    # and the user is told, calmly, before the first step (the app's Notes panel, the CLI's log)
+    (note,) = trainer.prelude
+    assert (note.code, note.severity, note.step) == ("channel-order", "info", 0)
+    assert "R ← B, G ← R, B ← G" in note.message and "map_order=rgb" in note.hint
     x = torch.rand(1, 3, 8, 8) * 1.6 - 0.8
     with torch.no_grad():
         assert (trainer.state.G(x) - x[:, [2, 0, 1]]).abs().mean() < 0.05
         assert (trainer.state.F(x) - x[:, [1, 2, 0]]).abs().mean() < 0.05
     # A pinned order, a random start and the ResNet read nothing.
     for pinned in (dict(map_order="rgb"), dict(map_start="random"), dict(netG="resnet")):
-        assert open_trainer(cfg.with_values(pinned), a, b).cfg.model.map_order == pinned.get("map_order", "auto")
+        other = open_trainer(cfg.with_values(pinned), a, b)
+        assert other.cfg.model.map_order == pinned.get("map_order", "auto") and other.prelude == []
 
 
 @pytest.mark.parametrize("order", ["brg", "rgb"])

@@ -107,12 +107,13 @@ class Trainer(Controls):
         self.search_record: dict[str, Any] | None = None  # how the auto family search chose this run's family
         # Reports made before this trainer ran (the family search's choice and the chosen family's trial): logged
         # and yielded first, once the run folder is locked and prepared.
-        self.prelude: list[Report] = []
+        self.prelude: list[Report] = [self.order_note] if self.order_note is not None else []
 
     def _resolve_map_order(self, cfg: Config) -> Config:
         """``cfg`` with ``map_order`` ``auto`` replaced by the order read from the training images (rank 0's, on every
         rank); unchanged where no map starts fitted (the ResNet, a random start) or an order is set."""
         m = cfg.model
+        self.order_note: WarningReport | None = None  # a note for the user where the maps start reordered
         if not (cfg.is_per_pixel and m.map_start == "identity" and m.map_order == "auto"):
             return cfg
         seed = cfg.schedule.seed
@@ -126,6 +127,11 @@ class Trainer(Controls):
         if self.dist.enabled:
             order = ORDERS[broadcast_choice(ORDERS.index(order), self.device)]
         log.info("channel order: %s", reading.describe())
+        if order != "rgb":
+            text = reading.describe() if order == reading.order else f"the colour maps start in channel order {order}"
+            self.order_note = WarningReport(0, "channel-order", text[0].upper() + text[1:], severity="info", hint=(
+                "Your folders' colours look like each other with the channels swapped or rotated. To start from "
+                "the untouched colours instead: Model ▸ Colour/local channel order = rgb (--set map_order=rgb)."))
         return cfg.with_values(map_order=order)
 
     @classmethod
