@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -65,23 +67,24 @@ def test_a_reordering_of_the_channels_is_read_from_two_unpaired_samples(order):
 
 
 def test_a_grade_keeps_the_untouched_order():
-    reading = read_channel_order(photo_colours(2048, 1), grade(photo_colours(2048, 2)), seed=0)
+    reading = read_channel_order(photo_colours(2048, 1), grade(photo_colours(1500, 2)), seed=0)  # samples of two sizes
     assert reading.order == "rgb"
     assert min(reading.shares.values()) > ORDER_MARGIN
     assert "untouched" in reading.describe()
 
 
 def test_colours_are_sampled_from_uint8_images_without_touching_the_global_random_state():
-    images = [torch.full((3, 4, 5), 255, dtype=torch.uint8), torch.zeros((3, 2, 2), dtype=torch.uint8)]
+    images = [torch.full((3, 20, 25), 255, dtype=torch.uint8), torch.zeros((3, 10, 10), dtype=torch.uint8)]
     torch.manual_seed(5)
     before = torch.rand(1)
     torch.manual_seed(5)
-    colours = sample_colours(images, n=1000, seed=3)
+    colours = sample_colours(images, n=300, seed=3)
     assert torch.equal(torch.rand(1), before)
-    assert colours.shape == (1000, 3) and set(colours.unique().tolist()) == {0.0, 1.0}
-    # Each pixel is drawn alike: 20 white pixels against 4 black ones.
+    assert colours.shape == (300, 3) and set(colours.unique().tolist()) == {0.0, 1.0}
+    # Each pixel is drawn alike: 500 white pixels against 100 black ones.
     assert 0.75 < colours[:, 0].mean().item() < 0.92
-    assert torch.equal(sample_colours(images, n=1000, seed=3), colours)
+    assert torch.equal(sample_colours(images, n=300, seed=3), colours)
+    assert sample_colours(images, n=10_000).shape == (600, 3)  # no more than the images have pixels
     with pytest.raises(ValueError, match="no images"):
         sample_colours([])
 
@@ -154,3 +157,13 @@ def test_the_identity_loss_leaves_a_target_image_alone_up_to_the_maps_order(tmp_
     assert losses["idt_A"].item() < 0.05 * weight
     if order != "rgb":
         assert (p.idt_b - b).abs().mean().item() > 0.1
+
+
+def test_a_run_that_starts_reordered_says_so_first_and_trains_into_its_folder(tmp_path):
+    a = _photo_folder(tmp_path / "A", 1, None)
+    b = _photo_folder(tmp_path / "B", 2, "brg")
+    cfg = tiny_config(netG="colour", load_size=24, crop_size=16, max_steps=2)
+    reports = list(open_trainer(cfg, a, b, run_dir=tmp_path / "run").run())
+    assert reports[0].code == "channel-order" and reports[-1].reason == "completed"
+    saved = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert saved["model"]["map_order"] == "brg"  # a resumed run starts from its checkpoint: nothing read again

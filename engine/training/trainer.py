@@ -215,7 +215,7 @@ class Trainer(Controls):
                 yield FinishedReport(self.step, "error", f"cannot write the run folder: {e}")
                 return
         for rep in self.prelude:
-            if self.run_folder is not None:
+            if self.run_folder is not None and hasattr(rep, "metrics_row"):  # a note (WarningReport) has no row
                 kind, values = rep.metrics_row()
                 self.run_folder.append_metrics(kind, rep.step, getattr(rep, "elapsed_s", self.elapsed()), values)
             yield rep
