@@ -70,7 +70,8 @@ def test_a_grade_keeps_the_untouched_order():
     reading = read_channel_order(photo_colours(2048, 1), grade(photo_colours(1500, 2)), seed=0)  # samples of two sizes
     assert reading.order == "rgb"
     assert min(reading.shares.values()) > ORDER_MARGIN
-    assert "untouched" in reading.describe()
+    closest = min((o for o in ORDERS if o != "rgb"), key=reading.shares.get)
+    assert "untouched" in reading.describe() and f"closest: {closest} at" in reading.describe()
 
 
 def test_colours_are_sampled_from_uint8_images_without_touching_the_global_random_state():
@@ -167,3 +168,15 @@ def test_a_run_that_starts_reordered_says_so_first_and_trains_into_its_folder(tm
     assert reports[0].code == "channel-order" and reports[-1].reason == "completed"
     saved = json.loads((tmp_path / "run" / "config.json").read_text())
     assert saved["model"]["map_order"] == "brg"  # a resumed run starts from its checkpoint: nothing read again
+
+
+def test_the_family_search_reads_the_order_once_and_says_so_once(tmp_path):
+    a = _photo_folder(tmp_path / "A", 1, None, n=8)
+    b = _photo_folder(tmp_path / "B", 2, "brg", n=8)
+    cfg = tiny_config(netG="auto", preprocess="auto", load_size=24, crop_size=16, val_fraction=0.3, val_min=2,
+                      max_steps=12, save_every=10**6, preview_every=10**6, eval_every=10**6)
+    search = open_trainer(cfg, a, b)
+    assert search.cfg.model.map_order == "brg"  # every candidate after the first is built in that order
+    reports = list(search.run())
+    notes = [r for r in reports if getattr(r, "code", None) == "channel-order"]
+    assert len(notes) == 1 and reports[-1].reason == "completed"

@@ -65,11 +65,11 @@ class OrderReading:
 
     def describe(self) -> str:
         ranked = sorted(self.shares, key=self.shares.get)
-        runner = next(o for o in ranked if o != self.order)
+        runner = next(o for o in ranked if o != self.order)  # the closest other order (than rgb, for rgb)
         if self.order == "rgb":
             return (f"the colour maps start untouched: no other channel order brings the source's colours below "
-                    f"{ORDER_MARGIN:.0%} of the untouched distance to the target's (closest: {ranked[0]} at "
-                    f"{self.shares[ranked[0]]:.2f})")
+                    f"{ORDER_MARGIN:.0%} of the untouched distance to the target's (closest: {runner} at "
+                    f"{self.shares[runner]:.2f})")
         return (f"the colour maps start with the channels reordered ({describe_order(self.order)}; back: "
                 f"{describe_order(inverse_order(self.order))}): in that order the source's colours come to "
                 f"{self.shares[self.order]:.2f} of the untouched distance to the target's (next: {runner} at "

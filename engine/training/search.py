@@ -114,8 +114,8 @@ class FamilySearch(Controls):
         # The winner's trainer needs a family to exist before run(): the first candidate stands in until then.
         self.active: Trainer = self._trainer(FAMILIES[0], trial=True, device=device)
         # The maps' channel order, read by that first per-pixel trainer, holds for every candidate after it.
+        # (Its note, where the maps start reordered, is the first report of the colour map's trial.)
         self.cfg = cfg.with_values(map_order=self.active.cfg.model.map_order)
-        self._order_note = self.active.order_note  # said after the choice, where a colour or local map is kept
         self.device = self.active.device
         self.train_a, self.val_a, self.train_b, self.val_b = (self.active.train_a, self.active.val_a,
                                                                self.active.train_b, self.active.val_b)
@@ -422,8 +422,7 @@ class FamilySearch(Controls):
         self.choice = FamilyChoiceReport(final.step, tuple(self.candidates), chosen, resolved, reason, dropped, share)
         log.info("generator family: %s (%s)", chosen, reason)
         history = sorted(self._history.get(chosen, []), key=lambda r: r.step)
-        notes = [self._order_note] if self._order_note is not None and final.cfg.is_per_pixel else []
-        final.prelude = [self.choice, *notes, *(replace(rep, replay=True) for rep in history)]
+        final.prelude = [self.choice, *(replace(rep, replay=True) for rep in history)]
         warning = self._inversion(final.step, chosen)
         for rep in final.run(stop_at):
             yield rep
