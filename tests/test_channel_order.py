@@ -86,6 +86,13 @@ def test_colours_are_sampled_from_uint8_images_without_touching_the_global_rando
     assert 0.75 < colours[:, 0].mean().item() < 0.92
     assert torch.equal(sample_colours(images, n=300, seed=3), colours)
     assert sample_colours(images, n=10_000).shape == (600, 3)  # no more than the images have pixels
+    # The draws are those of one uniform draw over all the images' pixels in a row, taken image by image (a camera
+    # photo is never copied whole): the same colours, in the same order, as from the images concatenated.
+    mixed = [torch.randint(0, 256, shape, dtype=torch.uint8, generator=torch.Generator().manual_seed(i))
+             for i, shape in enumerate([(3, 17, 23), (3, 40, 9), (3, 5, 5)])]
+    pixels = torch.cat([t.reshape(3, -1).T for t in mixed])
+    draw = torch.randint(len(pixels), (500,), generator=torch.Generator().manual_seed(4))
+    assert torch.equal(sample_colours(mixed, n=500, seed=4), pixels[draw].float() / 255.0)
     with pytest.raises(ValueError, match="no images"):
         sample_colours([])
 

@@ -82,9 +82,16 @@ def sample_colours(images: Sequence[torch.Tensor], n: int = PIXELS, seed: int = 
     have pixels where that is fewer."""
     if not images:
         raise ValueError("no images to read colours from")
-    pixels = torch.cat([t.reshape(3, -1).T for t in images])
+    sizes = torch.tensor([t.shape[-2] * t.shape[-1] for t in images])
+    total = int(sizes.sum())
     g = torch.Generator().manual_seed(seed)
-    return pixels[torch.randint(len(pixels), (min(n, len(pixels)),), generator=g)].float() / 255.0
+    idx = torch.randint(total, (min(n, total),), generator=g)   # into all the images' pixels, one after another
+    out = torch.empty(len(idx), 3, dtype=images[0].dtype)
+    starts = torch.cumsum(sizes, 0) - sizes
+    for t, start, size in zip(images, starts.tolist(), sizes.tolist()):  # each image's own draws, in place: a
+        mine = (idx >= start) & (idx < start + size)                     # camera photo is never copied whole
+        out[mine] = t.reshape(3, -1)[:, idx[mine] - start].T
+    return out.float() / 255.0
 
 
 def _directions(k: int, g: torch.Generator) -> torch.Tensor:
