@@ -17,11 +17,15 @@ def tiny_config(**overrides) -> Config:
     """The ResNet family at ngf 8, 32-px crops, one residual block: a step takes milliseconds on a CPU.
 
     In fp32 (amp off) on every CPU: with ``auto`` a CPU with native bf16 would train in bf16, and tests of
-    the fp32 mathematics would compare bf16 rounding. The bf16 tests ask for ``amp="on"`` themselves."""
+    the fp32 mathematics would compare bf16 rounding. The bf16 tests ask for ``amp="on"`` themselves.
+
+    A colour or local map starts untouched (``map_order="rgb"``): reading the order from the folders takes seconds
+    per trainer, and ``tests/test_channel_order.py``, which tests it, asks for ``auto``."""
     base = dict(load_size=36, crop_size=32, ngf=8, ndf=8, n_blocks=1, n_layers_D=2, batch_size=1,
                 n_epochs=1, n_epochs_decay=1, log_every=1, preview_every=2, eval_every=2, save_every=4,
                 val_fraction=0.0, val_min=0, pool_size=4, cache_mb=64, device="cpu", amp="off", netG="resnet",
-                eval_share=1.0)  # evaluations at exactly every eval_every steps (none put off for their cost)
+                eval_share=1.0,  # evaluations at exactly every eval_every steps (none put off for their cost)
+                map_order="rgb")
     base.update(overrides)
     return preset("cpu-quick").with_values(base)
 

@@ -127,7 +127,7 @@ def _photo_folder(path, colours_seed: int, order: str | None, n: int = 6, size: 
 def test_the_trainer_reads_the_order_before_training_and_keeps_it_in_its_config(tmp_path, caplog):
     a = _photo_folder(tmp_path / "A", 1, None)
     b = _photo_folder(tmp_path / "B", 2, "brg")
-    cfg = tiny_config(netG="colour", load_size=24, crop_size=16)
+    cfg = tiny_config(netG="colour", load_size=24, crop_size=16, map_order="auto")
     with caplog.at_level("INFO", logger="engine.training.trainer"):
         trainer = open_trainer(cfg, a, b)
     assert trainer.cfg.model.map_order == "brg"
@@ -170,7 +170,7 @@ def test_the_identity_loss_leaves_a_target_image_alone_up_to_the_maps_order(tmp_
 def test_a_run_that_starts_reordered_says_so_first_and_trains_into_its_folder(tmp_path):
     a = _photo_folder(tmp_path / "A", 1, None)
     b = _photo_folder(tmp_path / "B", 2, "brg")
-    cfg = tiny_config(netG="colour", load_size=24, crop_size=16, max_steps=2)
+    cfg = tiny_config(netG="colour", load_size=24, crop_size=16, max_steps=2, map_order="auto")
     reports = list(open_trainer(cfg, a, b, run_dir=tmp_path / "run").run())
     assert reports[0].code == "channel-order" and reports[-1].reason == "completed"
     saved = json.loads((tmp_path / "run" / "config.json").read_text())
@@ -181,6 +181,7 @@ def test_the_family_search_reads_the_order_once_and_says_so_once(tmp_path):
     a = _photo_folder(tmp_path / "A", 1, None, n=8)
     b = _photo_folder(tmp_path / "B", 2, "brg", n=8)
     cfg = tiny_config(netG="auto", preprocess="auto", load_size=24, crop_size=16, val_fraction=0.3, val_min=2,
+                      map_order="auto",
                       max_steps=12, save_every=10**6, preview_every=10**6, eval_every=10**6)
     search = open_trainer(cfg, a, b)
     assert search.cfg.model.map_order == "brg"  # every candidate after the first is built in that order
