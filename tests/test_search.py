@@ -25,6 +25,7 @@ from engine.training.family_choice import (
     describe_choice,
     indistinct,
     inversion_warning,
+    outpaced,
     unproven,
 )
 from engine.training.reports import (
@@ -167,6 +168,38 @@ def test_a_resnet_ahead_after_a_short_trial_is_kept_where_the_maps_moved_away_be
     # Maps trained too briefly to judge (a random draw read 1.5 after 42 steps on the demo): not kept either.
     brief = [replace(c, steps=MAP_JUDGED_STEPS - 1) for c in (colour, local)]
     assert unproven([*brief, resnet]) is resnet and choose([*brief, resnet])[0] != "resnet"
+
+
+def test_a_tie_with_a_family_that_moved_away_in_one_direction_goes_to_the_closest():
+    """The pencil sketch at 10 minutes with native bf16: the colour map 0.96 [0.89, 0.98], the ResNet 0.80 [0.67,
+    0.90], a tie by the paired difference, the colour map's interval below 1; but sketch → photo the colour map read
+    1.20 of the untranslated sketches, beyond its interval, where the ResNet came closer in both directions."""
+    shared = np.array([0.02, -0.05, -0.04, 0.05, -0.02, 0.02, 0.09, 0.0, 0.07, -0.06, -0.07, 0.1])
+    resnet = ways(FamilyCandidate("resnet", 0.80, 0.67, 0.90, {}, {}, 207, 42.0, tuple(0.80 + shared),
+                                  {"AtoB": 0.88, "BtoA": 0.35}), 1.08, 0.52)
+    colour = ways(FamilyCandidate("colour", 0.96, 0.89, 0.98, {}, {}, 2581, 126.0,
+                                  tuple(0.96 + shared + np.r_[np.full(11, 0.05), -0.3]),
+                                  {"AtoB": 0.65, "BtoA": 1.02}), 0.71, 1.20)
+    local = replace(colour, family="local", score=0.93, lo=0.86, hi=0.95, replicates=tuple(np.array(colour.replicates)
+                                                                                           - 0.03))
+    assert indistinct(colour, resnet) and not beside_identity(colour, resnet) and cannot_follow(colour)
+    assert outpaced(colour, resnet) and outpaced(local, resnet)
+    chosen, resolved, reason = choose([colour, local, resnet])
+    assert (chosen, resolved) == ("resnet", True)
+    assert ("colour and local could not be told from it overall, but each moved the translations farther from the "
+            "target than the untranslated images beyond their interval (colour B → A 1.20 × (from 1.02)") in reason
+    # Without the move away beyond its interval (its low end at 1 or below), the tie goes to the colour map as before.
+    within = replace(colour, away={"AtoB": 0.65, "BtoA": 0.98})
+    assert not outpaced(within, resnet) and choose([within, resnet])[:2] == ("colour", False)
+    # Nor where the closest moved away beyond its interval too: neither does better than doing nothing there.
+    both = replace(resnet, away={"AtoB": 1.01, "BtoA": 0.35})
+    assert not outpaced(colour, both) and choose([colour, both])[:2] == ("colour", False)
+    # Nor after too short a trial to judge the map (``MAP_JUDGED_STEPS``).
+    short = replace(colour, steps=MAP_JUDGED_STEPS - 1)
+    assert not outpaced(short, resnet) and choose([short, resnet])[:2] == ("colour", False)
+    # Between two families that keep the picture: the colour map moved away, the local generator did not.
+    near = ways(replace(local, away={"AtoB": 0.6, "BtoA": 0.97}), 0.7, 0.99)
+    assert choose([colour, replace(near, score=0.90)])[:2] == ("local", True)
 
 
 def test_the_resnet_is_kept_only_where_no_family_that_keeps_the_picture_can_follow_the_change():
