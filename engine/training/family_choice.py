@@ -23,6 +23,8 @@ __all__ = ["FAMILIES", "TRIAL_ORDER", "REDRAWS", "RESNET_JUDGED_STEPS", "MAP_JUD
            "beside_identity", "outpaced", "set_aside", "unproven", "short_lead", "cannot_follow",
            "moves_away", "describe_choice", "unjudged", "brightness_order", "inversion_warning"]
 
+_WAY_NAMES = {"AtoB": "A → B", "BtoA": "B → A"}  # the directions in a reason's words
+
 # Every family the search tries, ordered by how much of the picture each may change: least first.
 FAMILIES = ("colour", "local", "resnet")
 # The order the search trains them in: the ResNet before the local generator, which it may make needless.
@@ -65,15 +67,16 @@ def choose(candidates: list[FamilyCandidate], *, early: bool = False) -> tuple[s
         candidates = [c for c in candidates if c is not early_lead]
     best = min(candidates, key=lambda c: c.score)
     changes_less = [c for c in candidates if FAMILIES.index(c.family) < FAMILIES.index(best.family)]
-    tied = [c for c in changes_less if indistinct(c, best) and not beside_identity(c, best) and not outpaced(c, best)]
+    close = [c for c in changes_less if indistinct(c, best)]
+    untold = [c for c in close if beside_identity(c, best)]  # no better than the untranslated images, maybe
+    behind = [c for c in close if c not in untold and outpaced(c, best)]  # worse than them in one direction
+    tied = [c for c in close if c not in untold and c not in behind]
     if not tied:
         family, resolved = best.family, True
         among = ("of the families judged" if early_lead is not None else
                  "of the families that keep the picture" if redrawing is not None else "to the target")
         reason = f"{best.family} came closest {among} (distance / start {best.score:.2f})"
         overlapping = [c.family for c in changes_less if c.lo <= best.hi and c.hi >= best.lo]
-        untold = [c.family for c in changes_less if indistinct(c, best) and beside_identity(c, best)]
-        behind = [c for c in changes_less if indistinct(c, best) and not beside_identity(c, best) and outpaced(c, best)]
         if behind:  # a tie with a family that does worse than the untranslated images in one direction
             one = len(behind) == 1
             reason += (f"; {' and '.join(c.family for c in behind)} could not be told from it overall, but "
@@ -82,7 +85,8 @@ def choose(candidates: list[FamilyCandidate], *, early: bool = False) -> tuple[s
                        f"({', '.join(_away_in_words(c) for c in behind)}), where {best.family} did not in either "
                        "direction")
         elif untold:  # a tie with a family that may have done no better than the untranslated images
-            reason += (f"; {' and '.join(untold)} could not be told from it, but nor from the untranslated images "
+            reason += (f"; {' and '.join(c.family for c in untold)} could not be told from it, but nor from the "
+                       "untranslated images "
                        f"(an interval reaching 1), where {best.family}'s lies below 1")
         elif overlapping:  # the plot's bars overlap a family that changes less: say why that is no tie
             reason += (f"; its interval overlaps {' and '.join(overlapping)}'s, but compared on the same held-out "
@@ -149,8 +153,7 @@ def outpaced(c: FamilyCandidate, best: FamilyCandidate) -> bool:
 
 def _away_in_words(c: FamilyCandidate) -> str:
     """``c``'s directions whose reading moved away beyond its interval, in words: "colour B → A 1.20 × (from 1.02)"."""
-    names = {"AtoB": "A → B", "BtoA": "B → A"}
-    said = [f"{names.get(way, way)} {c.w[way] / c.start[way]:.2f} × (from {low:.2f})"
+    said = [f"{_WAY_NAMES.get(way, way)} {c.w[way] / c.start[way]:.2f} × (from {low:.2f})"
             for way, low in c.away.items() if low > 1 and c.start.get(way, 0) > 0 and way in c.w]
     return f"{c.family} {', '.join(said)}" if said else c.family
 
@@ -284,8 +287,7 @@ def inversion_warning(step: int, family: str, orders: dict[str, float]) -> Warni
     bad = {way: r for way, r in orders.items() if math.isfinite(r) and r < 0}
     if not bad:
         return None
-    names = {"AtoB": "A → B", "BtoA": "B → A"}
-    said = ", ".join(f"{names.get(way, way)} {r:+.2f}" for way, r in bad.items())
+    said = ", ".join(f"{_WAY_NAMES.get(way, way)} {r:+.2f}" for way, r in bad.items())
     return WarningReport(
         step, "inverted",
         f"the {family} map kept reverses light and dark: the brightness of its held-out translations runs against "
